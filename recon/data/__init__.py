@@ -1,0 +1,6 @@
+"""Datasets: one Scene type, loaders for every format users bring, and the NDS folder writer."""
+
+from recon.data.load import FORMATS, detect, load
+from recon.data.scene import Loaded, Scene, View
+
+__all__ = ["FORMATS", "Loaded", "Scene", "View", "detect", "load"]

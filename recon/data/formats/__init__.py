@@ -1,0 +1,7 @@
+"""One module per dataset format. Each defines:
+
+    NAME: str                     key in recon.data.FORMATS
+    LOOKS_FOR: str                what detection looks for, quoted in "unknown folder" errors
+    detect(path) -> Path | None   the dataset root if `path` (a folder or its main file) is this format
+    read(root, image_scale) -> Loaded   views in the design's camera convention (+ bbox if given)
+"""

@@ -1,0 +1,18 @@
+"""User-facing errors: every one names the file (or thing) at fault and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ReconstructError(Exception):
+    """Base of every error the CLI and GUI report as one line instead of a traceback."""
+
+
+class DatasetError(ReconstructError):
+    """A dataset cannot be read: `path` is the file or folder at fault."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = Path(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")

@@ -1,0 +1,1 @@
+"""Rasterizer backends with the same method names (gl: moderngl/EGL; nvdiffrast: CUDA)."""
