@@ -1,0 +1,325 @@
+"""The neural shader of NDS (Worchel et al. 2022, §3.1, Fig. 3) and its pickle-free file format.
+
+Architecture (defaults in brackets), `f(x, n, ω) = c(h(x), n, ω)` as in the paper's eq. (10):
+
+    x ∈ [-1,1]³ ─PE─> (3 + 6·octaves) [27]
+        ─> layers_h × (Linear → hidden_h, ReLU)   [3 × 256]
+        ─> Linear → features                       [256]      = h(x), no activation
+    [h, n, ω] (features + 6) [262]
+        ─> layers_c × (Linear → hidden_c, ReLU)   [2 × 128]
+        ─> Linear → 3, sigmoid                                = RGB in (0, 1)
+
+`layers_h` and `layers_c` count the hidden ReLU layers of each part, which is how the paper's
+Fig. 3 ("3 fully-connected layers" → feature vector; "the last two layers" → colour) and the
+design ("3×256 ReLU → 256 features; 2×128 ReLU → RGB sigmoid") count them; each part then ends
+in a linear output layer. The feature output has no ReLU: h(x) is a latent code that material
+editing swaps and PCA projects, and a ReLU there would clip half of it to zero and let feature
+channels die for good. Weights use PyTorch's default `nn.Linear` initialisation (Kaiming-uniform
+weights, a = √5, and uniform biases in ±1/√fan_in), so a fresh shader outputs colours near 0.5.
+
+Positional encoding of x = (x₀, x₁, x₂) with K = `pe_octaves` and frequencies f_k = 2^k·π
+(π, 2π, 4π, 8π for K = 4):
+
+    PE(x) = [x₀, x₁, x₂,  sin(f₀x₀), sin(f₀x₁), sin(f₀x₂), cos(f₀x₀), cos(f₀x₁), cos(f₀x₂),
+             sin(f₁x₀), ..., cos(f_{K-1}x₂)]
+
+The input is included, then per octave the three sines followed by the three cosines; a GLSL
+port of the shader has to use this exact order.
+
+Inputs: x in the normalised cube (x_n = (x_world - centre) · scale), n unit normals, ω unit view
+directions pointing from the surface point towards the camera.
+
+Files: `save_shader` writes `<stem>.safetensors` (the state dict, float32, nothing else) and
+`<stem>.json` (format tag and version, config, normalisation, the weights file's name and
+SHA-256). No pickle anywhere: `torch.load` is never used, so loading a file cannot run code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+
+from recon.atomic import write_bytes_atomic, write_text_atomic
+from recon.errors import ReconstructError
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "reconstruct.neural_shader"
+FORMAT_VERSION = 1
+WEIGHTS_SUFFIX = ".safetensors"
+CONFIG_SUFFIX = ".json"
+
+Normalization = tuple[np.ndarray, float]
+
+
+class ShaderFileError(ReconstructError):
+    """A saved shader cannot be read: `path` is the file at fault."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = Path(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+
+@dataclass(frozen=True)
+class ShaderConfig:
+    """Sizes of the neural shader; the defaults are the paper's.
+
+    Attributes:
+        pe_octaves: K, number of sin/cos frequency pairs (0 = the raw position only).
+        hidden_h: width of the hidden layers of h.
+        layers_h: number of hidden ReLU layers of h (0 = PE straight into the feature layer).
+        features: length of the feature vector h(x).
+        hidden_c: width of the hidden layers of c.
+        layers_c: number of hidden ReLU layers of c (0 = one linear layer to RGB).
+    """
+
+    pe_octaves: int = 4
+    hidden_h: int = 256
+    layers_h: int = 3
+    features: int = 256
+    hidden_c: int = 128
+    layers_c: int = 2
+
+    def __post_init__(self) -> None:
+        minimum = {"pe_octaves": 0, "layers_h": 0, "layers_c": 0, "hidden_h": 1, "features": 1, "hidden_c": 1}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"shader config: {name} must be an integer, got {value!r}")
+            if value < low:
+                raise ValueError(f"shader config: {name} must be >= {low}, got {value}")
+        if self.pe_octaves > 30:
+            raise ValueError(f"shader config: pe_octaves = {self.pe_octaves} is beyond float32 precision (max 30)")
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShaderConfig:
+        """Inverse of `to_dict`; missing fields take the defaults, unknown ones are an error.
+
+        Raises:
+            ValueError: `data` is not a mapping, has unknown keys, or values out of range.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"shader config must be an object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"shader config: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+
+class PositionalEncoding(nn.Module):
+    """x ↦ [x, sin(2^k π x), cos(2^k π x) for k < octaves] (layout in the module docstring)."""
+
+    def __init__(self, octaves: int) -> None:
+        super().__init__()
+        self.octaves = octaves
+        freqs = torch.pi * 2.0 ** torch.arange(octaves, dtype=torch.float32)
+        # Derived from the config, so kept out of the state dict (and out of the weights file).
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    @property
+    def out_dim(self) -> int:
+        return 3 * (1 + 2 * self.octaves)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., 3) → (..., 3 + 6·octaves)."""
+        if self.octaves == 0:
+            return x
+        angles = x[..., None, :] * self.freqs[:, None]  # (..., K, 3)
+        waves = torch.stack((torch.sin(angles), torch.cos(angles)), dim=-2)  # (..., K, 2, 3)
+        return torch.cat((x, waves.flatten(-3)), dim=-1)
+
+
+def _mlp(in_dim: int, width: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
+    """`hidden_layers` × (Linear, ReLU) of `width`, then a bare Linear to `out_dim`."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(dim, width), nn.ReLU()]
+        dim = width
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _check_last_dim(name: str, t: torch.Tensor, size: int) -> None:
+    if t.shape[-1:] != (size,):
+        raise ValueError(f"{name} must have shape (..., {size}), got {tuple(t.shape)}")
+
+
+class NeuralShader(nn.Module):
+    """f(x, n, ω) = c(h(x), n, ω) ∈ (0, 1)³; h and c are callable on their own (material editing).
+
+    State-dict keys are `h.<i>.weight|bias` and `c.<i>.weight|bias`, i the index in each
+    `nn.Sequential` (ReLUs take the odd indices).
+    """
+
+    def __init__(self, config: ShaderConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else ShaderConfig()
+        cfg = self.config
+        self.encoding = PositionalEncoding(cfg.pe_octaves)
+        self.h = _mlp(self.encoding.out_dim, cfg.hidden_h, cfg.layers_h, cfg.features)
+        self.c = _mlp(cfg.features + 6, cfg.hidden_c, cfg.layers_c, 3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h: normalised positions (..., 3) → features (..., features)."""
+        _check_last_dim("x", x, 3)
+        return self.h(self.encoding(x))
+
+    def color(self, h: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """c: features (..., F), unit normals (..., 3), unit view directions (..., 3) → RGB (..., 3).
+
+        Leading dimensions broadcast, so one view direction can serve every point.
+        """
+        _check_last_dim("h", h, self.config.features)
+        _check_last_dim("n", n, 3)
+        _check_last_dim("omega", omega, 3)
+        lead = torch.broadcast_shapes(h.shape[:-1], n.shape[:-1], omega.shape[:-1])
+        z = torch.cat(
+            (h.expand(*lead, h.shape[-1]), n.expand(*lead, 3), omega.expand(*lead, 3)),
+            dim=-1,
+        )
+        return torch.sigmoid(self.c(z))
+
+    def forward(self, x: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """RGB (..., 3) of points x (..., 3) seen along ω with normal n."""
+        return self.color(self.features(x), n, omega)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def shader_paths(path: Path | str) -> tuple[Path, Path]:
+    """(weights, config) file paths for a stem, or for either file of the pair."""
+    path = Path(path)
+    if path.suffix in (WEIGHTS_SUFFIX, CONFIG_SUFFIX):
+        path = path.with_suffix("")
+    return path.with_name(path.name + WEIGHTS_SUFFIX), path.with_name(path.name + CONFIG_SUFFIX)
+
+
+def _check_normalization(normalization: Normalization) -> tuple[list[float], float]:
+    centre, scale = normalization
+    c = np.asarray(centre, dtype=np.float64).reshape(-1)
+    s = float(scale)
+    if c.shape != (3,) or not np.all(np.isfinite(c)):
+        raise ValueError(f"normalisation centre must be 3 finite numbers, got {centre!r}")
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError(f"normalisation scale must be a positive finite number, got {scale!r}")
+    return c.tolist(), s
+
+
+def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: Path | str) -> tuple[Path, Path]:
+    """Write `<stem>.safetensors` (weights) and `<stem>.json` (config, normalisation); returns both paths.
+
+    `normalization` is (centre (3,), scale) with x_n = (x_world - centre) · scale, as
+    `Scene.normalization()` returns it. Each file is replaced atomically; the weights go first
+    and the JSON records their SHA-256, so a crash between the two is detected on load.
+    """
+    centre, scale = _check_normalization(normalization)
+    weights_path, config_path = shader_paths(path_stem)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
+    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
+    record = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "config": shader.config.to_dict(),
+        "positional_encoding": "[x, sin(2^k*pi*x), cos(2^k*pi*x) for k < pe_octaves], per octave 3 sin then 3 cos",
+        "normalization": {"centre": centre, "scale": scale, "convention": "x_n = (x_world - centre) * scale"},
+        "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
+    }
+    write_bytes_atomic(weights_path, blob)
+    write_text_atomic(config_path, json.dumps(record, indent=2) + "\n")
+    log.info("saved shader to %s (+ %s)", weights_path, config_path.name)
+    return weights_path, config_path
+
+
+def _read_record(config_path: Path) -> dict[str, Any]:
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ShaderFileError(config_path, "shader config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ShaderFileError(config_path, f"cannot read the shader config: {e}") from e
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ShaderFileError(config_path, f"not valid JSON ({e}); the file is corrupt, save the shader again") from e
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise ShaderFileError(config_path, f"not a shader config (expected \"format\": \"{FORMAT_NAME}\")")
+    version = record.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ShaderFileError(config_path, f"unsupported shader format version {version!r} (this build reads 1..{FORMAT_VERSION})")
+    return record
+
+
+def _parse_normalization(config_path: Path, record: dict[str, Any]) -> Normalization:
+    norm = record.get("normalization")
+    try:
+        if not isinstance(norm, dict):
+            raise ValueError("missing \"normalization\" object")
+        centre, scale = _check_normalization((norm["centre"], norm["scale"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ShaderFileError(config_path, f"bad normalisation: {e}") from e
+    return np.asarray(centre, dtype=np.float64), scale
+
+
+def _read_weights(weights_path: Path, expected_sha256: object) -> dict[str, torch.Tensor]:
+    try:
+        blob = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise ShaderFileError(weights_path, "shader weights file not found (it must lie beside the .json)") from None
+    except OSError as e:
+        raise ShaderFileError(weights_path, f"cannot read the shader weights: {e}") from e
+    if isinstance(expected_sha256, str) and hashlib.sha256(blob).hexdigest() != expected_sha256:
+        raise ShaderFileError(weights_path, "weights do not match the checksum in the .json (corrupt, or from another save)")
+    try:
+        return safetensors.torch.load(blob)
+    except Exception as e:  # safetensors raises its own SafetensorError or a plain exception
+        raise ShaderFileError(weights_path, f"not a valid safetensors file ({e})") from e
+
+
+def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
+    """Read a shader saved by `save_shader`; `path` is the stem or either file of the pair.
+
+    Returns the shader (on the CPU, eval mode) and (centre (3,) float64, scale).
+
+    Raises:
+        ShaderFileError: a file is missing, corrupt, of another format or version, or the
+            weights do not fit the recorded config; the message names the file.
+    """
+    weights_path, config_path = shader_paths(path)
+    record = _read_record(config_path)
+    try:
+        config = ShaderConfig.from_dict(record.get("config"))
+    except (TypeError, ValueError) as e:
+        raise ShaderFileError(config_path, f"bad shader config: {e}") from e
+    normalization = _parse_normalization(config_path, record)
+    weights_info = record.get("weights") if isinstance(record.get("weights"), dict) else {}
+    tensors = _read_weights(weights_path, weights_info.get("sha256"))
+
+    shader = NeuralShader(config)
+    try:
+        shader.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise ShaderFileError(weights_path, f"weights do not fit the config in {config_path.name}: {e}") from e
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise ShaderFileError(weights_path, "weights contain NaN or infinity")
+    shader.eval()
+    return shader, normalization
