@@ -69,7 +69,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from recon.data.formats import nds
 
     scene = load(args.src, image_scale=args.image_scale)
-    nds.write(scene, Path(args.dst))
+    nds.write(scene, None, Path(args.dst))
     print(f"wrote {len(scene.views)} views ({scene.format} → nds) to {args.dst}")
     return 0
 

@@ -1,0 +1,67 @@
+"""The main window in a real X session: open by drop, list views, refuse bad drops and stay usable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+
+def _drop(window, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+
+
+def test_drop_a_dataset_lists_its_views(make_main_window, small_dataset, qtbot) -> None:
+    window = make_main_window()
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
+        _drop(window, small_dataset)
+    assert window.scene is not None and len(window.scene.views) == 5
+    assert window.views_panel.count() == 5
+    assert window.views_panel.item(0).text() == "v0"
+    assert not window.views_panel.item(0).icon().isNull()
+    assert "5 views" in window.status.text()
+    recent = window.settings.value("paths/recent")
+    assert str(small_dataset) in (recent if isinstance(recent, list) else [recent])
+
+
+def test_bad_drop_shows_an_error_and_keeps_the_scene(make_main_window, small_dataset, tmp_path, qtbot) -> None:
+    window = make_main_window()
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
+        window.open_dataset(small_dataset)
+    junk = tmp_path / "not_a_dataset"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    with qtbot.waitSignal(window.loader.failed, timeout=20_000):
+        _drop(window, junk)
+    assert window.last_error is not None and "not_a_dataset" in window.last_error
+    boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+    assert boxes and "not a dataset" in boxes[0].text()
+    boxes[0].close()
+    assert window.scene is not None and window.views_panel.count() == 5  # nothing the user had is lost
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):  # and the app still works
+        _drop(window, small_dataset / "v1_k.txt")
+    assert window.views_panel.count() == 5
+
+
+def test_geometry_and_recent_persist(make_main_window, small_dataset, qtbot) -> None:
+    window = make_main_window()
+    window.resize(900, 640)
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
+        window.open_dataset(small_dataset)
+    window.close()
+    settings = window.settings
+    settings.sync()
+    from app.main_window import MainWindow
+
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    assert again.size().width() == 900
+    assert [a.text() for a in again.recent_menu.actions()] == [str(small_dataset)]
+    again.close()
