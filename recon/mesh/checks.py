@@ -1,0 +1,137 @@
+"""Sanity checks the engine runs after every step and every remesh, to roll back a broken mesh.
+
+`check_mesh` returns human-readable problems (empty list = fine). The per-step part (NaN,
+degenerate and flipped faces, edge manifoldness) is a handful of vectorised tensor ops and one
+device sync; the self-intersection test is slower (a k-d tree on the CPU) and meant for after
+remeshing only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from recon.mesh import ops
+
+
+def check_mesh(
+    v: torch.Tensor,
+    f: torch.Tensor,
+    reference_normals: torch.Tensor | None = None,
+    *,
+    face_edges: torch.Tensor | None = None,
+    max_degenerate_fraction: float = 0.01,
+    min_quality: float = 1e-3,
+    max_flipped: int = 3,
+    self_intersections: bool = False,
+) -> list[str]:
+    """Problems with the mesh (v, f), as one line each; [] when it looks healthy.
+
+    Args:
+        v: #V,3 float vertices.
+        f: #F,3 long faces.
+        reference_normals: #F,3 unit face normals from before the step; a face whose normal now
+            points more than 120° away (dot < −0.5) counts as flipped.
+        face_edges: #F,3 from `ops.edges` (`Mesh.face_edges`, cached) to skip recomputing edges.
+        max_degenerate_fraction: tolerated fraction of degenerate faces.
+        min_quality: faces with 4√3·area / Σ edge² below this (1 = equilateral, 0 = needle or
+            cap) are degenerate.
+        max_flipped: tolerated number of flipped faces.
+        self_intersections: also run the slower self-intersection test (after remeshing).
+    """
+    if not bool(torch.isfinite(v).all()):
+        bad = int((~torch.isfinite(v)).any(dim=1).sum())
+        return [f"{bad} vertices are NaN or Inf"]  # the other checks are meaningless then
+    if f.numel() == 0:
+        return ["mesh has no faces"]
+
+    tri = v[f]  # #F,3,3
+    cross = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # #F,3, length 2·area
+    double_area = cross.norm(dim=-1)  # #F
+    edge_sq = (tri - tri.roll(1, dims=1)).pow(2).sum(dim=(1, 2))  # #F, Σ squared edge lengths
+    quality = 2 * math.sqrt(3) * double_area / edge_sq.clamp_min(1e-30)  # #F: 4√3·A / Σe²
+    counts = [(quality < min_quality).sum()]
+    if reference_normals is not None:
+        if reference_normals.shape != f.shape:
+            raise ValueError(f"reference_normals must have shape {tuple(f.shape)}, got {tuple(reference_normals.shape)}")
+        normals = cross / double_area.clamp_min(1e-30)[:, None]  # #F,3
+        counts.append(((normals * reference_normals).sum(dim=-1) < -0.5).sum())
+    if face_edges is None:
+        _, face_edges = ops.edges(f)
+    per_edge = torch.bincount(face_edges.reshape(-1))  # #E faces per edge
+    counts.append((per_edge > 2).sum())
+    degenerate, *rest = torch.stack(counts).tolist()  # one sync
+    non_manifold = rest[-1]
+    flipped = rest[0] if reference_normals is not None else 0
+
+    problems = []
+    num_faces = f.shape[0]
+    if degenerate > max_degenerate_fraction * num_faces:
+        problems.append(
+            f"{degenerate} of {num_faces} faces are degenerate (quality < {min_quality:g}; "
+            f"tolerated {max_degenerate_fraction:.1%})"
+        )
+    if flipped > max_flipped:
+        problems.append(f"{flipped} faces flipped (normal turned > 120° since the reference; tolerated {max_flipped})")
+    if non_manifold:
+        problems.append(f"{non_manifold} non-manifold edges (shared by more than two faces)")
+    if self_intersections:
+        pairs = self_intersecting_pairs(v, f)
+        if len(pairs):
+            problems.append(f"{len(pairs)} pairs of faces intersect each other")
+    return problems
+
+
+def self_intersecting_pairs(v: torch.Tensor | np.ndarray, f: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Pairs of faces #P,2 that cross each other and share no vertex (CPU, float64).
+
+    Broad phase: faces whose bounding spheres (about the centroid) overlap, found with a k-d
+    tree over centroids. Narrow phase: two non-coplanar triangles intersect iff an edge of one
+    crosses the other, tested with signed volumes. Not detected: touching or coplanar
+    overlaps, and folds between faces that share a vertex (the flipped-face check and the
+    normal term catch those). Candidate pairs grow with the largest face, so this suits
+    remeshed (isotropic) meshes.
+    """
+    v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+    f = f.cpu().numpy() if isinstance(f, torch.Tensor) else np.asarray(f)
+    v = v.astype(np.float64)
+    tri = v[f]  # #F,3,3
+    centre = tri.mean(axis=1)  # #F,3
+    radius = np.linalg.norm(tri - centre[:, None], axis=-1).max(axis=1)  # #F
+    pairs = cKDTree(centre).query_pairs(2 * float(radius.max()), output_type="ndarray")  # #C,2
+    if len(pairs) == 0:
+        return pairs.reshape(0, 2)
+    a, b = pairs[:, 0], pairs[:, 1]
+    near = np.linalg.norm(centre[a] - centre[b], axis=1) <= radius[a] + radius[b]
+    disjoint = ~(f[a][:, :, None] == f[b][:, None, :]).any(axis=(1, 2))
+    pairs = pairs[near & disjoint]
+    if len(pairs) == 0:
+        return pairs
+    hit = _triangles_cross(tri[pairs[:, 0]], tri[pairs[:, 1]])
+    return pairs[hit]
+
+
+def _orient(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Signed volume ×6 of tetrahedra (a, b, c, d), each #P,3 → #P."""
+    return np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a))
+
+
+def _segments_cross(p: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Whether segments p–q (#P,3 each) pass strictly through triangles t (#P,3,3) → #P bool."""
+    a, b, c = t[:, 0], t[:, 1], t[:, 2]
+    straddle = _orient(a, b, c, p) * _orient(a, b, c, q) < 0
+    s1, s2, s3 = _orient(p, q, a, b), _orient(p, q, b, c), _orient(p, q, c, a)
+    inside = ((s1 > 0) & (s2 > 0) & (s3 > 0)) | ((s1 < 0) & (s2 < 0) & (s3 < 0))
+    return straddle & inside
+
+
+def _triangles_cross(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
+    """Whether triangles t1[i] and t2[i] (#P,3,3 each) intersect (non-coplanar case) → #P bool."""
+    hit = np.zeros(len(t1), dtype=bool)
+    for s, t in ((t1, t2), (t2, t1)):  # edges of one against the other: 6 fixed tests
+        for k in range(3):
+            hit |= _segments_cross(s[:, k], s[:, (k + 1) % 3], t)
+    return hit

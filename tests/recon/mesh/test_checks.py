@@ -1,0 +1,77 @@
+"""check_mesh catches injected NaN, flipped, degenerate, non-manifold and self-intersecting faces."""
+
+from __future__ import annotations
+
+import torch
+
+from recon.mesh import check_mesh, self_intersecting_pairs
+
+
+def test_healthy_mesh_has_no_problems(meshes):
+    m = meshes.icosphere(3)
+    assert check_mesh(m.vertices, m.faces, m.face_normals(), face_edges=m.face_edges, self_intersections=True) == []
+
+
+def test_nan_is_caught(meshes):
+    m = meshes.icosphere(2)
+    v = m.vertices.clone()
+    v[5, 0] = float("nan")
+    v[7, 2] = float("inf")
+    problems = check_mesh(v, m.faces)
+    assert len(problems) == 1 and "2 vertices are NaN or Inf" in problems[0]
+
+
+def test_flipped_face_is_caught(meshes):
+    m = meshes.icosphere(2)
+    reference = m.face_normals()
+    f = m.faces.clone()
+    f[10] = f[10].flip(0)
+    assert any("1 faces flipped" in p for p in check_mesh(m.vertices, f, reference, max_flipped=0))
+    assert check_mesh(m.vertices, f, reference) == []  # a few flips are tolerated by default
+    f[:10] = f[:10].flip(1)
+    assert any("11 faces flipped" in p for p in check_mesh(m.vertices, f, reference))
+
+
+def test_vertex_dragged_across_an_edge_flips_a_face(meshes):
+    m = meshes.icosphere(2)
+    reference = m.face_normals()
+    v = m.vertices.clone()
+    a, b, c = m.faces[0].tolist()
+    v[a] = v[b] + v[c] - v[a]  # a slides across edge b–c: face 0 folds over
+    assert any("flipped" in p for p in check_mesh(v, m.faces, reference, max_flipped=0))
+
+
+def test_degenerate_face_is_caught(meshes):
+    m = meshes.icosphere(1)  # 80 faces: one bad face is above the 1 % default
+    v = m.vertices.clone()
+    a, b, c = m.faces[0]
+    v[c] = 0.5 * (v[a] + v[b])  # a cap: zero area, no short edge
+    problems = check_mesh(v, m.faces)
+    assert any("degenerate" in p for p in problems)
+    v2 = m.vertices.clone()
+    v2[c] = v2[a]  # a needle: two corners coincide
+    assert any("degenerate" in p for p in check_mesh(v2, m.faces))
+
+
+def test_non_manifold_edge_is_caught(meshes):
+    m = meshes.tetrahedron()
+    v = torch.cat([m.vertices, torch.tensor([[3.0, 3.0, 3.0]])])
+    f = torch.cat([m.faces, torch.tensor([[0, 1, 4]])])
+    assert any("1 non-manifold" in p for p in check_mesh(v, f))
+
+
+def test_self_intersection_is_caught(meshes):
+    a = meshes.tetrahedron()
+    f = torch.cat([a.faces, a.faces + 4])  # two tetrahedra in one mesh
+    overlapping = torch.cat([a.vertices, a.vertices * 0.8 + torch.tensor([0.9, 0.2, 0.1])])
+    assert len(self_intersecting_pairs(overlapping, f)) > 0
+    assert any("intersect" in p for p in check_mesh(overlapping, f, self_intersections=True))
+    apart = torch.cat([a.vertices, a.vertices + 5.0])
+    assert len(self_intersecting_pairs(apart, f)) == 0
+
+
+def test_vertex_pushed_through_the_far_side_intersects(meshes):
+    m = meshes.icosphere(2)
+    v = m.vertices.clone()
+    v[0] = -1.3 * v[0]  # through the sphere and out of the opposite side
+    assert len(self_intersecting_pairs(v, m.faces)) > 0
