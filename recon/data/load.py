@@ -59,7 +59,7 @@ def load(path: Path | str, image_scale: float = 1.0, format: str | None = None) 
     if loaded.bbox is not None:
         bbox, source = np.asarray(loaded.bbox, dtype=np.float64), "given"
     else:
-        bbox, source = estimate_bbox(loaded.views), "estimated"
+        bbox, source = estimate_bbox(loaded.views, root), "estimated"
         log.info("no bounding box in %s; estimated %s from the masks", root, bbox.tolist())
     return Scene(tuple(loaded.views), bbox, source, format, root)
 

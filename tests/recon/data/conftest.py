@@ -52,3 +52,9 @@ def _render_sphere(cam: Camera) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def known_views() -> list[View]:
     return sphere_views()
+
+
+@pytest.fixture
+def known_sphere() -> tuple[np.ndarray, float]:
+    """(centre, radius) of the sphere `known_views` shows (test modules cannot import conftest)."""
+    return SPHERE_CENTER.copy(), SPHERE_RADIUS
