@@ -1,0 +1,90 @@
+"""The CLI as other tools use it: a subprocess, its stdout JSON, its exit code and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recon.data.formats import nds
+from recon.data.scene import View
+from render.camera import Camera
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+@pytest.fixture
+def dataset(tmp_path) -> tuple[Path, list[View]]:
+    views = []
+    for i in range(4):
+        angle = np.pi / 2 * i
+        eye = np.array([2.5 * np.cos(angle), 0.8, 2.5 * np.sin(angle)])
+        cam = Camera.look_at(eye, np.zeros(3), np.array([0.0, 1.0, 0.0]), 45.0, 40, 32)
+        mask = np.zeros((32, 40), np.float32)
+        mask[10:22, 14:26] = 1
+        views.append(View(f"cam{i}", np.dstack([mask] * 3), mask, cam))
+    bbox = np.array([[-0.4, -0.3, -0.4], [0.4, 0.3, 0.4]])
+    return nds.write(views, bbox, tmp_path / "set"), views
+
+
+def test_info_json_is_world_to_camera_opencv(dataset) -> None:
+    path, views = dataset
+    result = run_cli("info", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["format"] == "nds"
+    assert np.allclose(doc["bbox"], [[-0.4, -0.3, -0.4], [0.4, 0.3, 0.4]])
+    assert [v["name"] for v in doc["views"]] == [v.name for v in views]
+    for entry, view in zip(doc["views"], views):
+        assert (entry["width"], entry["height"]) == (40, 32)
+        assert np.allclose(entry["K"], view.camera.K, atol=1e-12)
+        assert np.allclose(entry["R"], view.camera.R, atol=1e-12)
+        assert np.allclose(entry["t"], view.camera.t, atol=1e-12)
+
+
+def test_info_text_names_format_and_bbox_source(dataset) -> None:
+    result = run_cli("info", str(dataset[0]))
+    assert result.returncode == 0, result.stderr
+    assert "nds" in result.stdout and "4 at 40×32" in result.stdout and "(given)" in result.stdout
+
+
+def test_convert_round_trip(dataset, tmp_path) -> None:
+    src, views = dataset
+    dst = tmp_path / "copy"
+    result = run_cli("convert", str(src), str(dst))
+    assert result.returncode == 0, result.stderr
+    again = json.loads(run_cli("info", str(dst), "--json").stdout)
+    assert np.allclose([v["R"] for v in again["views"]], [v.camera.R for v in views], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("info", "/no/such/folder"),
+        ("info", "{tmp}"),
+        ("convert", "{tmp}", "{tmp}/out"),
+        ("info", "{bad}"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, tmp_path, dataset) -> None:
+    src, _ = dataset
+    (src / "cam2_r.txt").write_text("1 0 0\n0 1 0\n0 0 nan\n")
+    args = [a.format(tmp=tmp_path / "empty", bad=src) for a in args]
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reconstruct: error:"), result.stderr
+    assert "Traceback" not in result.stderr
