@@ -1,0 +1,386 @@
+"""OpenGL rasterizer on a standalone EGL context (moderngl): the sampling step on any machine.
+
+Pipeline (one draw per layer, no vertex buffers; on software GL a geometry shader pre-culls):
+
+* `pos_clip` (V, 4) and the faces (F·3 int32) live in shader storage buffers; the vertex shader
+  fetches `positions[faces[gl_VertexID]]`, so each of the F·3 drawn vertices knows its corner and
+  emits the barycentric attribute (1, 0) / (0, 1) / (0, 0). GL interpolates it perspective-correctly.
+* The fragment shader writes `gl_PrimitiveID + 1` (R32I; 0 = empty), (b0, b1, 1 − b0 − b1)
+  (RGBA32F) and gl_FragCoord.w = 1 / camera z (R32F). Storing the reciprocal lets one clear to
+  zero empty all targets (a second clear on another framebuffer costs llvmpipe a full flush);
+  depth = 1 / stored comes out as +inf where empty.
+* Back faces are culled. Our clip space keeps image row 0 at framebuffer row 0 (NDC y = 2v/H − 1),
+  which mirrors the image, so outward counter-clockwise faces seen from outside are *clockwise* in
+  NDC: front_face = 'cw'.
+* Layer k > 0 is depth peeling: a fragment is discarded when its 1/z is >= the 1/z stored for
+  that pixel by layer k − 1 (R32F, ping-ponged; 0 where empty, so empty stays empty). The same
+  triangle yields bit-identical values at the same pixel in every pass, so the exact comparison
+  removes exactly the surfaces already reported.
+  (The peel reference is the float32 colour target, not the depth buffer: moderngl's depth
+  attachments are 24-bit, and an unquantised gl_FragCoord.z can exceed its own rounded copy.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import torch
+
+from render.backends._common import check_index_range, check_raster_inputs, empty_fragments
+from render.fragments import Fragments
+
+log = logging.getLogger(__name__)
+
+_INSTALL_HINT = (
+    "Install an EGL implementation with OpenGL 4.3+: on Debian/Ubuntu "
+    "`apt install libegl1 libegl-mesa0 libgl1-mesa-dri` (Mesa, software llvmpipe works), on "
+    "Fedora `dnf install mesa-libEGL mesa-dri-drivers`; on NVIDIA machines the driver's "
+    "libEGL_nvidia is used. moderngl needs its `glcontext` package (installed with moderngl)."
+)
+
+# Faces per draw are a multiple of this, so storage-buffer range offsets (12 bytes a face) stay
+# aligned for any GL_SHADER_STORAGE_BUFFER_OFFSET_ALIGNMENT up to 4096 bytes.
+_FACE_CHUNK_GRANULE = 1024
+
+_VERTEX_SHADER = """
+#version 430
+layout(std430, binding = 0) readonly buffer Positions { vec4 positions[]; };
+layout(std430, binding = 1) readonly buffer Faces { int faces[]; };
+out Corner { vec2 bary; } corner_out;
+void main() {
+    int corner = gl_VertexID % 3;
+    corner_out.bary = vec2(corner == 0, corner == 1);
+    gl_Position = positions[faces[gl_VertexID]];
+}
+"""
+
+# Optional pre-cull for software GL: llvmpipe spends about as long on a triangle it culls as on
+# one it draws, so dropping back faces (homogeneous orientation test, valid across w = 0) and
+# triangles whose pixel bounding box holds no pixel centre here is ~1.5x faster on dense meshes.
+# The bounding box is widened by 1/128 px, more than GL's vertex snapping (1/256 px grid) can move
+# an edge, so nothing GL would have drawn is dropped. Hardware rasterizers cull for free: off there.
+_GEOMETRY_SHADER = """
+#version 430
+layout(triangles) in;
+layout(triangle_strip, max_vertices = 3) out;
+uniform vec2 u_size;
+in Corner { vec2 bary; } corner_in[];
+out Corner { vec2 bary; } corner_out;
+void main() {
+    vec3 a = gl_in[0].gl_Position.xyw;
+    vec3 b = gl_in[1].gl_Position.xyw;
+    vec3 c = gl_in[2].gl_Position.xyw;
+    if (dot(a, cross(b, c)) >= 0.0) {
+        return;
+    }
+    if (a.z > 0.0 && b.z > 0.0 && c.z > 0.0) {
+        vec2 pa = (a.xy / a.z + 1.0) * 0.5 * u_size;
+        vec2 pb = (b.xy / b.z + 1.0) * 0.5 * u_size;
+        vec2 pc = (c.xy / c.z + 1.0) * 0.5 * u_size;
+        vec2 lo = min(pa, min(pb, pc)) - 1.0 / 128.0;
+        vec2 hi = max(pa, max(pb, pc)) + 1.0 / 128.0;
+        if (any(lessThan(floor(hi - 0.5), ceil(lo - 0.5)))) {
+            return;
+        }
+    }
+    for (int i = 0; i < 3; ++i) {
+        gl_Position = gl_in[i].gl_Position;
+        gl_PrimitiveID = gl_PrimitiveIDIn;
+        corner_out.bary = corner_in[i].bary;
+        EmitVertex();
+    }
+    EndPrimitive();
+}
+"""
+
+_FRAGMENT_SHADER = """
+#version 430
+uniform int u_peel;
+uniform int u_face_offset;
+layout(binding = 0) uniform sampler2D u_prev_inv_z;
+in Corner { vec2 bary; } corner_in;
+layout(location = 0) out int o_id;
+layout(location = 1) out vec4 o_bary;
+layout(location = 2) out float o_inv_z;
+void main() {
+    float inv_z = gl_FragCoord.w;
+    if (u_peel != 0 && inv_z >= texelFetch(u_prev_inv_z, ivec2(gl_FragCoord.xy), 0).r) {
+        discard;
+    }
+    o_id = gl_PrimitiveID + u_face_offset + 1;
+    vec2 b = corner_in.bary;
+    o_bary = vec4(b, 1.0 - b.x - b.y, 0.0);
+    o_inv_z = inv_z;
+}
+"""
+
+
+@dataclass
+class _Targets:
+    """GL render targets for one resolution, kept between calls of the same size."""
+
+    id_tex: Any
+    bary_tex: Any
+    inv_z_texs: tuple[Any, Any]  # ping-pong: one is written while the other is the peel reference
+    depth_rb: Any
+    fbos: tuple[Any, Any]
+    id_staging: torch.Tensor  # (H, W) int32 CPU: the id read-back before widening to int64
+
+    def release(self) -> None:
+        for obj in (*self.fbos, self.id_tex, self.bary_tex, *self.inv_z_texs, self.depth_rb):
+            obj.release()
+
+
+class GLRasterizer:
+    """Rasterizer context on a standalone moderngl/EGL OpenGL 4.3+ context.
+
+    The GL context is created lazily by the first `rasterize` call and belongs to the thread that
+    made that call: OpenGL contexts are current on one thread at a time, so use one GLRasterizer
+    per thread (calls from another thread raise RuntimeError). Render targets are cached per
+    resolution (the `max_cached_sizes` most recent ones) and the storage buffers only grow, so
+    repeated calls allocate no GL memory. `release()` (or leaving a `with` block) frees it all.
+
+    Args:
+        max_cached_sizes: how many resolutions keep their render targets between calls.
+        shader_cull: drop back faces and triangles that miss every pixel centre in a geometry
+            shader before GL's own setup; same output, faster on software GL. None: on for
+            software renderers (llvmpipe, softpipe), off on GPUs.
+    """
+
+    def __init__(self, max_cached_sizes: int = 2, shader_cull: bool | None = None) -> None:
+        if max_cached_sizes < 1:
+            raise ValueError("max_cached_sizes must be >= 1")
+        self._max_cached_sizes = max_cached_sizes
+        self._shader_cull = shader_cull
+        self._ctx: Any = None
+        self._owner: int | None = None
+        self._released = False
+        self._program: Any = None
+        self._vao: Any = None
+        self._pos_buf: Any = None
+        self._tri_buf: Any = None
+        self._tri_source: torch.Tensor | None = None  # tensor whose faces are in _tri_buf
+        self._tri_version = -1
+        self._tri_max = -1  # largest index in the uploaded faces
+        self._targets: OrderedDict[tuple[int, int], _Targets] = OrderedDict()
+        self._max_block_bytes = 0
+
+    # -- public API -------------------------------------------------------------------------
+
+    def rasterize(
+        self,
+        pos_clip: torch.Tensor,
+        tri: torch.Tensor,
+        resolution: Sequence[int],
+        layers: int = 1,
+    ) -> Fragments:
+        """Rasterize triangles into K depth-peeled layers (back faces culled; not differentiable).
+
+        Tensors may be on any device; they are copied to the CPU for upload and the result is
+        returned on `pos_clip`'s device.
+
+        Args:
+            pos_clip: (V, 4) float32 clip-space vertex positions (see `render.camera.to_clip`).
+            tri: (F, 3) int64 (or int32) vertex indices; outward faces counter-clockwise.
+            resolution: (H, W) output size in pixels.
+            layers: K >= 1, the number of depth layers to return.
+
+        Returns:
+            Fragments with tri_id (K, H, W) int64 (-1 empty), bary (K, H, W, 3) float32 and
+            depth (K, H, W) float32 camera z (+inf empty), front-most layer first.
+        """
+        # Face indices are range-checked when uploaded; a cached upload only needs max < V.
+        height, width = check_raster_inputs(pos_clip, tri, resolution, layers, check_indices=False)
+        device = pos_clip.device
+        if tri.shape[0] == 0:
+            return empty_fragments(layers, height, width, device)
+        self._ensure_context()
+        with self._ctx:
+            frags = self._rasterize_cpu(pos_clip, tri, height, width, layers)
+        return frags if device.type == "cpu" else frags.to(device)
+
+    def release(self) -> None:
+        """Free all GL objects and the context; the object can't be used afterwards."""
+        if self._ctx is not None:
+            self._check_thread()
+            with self._ctx:
+                for targets in self._targets.values():
+                    targets.release()
+                for obj in (self._vao, self._program, self._pos_buf, self._tri_buf):
+                    if obj is not None:
+                        obj.release()
+            self._ctx.release()
+        self._targets.clear()
+        self._ctx = self._vao = self._program = self._pos_buf = self._tri_buf = None
+        self._tri_source = None
+        self._released = True
+
+    def __enter__(self) -> GLRasterizer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @property
+    def renderer(self) -> str:
+        """The GL_RENDERER string (creates the context if needed), e.g. 'llvmpipe (LLVM 15...)'."""
+        self._ensure_context()
+        return str(self._ctx.info["GL_RENDERER"])
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_thread(self) -> None:
+        if self._owner is not None and self._owner != threading.get_ident():
+            raise RuntimeError(
+                "GLRasterizer is bound to the thread that first used it (OpenGL contexts are "
+                "per-thread); create one GLRasterizer per thread"
+            )
+
+    def _ensure_context(self) -> None:
+        if self._released:
+            raise RuntimeError("GLRasterizer was released; create a new one")
+        if self._ctx is not None:
+            self._check_thread()
+            return
+        try:
+            import moderngl
+        except ImportError as exc:  # pragma: no cover - moderngl is a hard dependency
+            raise RuntimeError(f"moderngl is not installed ({exc}). {_INSTALL_HINT}") from exc
+        store = getattr(moderngl, "_store", None)
+        previous_default = getattr(store, "default_context", None)
+        try:
+            ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        except Exception as exc:
+            raise RuntimeError(f"could not create an OpenGL 4.3 EGL context ({exc}). {_INSTALL_HINT}") from exc
+        finally:
+            # moderngl makes every new context its global default; ours is private, so put the
+            # application's default (e.g. the viewer's) back.
+            if store is not None:
+                store.default_context = previous_default
+        self._ctx = ctx
+        self._owner = threading.get_ident()
+        self._max_block_bytes = int(ctx.info["GL_MAX_SHADER_STORAGE_BLOCK_SIZE"])
+        renderer = str(ctx.info["GL_RENDERER"])
+        if self._shader_cull is None:
+            self._shader_cull = any(name in renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
+        with ctx:
+            self._program = ctx.program(
+                vertex_shader=_VERTEX_SHADER,
+                geometry_shader=_GEOMETRY_SHADER if self._shader_cull else None,
+                fragment_shader=_FRAGMENT_SHADER,
+            )
+            self._vao = ctx.vertex_array(self._program, [])
+        log.info(
+            "GL rasterizer context: %s, OpenGL %s (thread %d, shader cull %s)",
+            renderer,
+            ctx.info["GL_VERSION"],
+            self._owner,
+            "on" if self._shader_cull else "off",
+        )
+
+    def _get_targets(self, height: int, width: int) -> _Targets:
+        key = (height, width)
+        targets = self._targets.get(key)
+        if targets is not None:
+            self._targets.move_to_end(key)
+            return targets
+        while len(self._targets) >= self._max_cached_sizes:
+            _, oldest = self._targets.popitem(last=False)
+            oldest.release()
+        ctx, size = self._ctx, (width, height)
+        id_tex = ctx.texture(size, 1, dtype="i4")
+        bary_tex = ctx.texture(size, 4, dtype="f4")
+        inv_z_texs = (ctx.texture(size, 1, dtype="f4"), ctx.texture(size, 1, dtype="f4"))
+        depth_rb = ctx.depth_renderbuffer(size)
+        fbos = tuple(ctx.framebuffer([id_tex, bary_tex, inv_z], depth_rb) for inv_z in inv_z_texs)
+        targets = _Targets(
+            id_tex=id_tex,
+            bary_tex=bary_tex,
+            inv_z_texs=inv_z_texs,
+            depth_rb=depth_rb,
+            fbos=fbos,  # type: ignore[arg-type]
+            id_staging=torch.empty((height, width), dtype=torch.int32),
+        )
+        self._targets[key] = targets
+        log.debug("GL rasterizer: render targets for %dx%d", width, height)
+        return targets
+
+    def _grow(self, buf: Any, nbytes: int) -> Any:
+        """A buffer of at least nbytes: the same one when big enough, else a larger one."""
+        if buf is not None and buf.size >= nbytes:
+            return buf
+        size = max(nbytes, 1024) if buf is None else max(nbytes, buf.size * 3 // 2)
+        if buf is None:
+            return self._ctx.buffer(reserve=size)
+        buf.orphan(size)
+        return buf
+
+    def _upload(self, pos_clip: torch.Tensor, tri: torch.Tensor) -> None:
+        pos = pos_clip.detach().to("cpu").contiguous()
+        if pos.numel() * 4 > self._max_block_bytes:
+            raise ValueError(
+                f"{pos.shape[0]} vertices exceed this GL implementation's storage block limit "
+                f"({self._max_block_bytes // 16} vertices)"
+            )
+        self._pos_buf = self._grow(self._pos_buf, pos.numel() * 4)
+        self._pos_buf.write(pos.numpy())
+        # Topology rarely changes between calls: skip the int32 conversion and upload when the
+        # very same, unmodified tensor comes again (held here, so its memory can't be reused).
+        if tri is not self._tri_source or tri._version != self._tri_version:
+            _, self._tri_max = check_index_range(tri, pos.shape[0])
+            faces = tri.detach().to(device="cpu", dtype=torch.int32).contiguous()
+            self._tri_buf = self._grow(self._tri_buf, faces.numel() * 4)
+            self._tri_buf.write(faces.numpy())
+            self._tri_source, self._tri_version = tri, tri._version
+        elif self._tri_max >= pos.shape[0]:
+            raise ValueError(f"tri indices must lie in [0, {pos.shape[0]}), got max {self._tri_max}")
+
+    def _rasterize_cpu(self, pos_clip: torch.Tensor, tri: torch.Tensor, height: int, width: int, layers: int) -> Fragments:
+        import moderngl
+
+        ctx = self._ctx
+        self._upload(pos_clip, tri)
+        targets = self._get_targets(height, width)
+        n_faces = tri.shape[0]
+        chunk = max(_FACE_CHUNK_GRANULE, (self._max_block_bytes // 12) // _FACE_CHUNK_GRANULE * _FACE_CHUNK_GRANULE)
+
+        ctx.enable_only(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        ctx.depth_func = "<"
+        ctx.front_face = "cw"
+        ctx.cull_face = "back"
+        self._pos_buf.bind_to_storage_buffer(binding=0)
+
+        tri_id = torch.empty((layers, height, width), dtype=torch.int64)
+        bary = torch.empty((layers, height, width, 3), dtype=torch.float32)
+        depth = torch.empty((layers, height, width), dtype=torch.float32)
+        for k in range(layers):
+            fbo = targets.fbos[k % 2]
+            fbo.use()
+            fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)  # id 0, bary 0, 1/z 0: empty
+            self._program["u_peel"] = int(k > 0)
+            if self._shader_cull:
+                self._program["u_size"] = (float(width), float(height))
+            if k > 0:
+                targets.inv_z_texs[(k - 1) % 2].use(location=0)
+            for start in range(0, n_faces, chunk):
+                count = min(chunk, n_faces - start)
+                self._tri_buf.bind_to_storage_buffer(binding=1, offset=start * 12, size=count * 12)
+                self._program["u_face_offset"] = start
+                self._vao.render(moderngl.TRIANGLES, vertices=3 * count)
+            fbo.read_into(targets.id_staging.numpy(), components=1, attachment=0, dtype="i4")
+            fbo.read_into(bary[k].numpy(), components=3, attachment=1, dtype="f4")
+            fbo.read_into(depth[k].numpy(), components=1, attachment=2, dtype="f4")
+            torch.sub(targets.id_staging, 1, out=tri_id[k])
+            torch.reciprocal(depth[k], out=depth[k])  # 1/0 = +inf where empty
+        return Fragments(tri_id=tri_id, bary=bary, depth=depth)

@@ -1,0 +1,157 @@
+"""CUDA rasterizer through nvdiffrast (`RasterizeCudaContext` + `DepthPeeler`), same output as gl.py.
+
+Conventions checked against nvdiffrast's sources (0.3.x):
+
+* Output row r of `rast` is sampled at NDC y = (2r + 1)/H − 1, i.e. row 0 nearest NDC y = −1.
+  Our clip space has NDC y = 2v/H − 1 with v the image row coordinate, so rast row r *is* image
+  row r (pixel centre v = r + 0.5): no flip, exactly like the GL backend.
+* `rast[..., :4]` = (u, v, z/w, triangle_id + 1) where u weighs the face's vertex 0, v vertex 1
+  and 1 − u − v vertex 2 (nvdiffrast's interpolate computes u·a0 + v·a1 + (1−u−v)·a2); empty
+  pixels are all zero. The id is stored in a float32, exact for up to 2^24 faces.
+* nvdiffrast never culls. We drop back faces ourselves with the homogeneous orientation test
+  det[(x, y, w)_0; (x, y, w)_1; (x, y, w)_2] = w0·w1·w2 · (signed NDC area): its sign is the
+  facing of the visible part even for triangles crossing w = 0, which nvdiffrast then clips to
+  the frustum like GL does. Outward CCW faces are clockwise in our NDC (negative area) and kept.
+* The CUDA rasterizer wants width and height divisible by 8: other sizes are rendered on the next
+  multiple of 8 with clip x, y rescaled so that pixel centres stay put, then cropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from render.backends._common import check_raster_inputs, empty_fragments
+from render.fragments import Fragments
+
+log = logging.getLogger(__name__)
+
+_TILE = 8  # nvdiffrast's CUDA rasterizer needs sizes divisible by its 8-pixel tile
+_MAX_FACES = 1 << 24  # triangle ids pass through a float32 channel
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def front_facing(pos_clip: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """Indices of the faces that our convention keeps (clockwise in NDC, seen from the front).
+
+    Args:
+        pos_clip: (V, 4) float32 clip positions.
+        tri: (F, 3) int64/int32 faces on the same device.
+
+    Returns:
+        (F',) int64 indices into `tri`, increasing.
+    """
+    xyw = pos_clip[:, (0, 1, 3)]
+    a, b, c = xyw[tri[:, 0]], xyw[tri[:, 1]], xyw[tri[:, 2]]
+    det = (a * torch.linalg.cross(b, c, dim=1)).sum(dim=1)
+    return torch.nonzero(det < 0).squeeze(1)
+
+
+class NvdiffrastRasterizer:
+    """Rasterizer context on nvdiffrast's CUDA rasterizer (never its OpenGL one).
+
+    Same method and outputs as `GLRasterizer`. Inputs on another device are copied to this
+    context's CUDA device; results come back on `pos_clip`'s device.
+
+    Args:
+        device: CUDA device for the context; the current one if None.
+
+    Raises:
+        RuntimeError: when nvdiffrast is not installed or CUDA is unavailable.
+    """
+
+    def __init__(self, device: torch.device | str | int | None = None) -> None:
+        try:
+            import nvdiffrast.torch as dr
+        except ImportError as exc:
+            raise RuntimeError(
+                f"nvdiffrast is not installed ({exc}); install the CUDA extra: "
+                "pip install 'reconstruct[cuda]' (package diffrp-nvdiffrast), or use backend='gl'"
+            ) from exc
+        if not torch.cuda.is_available():
+            raise RuntimeError("NvdiffrastRasterizer needs CUDA, but torch.cuda.is_available() is False")
+        if device is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        else:
+            self.device = torch.device(device)
+            if self.device.type != "cuda":
+                raise ValueError(f"NvdiffrastRasterizer needs a CUDA device, got {self.device}")
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
+        self._dr: Any = dr
+        self._ctx: Any = dr.RasterizeCudaContext(device=self.device)
+        log.info("nvdiffrast CUDA rasterizer on %s (%s)", self.device, torch.cuda.get_device_name(self.device))
+
+    def rasterize(
+        self,
+        pos_clip: torch.Tensor,
+        tri: torch.Tensor,
+        resolution: Sequence[int],
+        layers: int = 1,
+    ) -> Fragments:
+        """Rasterize triangles into K depth-peeled layers (back faces culled; not differentiable).
+
+        Args:
+            pos_clip: (V, 4) float32 clip-space vertex positions, any device.
+            tri: (F, 3) int64 (or int32) vertex indices, same device; outward faces CCW.
+            resolution: (H, W) output size in pixels.
+            layers: K >= 1, the number of depth layers to return.
+
+        Returns:
+            Fragments with tri_id (K, H, W) int64 (-1 empty), bary (K, H, W, 3) float32 and
+            depth (K, H, W) float32 camera z (+inf empty), front-most layer first, on
+            `pos_clip`'s device.
+        """
+        height, width = check_raster_inputs(pos_clip, tri, resolution, layers)
+        if tri.shape[0] > _MAX_FACES:
+            raise ValueError(f"nvdiffrast handles at most {_MAX_FACES} faces, got {tri.shape[0]}")
+        out_device = pos_clip.device
+        with torch.no_grad():
+            pos = pos_clip.detach().to(self.device, torch.float32).contiguous()
+            faces = tri.detach().to(self.device)
+            keep = front_facing(pos, faces) if faces.shape[0] else faces.new_empty(0)
+            if keep.numel() == 0:
+                return empty_fragments(layers, height, width, out_device)
+            frags = self._peel(pos, faces[keep].to(torch.int32).contiguous(), keep, height, width, layers)
+        return frags if out_device == self.device else frags.to(out_device)
+
+    def _peel(
+        self,
+        pos: torch.Tensor,
+        sub_tri: torch.Tensor,
+        keep: torch.Tensor,
+        height: int,
+        width: int,
+        layers: int,
+    ) -> Fragments:
+        """Depth-peel the front-facing subset `sub_tri` (= tri[keep]); ids are mapped back via keep."""
+        dr = self._dr
+        padded_h, padded_w = _round_up(height, _TILE), _round_up(width, _TILE)
+        if (padded_h, padded_w) != (height, width):
+            # NDC x' = (x + 1)·W/W' − 1 keeps pixel u at the same place in the larger image.
+            sx, sy = width / padded_w, height / padded_h
+            w = pos[:, 3]
+            pos = torch.stack([(pos[:, 0] + w) * sx - w, (pos[:, 1] + w) * sy - w, pos[:, 2], w], dim=1)
+        w_attr = pos[:, 3:4].contiguous()
+
+        tri_id = torch.empty((layers, height, width), dtype=torch.int64, device=self.device)
+        bary = torch.empty((layers, height, width, 3), dtype=torch.float32, device=self.device)
+        depth = torch.empty((layers, height, width), dtype=torch.float32, device=self.device)
+        with dr.DepthPeeler(self._ctx, pos, sub_tri, (padded_h, padded_w)) as peeler:
+            for k in range(layers):
+                rast, _ = peeler.rasterize_next_layer()
+                w_interp, _ = dr.interpolate(w_attr, rast, sub_tri)
+                rast = rast[0, :height, :width]
+                sub_id = rast[..., 3].to(torch.int64) - 1
+                covered = sub_id >= 0
+                tri_id[k] = torch.where(covered, keep[sub_id.clamp(min=0)], -1)
+                u, v = rast[..., 0], rast[..., 1]
+                bary[k] = torch.stack([u, v, (1.0 - u - v) * covered], dim=-1)
+                depth[k] = torch.where(covered, w_interp[0, :height, :width, 0], float("inf"))
+        return Fragments(tri_id=tri_id, bary=bary, depth=depth)
