@@ -4,13 +4,19 @@ from render.camera import Camera, clip_to_pixels, to_clip
 from render.fragments import Fragments
 from render.interpolate import interpolate
 from render.rasterize import make_rasterizer, rasterize
+from render.renderer import GBuffer, Renderer, RenderResult
+from render.splat import splat
 
 __all__ = [
     "Camera",
     "Fragments",
+    "GBuffer",
+    "RenderResult",
+    "Renderer",
     "clip_to_pixels",
     "interpolate",
     "make_rasterizer",
     "rasterize",
+    "splat",
     "to_clip",
 ]

@@ -26,6 +26,7 @@ import torch
 
 from render.backends._common import check_raster_inputs, empty_fragments
 from render.fragments import Fragments
+from render.interpolate import interpolate
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,32 @@ class NvdiffrastRasterizer:
                 return empty_fragments(layers, height, width, out_device)
             frags = self._peel(pos, faces[keep].to(torch.int32).contiguous(), keep, height, width, layers)
         return frags if out_device == self.device else frags.to(out_device)
+
+    def antialias(
+        self, colour: torch.Tensor, pos_clip: torch.Tensor, tri: torch.Tensor, frags: Fragments
+    ) -> torch.Tensor:
+        """nvdiffrast's analytic antialiasing of the front layer: silhouette gradients without splatting.
+
+        Args:
+            colour: (H, W, C) shaded front layer (differentiable), on this context's device.
+            pos_clip: (V, 4) clip positions the fragments were rasterized from (differentiable).
+            tri: (F, 3) int64 faces.
+            frags: the Fragments of `rasterize(pos_clip, tri, ...)`; only layer 0 is used.
+
+        Returns:
+            (H, W, C) antialiased image; gradients reach `colour` and `pos_clip`.
+        """
+        with torch.no_grad():
+            covered = frags.covered[0]
+            # nvdiffrast's raster layout (u, v, z/w, id + 1); z/w from clip z interpolated
+            # perspective-correctly and divided by w (= camera depth).
+            clip_z = interpolate(pos_clip.detach()[:, 2:3], tri, Fragments(frags.tri_id[:1], frags.bary[:1], frags.depth[:1]))
+            zw = torch.where(covered, clip_z[0, ..., 0] / frags.depth[0].clamp(min=1e-12), 0.0)
+            rast = torch.stack(
+                [frags.bary[0, ..., 0], frags.bary[0, ..., 1], zw, (frags.tri_id[0] + 1).to(torch.float32)], dim=-1
+            )[None].contiguous()
+        out = self._dr.antialias(colour[None].contiguous(), rast, pos_clip.contiguous(), tri.to(torch.int32).contiguous())
+        return out[0]
 
     def _peel(
         self,

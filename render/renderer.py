@@ -1,0 +1,179 @@
+"""The facade the methods use: mesh + camera + shading function → image, coverage and G-buffers.
+
+Rasterization (sampling) is never differentiated; everything after it is: the G-buffer is
+interpolated from the vertices, shading is any torch function of it, and silhouettes get their
+gradients from RtS splatting (any backend) or, with nvdiffrast, optionally from its `antialias`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from render.camera import Camera, clip_to_pixels, to_clip
+from render.fragments import Fragments
+from render.interpolate import interpolate
+from render.rasterize import Rasterizer, make_rasterizer, rasterize
+from render.splat import splat
+
+log = logging.getLogger(__name__)
+
+# shade(position (N,3), normal (N,3), view_dir (N,3)) -> (N,C): called on covered samples only.
+ShadeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GBuffer:
+    """Differentiable per-sample surface attributes of K layers (zeros where empty).
+
+    Attributes:
+        fragments: the (non-differentiable) samples.
+        position: (K, H, W, 3) world-space surface points.
+        normal: (K, H, W, 3) unit interpolated vertex normals; None when no normals were given.
+        view_dir: (K, H, W, 3) unit directions from the surface point towards the camera centre.
+        pixel_xy: (K, H, W, 2) projections of `position` (the splat centres; pixel centres in value).
+    """
+
+    fragments: Fragments
+    position: torch.Tensor
+    normal: torch.Tensor | None
+    view_dir: torch.Tensor
+    pixel_xy: torch.Tensor
+
+    @property
+    def covered(self) -> torch.Tensor:
+        return self.fragments.covered
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """image: (H, W, C) premultiplied colour; alpha: (H, W) coverage in [0, 1]; gbuffer: the samples."""
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    gbuffer: GBuffer
+
+
+def _near_far(vertices: torch.Tensor, camera: Camera) -> tuple[float, float]:
+    """Near/far planes enclosing the mesh in front of the camera (clamped so near > 0)."""
+    with torch.no_grad():
+        R = torch.tensor(camera.R, dtype=vertices.dtype, device=vertices.device)
+        t = torch.tensor(camera.t, dtype=vertices.dtype, device=vertices.device)
+        z = vertices.detach() @ R[2] + t[2]
+        far = float(z.max()) * 1.05 + 1e-6 if z.numel() else 1.0
+        near = max(float(z.min()) * 0.95, far * 1e-4)
+    return near, max(far, near * 1.01)
+
+
+class Renderer:
+    """Differentiable mesh renderer on CPU or CUDA; the backend is chosen automatically or by name.
+
+    Args:
+        backend: "auto" (nvdiffrast when CUDA and it import, else gl), "gl" or "nvdiffrast".
+        device: where the differentiable work happens (the G-buffer, shading, splatting).
+        layers: K depth layers for splatting (2 resolves occlusion boundaries, RtS §3.3.2).
+        edges: "splat" (RtS, any backend) or "antialias" (nvdiffrast only) for silhouette gradients.
+    """
+
+    def __init__(
+        self,
+        backend: str = "auto",
+        device: torch.device | str = "cpu",
+        layers: int = 2,
+        edges: str = "splat",
+    ) -> None:
+        self.device = torch.device(device)
+        self.rasterizer: Rasterizer = make_rasterizer(backend, self.device if self.device.type == "cuda" else None)
+        self.backend = "nvdiffrast" if type(self.rasterizer).__name__.startswith("Nvdiffrast") else "gl"
+        if edges not in ("splat", "antialias"):
+            raise ValueError(f"edges must be 'splat' or 'antialias', got {edges!r}")
+        if edges == "antialias" and self.backend != "nvdiffrast":
+            raise ValueError("edges='antialias' needs the nvdiffrast backend; use edges='splat' (RtS) instead")
+        self.layers = layers
+        self.edges = edges
+
+    def gbuffer(
+        self,
+        vertices: torch.Tensor,
+        faces: torch.Tensor,
+        camera: Camera,
+        normals: torch.Tensor | None = None,
+        layers: int | None = None,
+    ) -> GBuffer:
+        """Rasterize (no gradient) and interpolate the G-buffer (gradient to `vertices`/`normals`).
+
+        Args:
+            vertices: (V, 3) float32 world positions on `self.device`.
+            faces: (F, 3) int64, counter-clockwise outward.
+            camera: the view (OpenCV, render.camera).
+            normals: (V, 3) vertex normals (the mesh's business, e.g. recon.mesh); needed for shading.
+            layers: K; `self.layers` when None.
+        """
+        clip_m = torch.as_tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
+        pos_clip = to_clip(vertices, clip_m)
+        frags = rasterize(self.rasterizer, pos_clip.detach(), faces, (camera.height, camera.width), layers or self.layers)
+        attrs = interpolate(vertices if normals is None else torch.cat([vertices, normals], dim=-1), faces, frags)
+        position = attrs[..., :3]
+        normal = None if normals is None else F.normalize(attrs[..., 3:], dim=-1, eps=1e-12)
+        centre = torch.as_tensor(camera.center, dtype=vertices.dtype, device=vertices.device)
+        covered = frags.covered[..., None]
+        view_dir = torch.where(covered, F.normalize(centre - position, dim=-1, eps=1e-12), 0.0)
+        pixel_xy = self._splat_centres(position, pos_clip.dtype, clip_m, frags)
+        return GBuffer(frags, position, normal, view_dir, pixel_xy)
+
+    @staticmethod
+    def _splat_centres(position: torch.Tensor, dtype: torch.dtype, clip_m: torch.Tensor, frags: Fragments) -> torch.Tensor:
+        """Projections of covered samples; pixel centres (constants) for empty ones."""
+        K, H, W = frags.tri_id.shape
+        ys, xs = torch.meshgrid(
+            torch.arange(H, dtype=dtype, device=position.device) + 0.5,
+            torch.arange(W, dtype=dtype, device=position.device) + 0.5,
+            indexing="ij",
+        )
+        centres = torch.stack([xs, ys], dim=-1).expand(K, H, W, 2).contiguous()
+        # Project covered samples only: empty ones have w = 0 after interpolation, and a NaN in an
+        # unselected torch.where branch would still poison the gradient.
+        covered = frags.covered
+        projected = clip_to_pixels(to_clip(position[covered], clip_m), W, H)
+        return centres.index_put((covered,), projected)
+
+    def shade(self, gbuffer: GBuffer, shade: ShadeFn | None) -> torch.Tensor:
+        """(K, H, W, C+1) premultiplied RGBA-like samples: shade() on covered samples, alpha = coverage."""
+        covered = gbuffer.covered
+        alpha = covered[..., None].to(gbuffer.position.dtype)
+        if shade is None:
+            return alpha
+        if gbuffer.normal is None:
+            raise ValueError("shading needs vertex normals: pass normals= to render()/gbuffer()")
+        colour = shade(gbuffer.position[covered], gbuffer.normal[covered], gbuffer.view_dir[covered])
+        full = colour.new_zeros(*covered.shape, colour.shape[-1])
+        full = full.index_put((covered,), colour)
+        return torch.cat([full, alpha], dim=-1)
+
+    def render(
+        self,
+        vertices: torch.Tensor,
+        faces: torch.Tensor,
+        camera: Camera,
+        shade: ShadeFn | None = None,
+        normals: torch.Tensor | None = None,
+    ) -> RenderResult:
+        """Image, coverage and G-buffer of a mesh; `shade=None` renders the silhouette only (C = 0)."""
+        gbuffer = self.gbuffer(vertices, faces, camera, normals)
+        samples = self.shade(gbuffer, shade)
+        if self.edges == "splat":
+            out = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        else:
+            out = self._antialias(samples[0], vertices, faces, camera, gbuffer.fragments)
+        return RenderResult(out[..., :-1], out[..., -1], gbuffer)
+
+    def _antialias(
+        self, front: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, frags: Fragments
+    ) -> torch.Tensor:
+        """nvdiffrast's analytic edge antialiasing of the front layer (the CUDA alternative to splatting)."""
+        clip_m = torch.as_tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
+        return self.rasterizer.antialias(front, to_clip(vertices, clip_m), faces, frags)

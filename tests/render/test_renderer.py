@@ -1,0 +1,119 @@
+"""The Renderer facade: backend choice, silhouettes against analytic ones, shading, gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from render.camera import Camera
+from render.renderer import Renderer
+
+pytestmark = pytest.mark.gl
+
+CENTRE = np.array([0.05, -0.1, 0.0])
+RADIUS = 0.6
+
+
+@pytest.fixture(scope="module")
+def renderer(gl_rasterizer) -> Renderer:
+    return Renderer("gl", "cpu", layers=2)
+
+
+def _sphere() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=RADIUS)
+    v = torch.tensor(mesh.vertices + CENTRE, dtype=torch.float32)
+    f = torch.tensor(mesh.faces, dtype=torch.int64)
+    n = torch.tensor(mesh.vertex_normals, dtype=torch.float32)
+    return v, f, n
+
+
+def _camera() -> Camera:
+    return Camera.look_at(np.array([0.4, 0.6, -2.5]), CENTRE, np.array([0.0, 1.0, 0.0]), 45.0, 96, 80)
+
+
+def _analytic_disk(cam: Camera) -> np.ndarray:
+    v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
+    rays = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(cam.K).T @ cam.R
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    oc = cam.center - CENTRE
+    b = rays @ oc
+    return (b**2 - (oc @ oc - RADIUS**2) > 0).reshape(cam.height, cam.width)
+
+
+def test_auto_backend_is_gl_without_cuda(gl_rasterizer) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: auto chooses nvdiffrast when it imports")
+    assert Renderer("auto").backend == "gl"
+
+
+def test_antialias_edges_need_nvdiffrast(gl_rasterizer) -> None:
+    with pytest.raises(ValueError, match="nvdiffrast"):
+        Renderer("gl", edges="antialias")
+
+
+def test_silhouette_matches_the_analytic_disk(renderer) -> None:
+    v, f, _ = _sphere()
+    cam = _camera()
+    out = renderer.render(v, f, cam)
+    assert out.image.shape == (80, 96, 0) and out.alpha.shape == (80, 96)
+    disk = _analytic_disk(cam)
+    pred = out.alpha.numpy() > 0.5
+    iou = (pred & disk).sum() / (pred | disk).sum()
+    assert iou > 0.97
+    interior = disk[1:-1, 1:-1] & disk[:-2, 1:-1] & disk[2:, 1:-1] & disk[1:-1, :-2] & disk[1:-1, 2:]
+    assert torch.allclose(out.alpha[1:-1, 1:-1][torch.from_numpy(interior)], torch.tensor(1.0), atol=1e-5)
+
+
+def test_shading_sees_world_positions_normals_and_view_directions(renderer) -> None:
+    v, f, n = _sphere()
+    cam = _camera()
+    seen = {}
+
+    def shade(position, normal, view_dir):
+        seen.update(position=position, normal=normal, view_dir=view_dir)
+        return 0.5 + 0.5 * normal
+
+    out = renderer.render(v, f, cam, shade=shade, normals=n)
+    # On a sphere the normal is the direction from the centre, and front samples face the camera.
+    radial = torch.nn.functional.normalize(seen["position"] - torch.tensor(CENTRE, dtype=torch.float32), dim=-1)
+    assert (radial * seen["normal"]).sum(-1).min() > 0.99
+    assert (seen["normal"] * seen["view_dir"]).sum(-1).min() > -0.2
+    assert ((seen["position"] - torch.tensor(CENTRE, dtype=torch.float32)).norm(dim=-1) - RADIUS).abs().max() < 5e-3
+    centre_px = cam.project(CENTRE[None])[0][0].astype(int)
+    rgb = out.image[centre_px[1], centre_px[0]]
+    towards_camera = cam.center - CENTRE
+    expected = 0.5 + 0.5 * towards_camera / np.linalg.norm(towards_camera)
+    assert np.allclose(rgb.numpy(), expected, atol=0.03)
+
+
+def test_shading_without_normals_is_refused(renderer) -> None:
+    v, f, _ = _sphere()
+    with pytest.raises(ValueError, match="normals"):
+        renderer.render(v, f, _camera(), shade=lambda p, n, d: p)
+
+
+def test_silhouette_loss_moves_the_mesh_towards_the_target(renderer) -> None:
+    v, f, _ = _sphere()
+    cam = _camera()
+    target = torch.from_numpy(_analytic_disk(cam)).float()
+    offset = torch.tensor([0.08, 0.0, 0.0], requires_grad=True)
+    loss = (renderer.render(v + offset, f, cam).alpha - target).abs().mean()
+    loss.backward()
+    assert offset.grad is not None and offset.grad.abs().max() > 0
+    # Moving along minus the gradient lowers the loss.
+    with torch.no_grad():
+        step = offset - 0.02 * offset.grad / offset.grad.norm()
+        assert (renderer.render(v + step, f, cam).alpha - target).abs().mean() < loss
+
+
+def test_gradients_stay_finite_when_the_camera_sits_at_the_world_origin(renderer) -> None:
+    # Empty samples interpolate to position 0; with the camera centre there, their clip w is 0.
+    v, f, n = _sphere()
+    v = v - torch.tensor(CENTRE, dtype=torch.float32) + torch.tensor([0.0, 0.0, 3.0])
+    cam = Camera.look_at(np.zeros(3), np.array([0.0, 0.0, 3.0]), np.array([0.0, 1.0, 0.0]), 40.0, 64, 48)
+    v.requires_grad_(True)
+    out = renderer.render(v, f, cam, shade=lambda p, nn, d: nn.abs(), normals=n)
+    (out.image.sum() + out.alpha.sum()).backward()
+    assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
