@@ -53,6 +53,217 @@ def _print_scene(scene) -> None:
         print(f"  {v.name}: {fmt(v.camera.center)}")
 
 
+CPU_MAX_SIDE = 200  # CPU default working resolution: long image side at most this many pixels
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ReconstructError("--device cuda: no CUDA device is available to PyTorch; use --device cpu")
+    return name
+
+
+def _image_scale(value: str, dataset: Path, device: str) -> float:
+    """'auto' = full resolution on CUDA; on CPU halve until the long side is at most CPU_MAX_SIDE."""
+    if value != "auto":
+        try:
+            return float(value)
+        except ValueError:
+            raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
+    if device != "cpu":
+        return 1.0
+    from recon.data import load
+
+    width, height = load(dataset, image_scale=0.125).resolution  # cheap probe of the size
+    side = max(width, height) * 8
+    scale = 1.0
+    while side * scale > CPU_MAX_SIDE and scale > 1 / 64:
+        scale /= 2
+    return scale
+
+
+class _Progress:
+    """One status line: iteration, losses, it/s, ETA (a line every 100 steps when not a terminal)."""
+
+    def __init__(self, total: int, start: int) -> None:
+        import time
+
+        self.total, self.start, self.t0, self.time = total, start, time.perf_counter(), time.perf_counter
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, record) -> None:
+        done = record.iteration - self.start
+        rate = done / max(self.time() - self.t0, 1e-9)
+        eta = (self.total - record.iteration) / max(rate, 1e-9)
+        losses = " ".join(f"{k} {v:.4f}" for k, v in record.losses.items())
+        line = f"it {record.iteration}/{self.total}  {losses}  {rate:.1f} it/s  ETA {eta:4.0f} s"
+        if record.event:
+            print(("\n" if self.tty else "") + f"  {record.event}", file=sys.stderr)
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif record.iteration % 100 == 0 or record.iteration == self.total:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def _drive(session, out: Path, iterations: int | None, scale: float) -> dict:
+    from recon import runner
+
+    progress = _Progress(session.config.iterations if iterations is None else session.iteration + iterations, session.iteration)
+    try:
+        return runner.run(session, out, iterations, on_step=progress, extra={"image_scale": scale})
+    finally:
+        progress.close()
+
+
+def _config_from_args(args: argparse.Namespace):
+    from recon.methods.config import NDSConfig
+
+    changes = {"seed": args.seed, "init": args.init}
+    if args.iterations is not None:
+        defaults = NDSConfig()
+        # Keep the paper's remeshing at 1/4, 1/2, 3/4 of the schedule when it is shortened.
+        frac = [i / defaults.iterations for i in defaults.remesh_at]
+        changes.update(iterations=args.iterations, remesh_at=[round(f * args.iterations) for f in frac])
+    return NDSConfig().replace(**changes)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from recon.data import load
+    from recon.methods.nds import NDSSession
+
+    device = _device(args.device)
+    scale = _image_scale(args.image_scale, Path(args.dataset), device)
+    scene = load(args.dataset, image_scale=scale)
+    out = Path(args.out)
+    if (out / "checkpoint").exists() and not args.overwrite:
+        raise ReconstructError(f"{out}: already holds a run; `reconstruct resume {out}` continues it, --overwrite replaces it")
+    session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
+    log.info("reconstructing %d views at %d×%d on %s (%s renderer)", len(scene.views), *scene.resolution, device, session.renderer.backend)
+    _run_and_report(session, out, None, scale)
+    return 0
+
+
+def _run_and_report(session, out: Path, iterations: int | None, scale: float) -> dict:
+    record = _drive(session, out, iterations, scale)
+    print(f"wrote {out}/mesh.ply ({record['mesh']['faces']} faces), shader, run.json in {record['seconds']:.1f} s")
+    if session.profiler.enabled:
+        for row in record["profile"]:
+            print(f"  {row['stage']:<20} {row['seconds']:9.3f} s  {row['mean_ms']:8.2f} ms/call")
+    return record
+
+
+def _run_record(folder: Path) -> dict:
+    path = folder / "run.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReconstructError(f"{path}: missing; is {folder} a folder written by `reconstruct run`?") from None
+    except (OSError, ValueError) as exc:
+        raise ReconstructError(f"{path}: unreadable ({exc})") from None
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from recon.data import load
+    from recon.methods.nds import NDSSession
+
+    out = Path(args.dir)
+    record = _run_record(out)
+    device = _device(args.device)
+    scale = float(record.get("image_scale", 1.0))
+    scene = load(record["dataset"]["source"], image_scale=scale)
+    session = NDSSession.load(out / "checkpoint", scene, device=device, renderer=args.renderer, profile=args.profile)
+    if args.iterations is not None and session.iteration + args.iterations > session.config.iterations:
+        session.config = session.config.replace(iterations=session.iteration + args.iterations)
+    if session.done and args.iterations is None:
+        print(f"{out}: already finished ({session.iteration} iterations); pass --iterations N to go further")
+        return 0
+    _run_and_report(session, out, args.iterations, scale)
+    return 0
+
+
+def _load_run(folder: Path):
+    """(world mesh, shader, normalization) of a run folder."""
+    from recon.mesh import load_mesh
+    from recon.shader import load_shader
+
+    mesh = load_mesh(folder / "mesh.ply")
+    shader, normalization = load_shader(folder / "shader.json")
+    return mesh, shader, normalization
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if args.reference:
+        from recon.eval import chamfer
+
+        result = chamfer(_read_mesh(target), _read_mesh(Path(args.reference)))
+    elif args.views:
+        result = _eval_views(target, Path(args.views), args.image_scale)
+    else:
+        raise ReconstructError("eval needs --reference REF (a mesh) or --views DATASET (held-out views)")
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for key, value in result.items():
+            print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
+    return 0
+
+
+def _read_mesh(path: Path):
+    import trimesh
+
+    if not path.is_file():
+        raise ReconstructError(f"{path}: no such mesh file")
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for bad files
+        raise ReconstructError(f"{path}: cannot read mesh ({exc.__class__.__name__}: {exc})") from None
+    if len(mesh.faces) == 0:
+        raise ReconstructError(f"{path}: the mesh has no faces")
+    return mesh
+
+
+def _eval_views(run_dir: Path, dataset: Path, scale: float) -> dict:
+    from recon.data import load
+    from recon.eval import psnr, silhouette_iou
+    from recon.shaded_views import render_shaded
+    from render.renderer import Renderer
+
+    if not run_dir.is_dir():
+        raise ReconstructError(f"{run_dir}: not a run folder (pass a folder written by `reconstruct run`)")
+    mesh, shader, normalization = _load_run(run_dir)
+    scene = load(dataset, image_scale=scale)
+    renderer = Renderer("auto")
+    psnrs, ious = [], []
+    for view in scene.views:
+        rgb, alpha = render_shaded(mesh, shader, normalization, view.camera, renderer)
+        target = view.image * view.mask[..., None]  # both over black
+        psnrs.append(psnr(rgb, target))
+        ious.append(silhouette_iou(alpha, view.mask))
+    return {"views": len(scene.views), "psnr": float(np.mean(psnrs)), "silhouette_iou": float(np.mean(ious))}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from recon.export import bake_vertex_colors, export_mesh
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise ReconstructError(f"{folder}: not a run folder (pass a folder written by `reconstruct run`)")
+    mesh, shader, normalization = _load_run(folder)
+    colors = bake_vertex_colors(shader, mesh.vertices, mesh.vertex_normals(), normalization)
+    out = Path(args.out) if args.out else folder / f"mesh_colored.{args.format}"
+    export_mesh(mesh.vertices.numpy(), mesh.faces.numpy(), out, colors=colors, file_type=args.format)
+    print(f"wrote {out} ({mesh.num_faces} faces, vertex colours baked from the shader)")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from recon.data import load
 
@@ -75,13 +286,29 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo (once), reconstruct it, and measure the result against its ground truth."""
     from recon.data import load
     from recon.demo import demo_dataset
+    from recon.eval import chamfer
+    from recon.export import write_run_record
+    from recon.methods.nds import NDSSession
 
     path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
-    scene = load(path)
-    _print_scene(scene)
-    print(f"demo dataset ready at {path}")
+    device = _device(args.device)
+    scale = _image_scale(args.image_scale, path, device)
+    scene = load(path, image_scale=scale)
+    out = Path(args.out)
+    print(f"demo: {len(scene.views)} views at {scene.resolution[0]}×{scene.resolution[1]} from {path}")
+    session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
+    record = _run_and_report(session, out, None, scale)
+    figures = chamfer(_read_mesh(out / "mesh.ply"), _read_mesh(path / "gt_mesh.ply"))
+    record["chamfer"] = figures
+    write_run_record(out / "run.json", record)
+    print(
+        f"demo: Chamfer-L1 {figures['chamfer']:.5f} world units = {100 * figures['chamfer_rel']:.3f} % of the "
+        f"diagonal (accuracy {100 * figures['accuracy_rel']:.3f} %, completeness {100 * figures['completeness_rel']:.3f} %), "
+        f"{record['seconds']:.0f} s on {device}"
+    )
     return 0
 
 
@@ -121,9 +348,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="new folder to write (must not exist or be empty)")
     p.add_argument("--image-scale", type=float, default=1.0, help="resize images while converting")
 
-    p = add("demo", cmd_demo, "Build (first time) and describe the bundled demo scene.")
-    p.add_argument("--cache", help="cache folder (default: the user cache directory)")
-    p.add_argument("--rebuild", action="store_true", help="render the demo again even if cached")
+    def add_run_options(p: argparse.ArgumentParser, with_scale: bool = True) -> None:
+        p.add_argument("--iterations", type=int, help="gradient steps (default 2000; remeshing keeps its 1/4, 1/2, 3/4 points)")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when available")
+        p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",
+                       help="rasterizer: auto = nvdiffrast on CUDA when installed, else OpenGL (EGL) + RtS splatting")
+        p.add_argument("--profile", action="store_true", help="record per-stage times (run.json 'profile' and printed)")
+        if with_scale:
+            p.add_argument("--image-scale", default="auto",
+                           help=f"working resolution; auto = 1 on CUDA, on CPU halved until the long side ≤ {CPU_MAX_SIDE} px")
+            p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
+            p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
+
+    p = add("run", cmd_run, "Reconstruct a dataset with Neural Deferred Shading into an output folder.")
+    p.add_argument("dataset", help="dataset folder or its main file (any supported format)")
+    p.add_argument("--out", required=True, help="run folder: mesh.ply, shader.*, run.json, checkpoint/")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    add_run_options(p)
+
+    p = add("resume", cmd_resume, "Continue a run from its checkpoint (bit-exact), e.g. after Ctrl-C.")
+    p.add_argument("dir", help="run folder written by `reconstruct run`")
+    add_run_options(p, with_scale=False)
+
+    p = add("eval", cmd_eval, "Chamfer-L1 of a mesh against a reference, or PSNR of a run on held-out views.")
+    p.add_argument("target", help="a mesh file (with --reference) or a run folder (with --views)")
+    p.add_argument("--reference", help="reference mesh or point cloud (PLY/OBJ/…)")
+    p.add_argument("--views", help="dataset whose views the run's shaded mesh is compared with")
+    p.add_argument("--image-scale", type=float, default=1.0, help="resize the views before comparing")
+    p.add_argument("--json", action="store_true")
+
+    p = add("export", cmd_export, "Export a run's mesh with vertex colours baked from its shader.")
+    p.add_argument("dir", help="run folder written by `reconstruct run`")
+    p.add_argument("--format", choices=["ply", "obj", "glb"], default="ply")
+    p.add_argument("--out", help="output file (default DIR/mesh_colored.FORMAT)")
+
+    p = add("demo", cmd_demo, "Reconstruct the bundled demo scene and measure it against its ground truth.")
+    p.add_argument("--out", default="demo-run", help="run folder (default ./demo-run)")
+    p.add_argument("--cache", help="cache folder for the demo dataset (default: the user cache directory)")
+    p.add_argument("--rebuild", action="store_true", help="render the demo dataset again even if cached")
+    add_run_options(p)
 
     p = add("bench", cmd_bench, "Benchmarks that print numbers (never timed tests).")
     bench = p.add_subparsers(dest="what", required=True, metavar="WHAT")

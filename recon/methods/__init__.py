@@ -1,0 +1,1 @@
+"""Reconstruction methods as steppable sessions (NDS now; the CLI and GUI drive the same objects)."""

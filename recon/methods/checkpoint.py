@@ -1,0 +1,143 @@
+"""Checkpoints that resume an NDS session bit for bit: one safetensors file, JSON in its metadata.
+
+One file written atomically (temp + rename) means a crash or Ctrl-C mid-write leaves the previous
+checkpoint intact, and tensors and bookkeeping can never disagree. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from recon.atomic import write_bytes_atomic
+from recon.data.scene import Scene
+from recon.mesh import Mesh
+from recon.methods.config import ConfigError, NDSConfig
+
+if TYPE_CHECKING:
+    from recon.methods.nds import NDSSession
+
+FILE = "state.safetensors"
+FORMAT = "reconstruct.nds-checkpoint"
+VERSION = 1
+
+
+def _optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}/{index}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}/{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "/"):
+            _, index, key = name.split("/", 2)
+            # Adam keeps its step count on the CPU unless capturable; everything else on the device.
+            state.setdefault(int(index), {})[key] = value if key == "step" else value.to(device)
+    for name, value in meta["scalars"].items():
+        index, key = name.split("/", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(session: NDSSession, folder: Path) -> Path:
+    """Write `folder/state.safetensors` atomically; returns its path."""
+    tensors = {
+        "mesh/vertices": session.mesh.vertices.detach().cpu().contiguous(),
+        "mesh/faces": session.mesh.faces.detach().cpu().contiguous(),
+        "offsets": session.offsets.detach().cpu().contiguous(),
+        "rng": session.generator.get_state(),
+    }
+    tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in session.shader.state_dict().items()})
+    vopt, vmeta = _optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
+    sopt, smeta = _optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
+    tensors.update(vopt)
+    tensors.update(sopt)
+    centre, scale = session.normalization
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": session.config.to_dict(),
+        "iteration": session.iteration,
+        "lr_vertices": session.lr_vertices,
+        "weight_laplacian": session.weight_laplacian,
+        "weight_normal": session.weight_normal,
+        "normalization": {"centre": centre.tolist(), "scale": scale},
+        "views": len(session.cameras),
+        "history": session.history,
+        "vertex_optimizer": vmeta,
+        "shader_optimizer": smeta,
+    }
+    data = save_tensors(tensors, metadata={"record": json.dumps(record)})
+    return write_bytes_atomic(Path(folder) / FILE, data)
+
+
+def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file."""
+    from recon.methods.nds import SessionError
+
+    path = Path(folder) / FILE
+    if not path.is_file():
+        raise SessionError(f"{path}: no checkpoint here (is this a run folder written by `reconstruct run`?)")
+    try:
+        data = path.read_bytes()
+        tensors = load_tensors(data)
+        header_len = int.from_bytes(data[:8], "little")
+        record = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["record"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise SessionError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
+    if record.get("format") != FORMAT or record.get("version") != VERSION:
+        raise SessionError(f"{path}: not an NDS checkpoint of version {VERSION}")
+    return record, tensors
+
+
+def load_checkpoint(
+    cls: type[NDSSession], folder: Path, scene: Scene, device, renderer: str, profile: bool
+) -> NDSSession:
+    """Rebuild the session saved in `folder` on `scene` (the same views) and restore every state."""
+    from recon.methods.nds import SessionError
+
+    record, tensors = read_record(folder)
+    if record["views"] != len(scene.views):
+        raise SessionError(
+            f"{folder}: the checkpoint has {record['views']} views but the dataset has {len(scene.views)}; "
+            "resume with the dataset (and image scale) the run started with"
+        )
+    try:
+        config = NDSConfig.from_dict(record["config"])
+    except ConfigError as exc:
+        raise SessionError(f"{folder / FILE}: {exc}") from None
+    mesh = Mesh(tensors["mesh/vertices"], tensors["mesh/faces"])
+    session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_mesh=mesh)
+    session.normalization = (torch.tensor(record["normalization"]["centre"]).double().numpy(), record["normalization"]["scale"])
+    with torch.no_grad():
+        session.offsets.copy_(tensors["offsets"].to(session.device))
+    session.shader.load_state_dict(
+        {k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("shader/")}
+    )
+    session.vertex_optimizer.load_state_dict(
+        _optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
+    )
+    session.shader_optimizer.load_state_dict(
+        _optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
+    )
+    session.generator.set_state(tensors["rng"])
+    session.iteration = record["iteration"]
+    session.lr_vertices = record["lr_vertices"]
+    session.weight_laplacian = record["weight_laplacian"]
+    session.weight_normal = record["weight_normal"]
+    session.history = record["history"]
+    session._good = session._capture()
+    return session

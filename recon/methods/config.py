@@ -1,0 +1,87 @@
+"""NDS settings: one object, saved with every run; defaults are the paper's (§4, supplementary C)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from recon.errors import ReconstructError
+from recon.shader import ShaderConfig
+
+
+class ConfigError(ReconstructError):
+    """A setting is unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class NDSConfig:
+    """Schedules, sizes and weights of one NDS reconstruction.
+
+    Attributes:
+        iterations: gradient steps in total (paper: 2000).
+        remesh_at: iterations after which the mesh is remeshed to half its mean edge length.
+        lr_vertices, lr_shader: Adam step sizes (paper: 1e-3 each for reconstruction).
+        weight_*: λ of the silhouette (2), shading (1), Laplacian (40) and normal (0.1) terms.
+        shading_fraction: share of the pixels inside both masks that are shaded per step (0.75).
+        init: "hull" (visual hull of the masks), "sphere", or a path to a mesh file.
+        hull_resolution: grid points along the bbox's longest side for the visual hull (32).
+        layers: depth layers for RtS splatting of the silhouette (2 resolves occlusions).
+        regularizer_growth, step_decay: after each remesh λ_laplacian, λ_normal ×4; vertex lr ×0.75.
+        checkpoint_every: iterations between checkpoints written by the runner.
+        seed: seeds the view/pixel sampling and the shader's initial weights.
+    """
+
+    iterations: int = 2000
+    remesh_at: tuple[int, ...] = (500, 1000, 1500)
+    lr_vertices: float = 1e-3
+    lr_shader: float = 1e-3
+    weight_silhouette: float = 2.0
+    weight_shading: float = 1.0
+    weight_laplacian: float = 40.0
+    weight_normal: float = 0.1
+    shading_fraction: float = 0.75
+    init: str = "hull"
+    hull_resolution: int = 32
+    layers: int = 2
+    regularizer_growth: float = 4.0
+    step_decay: float = 0.75
+    checkpoint_every: int = 100
+    seed: int = 0
+    shader: ShaderConfig = field(default_factory=ShaderConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remesh_at", tuple(int(i) for i in self.remesh_at))
+        if isinstance(self.shader, dict):
+            try:
+                object.__setattr__(self, "shader", ShaderConfig.from_dict(self.shader))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"invalid shader settings: {exc}") from None
+        checks = {
+            "iterations": self.iterations >= 0,
+            "lr_vertices": self.lr_vertices > 0,
+            "lr_shader": self.lr_shader > 0,
+            "shading_fraction": 0 < self.shading_fraction <= 1,
+            "hull_resolution": 4 <= self.hull_resolution <= 512,
+            "layers": 1 <= self.layers <= 8,
+            "checkpoint_every": self.checkpoint_every >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid NDS setting(s): {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["remesh_at"] = list(self.remesh_at)
+        out["shader"] = self.shader.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NDSConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown NDS setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> NDSConfig:
+        return NDSConfig.from_dict({**self.to_dict(), **changes})

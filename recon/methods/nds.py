@@ -1,0 +1,349 @@
+"""Neural Deferred Shading (Worchel et al. 2022) as a steppable session.
+
+The session owns all optimisation state — mesh, vertex offsets, shader, both Adam optimisers, the
+sampling RNG and the schedule position — so that `save`/`load` resume bit for bit, a GUI thread can
+drive it one `step()` at a time, and nothing outside it holds a mutable tensor of it (`snapshot()`
+hands out copies).
+
+Everything runs in the normalised cube (bbox → [-1, 1]³): cameras are re-expressed there
+(`normalized_camera`), so the mesh, the Laplacian weights and the learning rates are independent of
+the dataset's units. Meshes are exported back in world units.
+
+Silhouette gradients come from RtS splatting (render.splat), so the same code runs on CPU (GL
+sampling) and CUDA (nvdiffrast sampling).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon.data.scene import Scene
+from recon.errors import ReconstructError
+from recon.mesh import (
+    Mesh,
+    MeshError,
+    check_mesh,
+    laplacian_loss,
+    load_mesh,
+    normal_consistency_loss,
+    remesh,
+    sphere,
+    visual_hull,
+)
+from recon.methods.config import NDSConfig
+from recon.profiling import Profiler
+from recon.shader import NeuralShader
+from render.camera import Camera
+from render.renderer import Renderer
+from render.splat import splat
+
+log = logging.getLogger(__name__)
+
+LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
+
+
+def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camera:
+    """The same view for points given in normalised coordinates x_n = (x − centre)·scale.
+
+    x_c = R·x + t = R·(x_n/scale + centre) + t, and scaling x_c by `scale` leaves pixels unchanged,
+    so R stays and t becomes scale·(R·centre + t).
+    """
+    return Camera(camera.K, camera.R, scale * (camera.R @ centre + camera.t), camera.width, camera.height)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one iteration did: weighted loss terms, their sum, seconds, and any rollback or remesh."""
+
+    iteration: int
+    losses: dict[str, float]
+    total: float
+    seconds: float
+    view: int
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable copy of the session for viewers and exporters (numpy + CPU tensors)."""
+
+    iteration: int
+    vertices: np.ndarray  # (V, 3) float32, normalised space
+    faces: np.ndarray  # (F, 3) int64
+    shader_state: dict[str, torch.Tensor]
+    normalization: tuple[np.ndarray, float]
+    losses: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def world_vertices(self) -> np.ndarray:
+        centre, scale = self.normalization
+        return (self.vertices.astype(np.float64) / scale + centre).astype(np.float32)
+
+
+class NDSSession:
+    """One NDS reconstruction: build from a Scene and an NDSConfig, then `step()` until done.
+
+    Args:
+        scene: the calibrated views (at the working resolution) and their bounding box.
+        config: schedules, sizes and weights.
+        device: where the optimisation runs ("cpu" or "cuda").
+        renderer: rasterizer backend ("auto", "gl" or "nvdiffrast").
+        profile: record per-stage times (Table 3 of the paper's supplementary).
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        config: NDSConfig | None = None,
+        device: torch.device | str = "cpu",
+        renderer: str = "auto",
+        profile: bool = False,
+        initial_mesh: Mesh | None = None,
+    ) -> None:
+        self.config = config or NDSConfig()
+        self.device = torch.device(device)
+        self.scene = scene
+        self.normalization = scene.normalization()
+        self.renderer = Renderer(renderer, self.device, layers=self.config.layers)
+        self.profiler = Profiler(profile, self.device)
+        centre, scale = self.normalization
+        self.cameras = [normalized_camera(v.camera, centre, scale) for v in scene.views]
+        self.images = [torch.from_numpy(v.image).to(self.device) for v in scene.views]
+        self.masks = [torch.from_numpy(v.mask).to(self.device) for v in scene.views]
+
+        self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+            torch.manual_seed(self.config.seed)
+            self.shader = NeuralShader(self.config.shader).to(self.device)
+        self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
+
+        self.iteration = 0
+        self.lr_vertices = self.config.lr_vertices
+        self.weight_laplacian = self.config.weight_laplacian
+        self.weight_normal = self.config.weight_normal
+        self.history: list[dict[str, float | int | str | None]] = []
+        mesh = initial_mesh if initial_mesh is not None else self._initial_mesh()
+        self._set_mesh(mesh.to(self.device), lr=self.lr_vertices)
+        self._good = self._capture()
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def _initial_mesh(self) -> Mesh:
+        """The starting surface in normalised coordinates (visual hull by default, as in the paper)."""
+        centre, scale = self.normalization
+        init = self.config.init
+        if init == "hull":
+            world = visual_hull(self.scene.views, self.scene.bbox, resolution=self.config.hull_resolution)
+            vertices = (world.vertices.double() - torch.from_numpy(centre)) * scale
+            return Mesh(vertices.float(), world.faces)
+        if init == "sphere":
+            return sphere(radius=0.5, subdivisions=3)
+        user = load_mesh(Path(init))
+        vertices = (user.vertices.double() - torch.from_numpy(centre)) * scale
+        return Mesh(vertices.float(), user.faces)
+
+    def _set_mesh(self, mesh: Mesh, lr: float) -> None:
+        """Adopt a (new) base mesh: zero offsets, fresh vertex optimiser, connectivity cached once."""
+        self.mesh = mesh
+        self.offsets = torch.zeros_like(mesh.vertices, requires_grad=True)
+        self.vertex_optimizer = torch.optim.Adam([self.offsets], lr=lr)
+        self.lr_vertices = lr
+        _ = mesh.laplacian, mesh.face_adjacency, mesh.face_edges  # precompute (paper §3.3)
+
+    @property
+    def vertices(self) -> torch.Tensor:
+        """Current vertices (V, 3) in normalised space, differentiable w.r.t. the offsets."""
+        return self.mesh.vertices + self.offsets
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.config.iterations
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def step(self) -> StepRecord:
+        """One gradient step on a random view; remeshes on schedule; rolls back a step gone bad."""
+        start = time.perf_counter()
+        event = None
+        if self.iteration in self.config.remesh_at and self.iteration > 0:
+            event = self._remesh()
+        problems = check_mesh(self.vertices.detach(), self.mesh.faces, face_edges=self.mesh.face_edges)
+        if problems:  # something changed the state between steps (or a bug): never continue from it
+            event = self._rollback(f"invalid state before step: {'; '.join(problems)}")
+        view = int(torch.randint(len(self.cameras), (1,), generator=self.generator))
+        losses, total = self._losses(view)
+        with self.profiler.section("backward"):
+            self.vertex_optimizer.zero_grad(set_to_none=True)
+            self.shader_optimizer.zero_grad(set_to_none=True)
+            total.backward()
+        reason = self._bad_gradients(total)
+        if reason is None:
+            with self.profiler.section("descent step"):
+                reference = self.mesh.face_normals(self.vertices.detach())
+                self.vertex_optimizer.step()
+                self.shader_optimizer.step()
+            problems = check_mesh(
+                self.vertices.detach(), self.mesh.faces, reference_normals=reference, face_edges=self.mesh.face_edges
+            )
+            reason = "; ".join(problems) if problems else None
+        if reason is not None:
+            event = self._rollback(reason)
+        else:
+            self._good = self._capture()
+        self.iteration += 1
+        values = {name: float(value.detach()) for name, value in losses.items()}
+        record = StepRecord(self.iteration, values, float(total.detach()), time.perf_counter() - start, view, event)
+        self.history.append({"iteration": record.iteration, **values, "total": record.total, "event": event})
+        return record
+
+    def run(self, iterations: int | None = None) -> Iterator[StepRecord]:
+        """Yield one StepRecord per step until `iterations` more steps (or the schedule) are done."""
+        end = self.config.iterations if iterations is None else min(self.iteration + iterations, self.config.iterations)
+        while self.iteration < end:
+            yield self.step()
+
+    def _losses(self, view: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        cfg, prof = self.config, self.profiler
+        vertices = self.vertices
+        faces = self.mesh.faces
+        with prof.section("g-buffers"):
+            normals = self.mesh.vertex_normals(vertices)
+            gbuffer = self.renderer.gbuffer(vertices, faces, self.cameras[view], normals)
+        with prof.section("silhouette"):
+            coverage = gbuffer.covered[..., None].to(vertices.dtype)
+            silhouette = splat(coverage, gbuffer.pixel_xy, gbuffer.fragments.depth)[..., 0]
+            loss_silhouette = (silhouette - self.masks[view]).abs().mean()
+        with prof.section("shading"):
+            loss_shading = self._shading_loss(view, gbuffer)
+        with prof.section("laplacian"):
+            loss_laplacian = laplacian_loss(vertices, self.mesh.laplacian)
+        with prof.section("normal consistency"):
+            loss_normal = normal_consistency_loss(vertices, faces, self.mesh.face_adjacency)
+        losses = {
+            "silhouette": cfg.weight_silhouette * loss_silhouette,
+            "shading": cfg.weight_shading * loss_shading,
+            "laplacian": self.weight_laplacian * loss_laplacian,
+            "normal": self.weight_normal * loss_normal,
+        }
+        return losses, sum(losses.values())
+
+    def _shading_loss(self, view: int, gbuffer) -> torch.Tensor:
+        """L1 on a random share of the front-layer pixels inside both the rendered and input masks."""
+        inside = gbuffer.covered[0] & (self.masks[view] > 0.5)
+        index = inside.flatten().nonzero().squeeze(1)
+        if index.numel() == 0:
+            return gbuffer.position.new_zeros(())
+        keep = max(1, int(math.ceil(self.config.shading_fraction * index.numel())))
+        chosen = torch.randperm(index.numel(), generator=self.generator)[:keep].to(index.device)
+        index = index[chosen]
+        position = gbuffer.position[0].reshape(-1, 3)[index]
+        normal = gbuffer.normal[0].reshape(-1, 3)[index]
+        view_dir = gbuffer.view_dir[0].reshape(-1, 3)[index]
+        colour = self.shader(position, normal, view_dir)
+        return (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
+
+    def _bad_gradients(self, total: torch.Tensor) -> str | None:
+        if not torch.isfinite(total):
+            return "loss is not finite"
+        grads = [self.offsets.grad] + [p.grad for p in self.shader.parameters()]
+        if any(g is not None and not torch.isfinite(g).all() for g in grads):
+            return "gradients are not finite"
+        return None
+
+    # ---- safety ------------------------------------------------------------------------------
+    def _capture(self) -> dict:
+        """Copies of everything a step can spoil (cheap: offsets, shader and optimiser states)."""
+        return {
+            "offsets": self.offsets.detach().clone(),
+            "vertex_optimizer": _clone_state(self.vertex_optimizer.state_dict()),
+            "shader": {k: v.clone() for k, v in self.shader.state_dict().items()},
+            "shader_optimizer": _clone_state(self.shader_optimizer.state_dict()),
+        }
+
+    def _rollback(self, reason: str) -> str:
+        """Return to the last good state and halve the vertex step: a tangled mesh never survives."""
+        good = self._good
+        with torch.no_grad():
+            self.offsets.copy_(good["offsets"])
+        self.vertex_optimizer.load_state_dict(_clone_state(good["vertex_optimizer"]))
+        self.shader.load_state_dict(good["shader"])
+        self.shader_optimizer.load_state_dict(_clone_state(good["shader_optimizer"]))
+        self.lr_vertices *= 0.5
+        for group in self.vertex_optimizer.param_groups:
+            group["lr"] = self.lr_vertices
+        log.warning("iteration %d: %s; rolled back, vertex step now %.3g", self.iteration, reason, self.lr_vertices)
+        return f"rollback: {reason}"
+
+    def _remesh(self) -> str:
+        """Botsch–Kobbelt to half the edge length; ×4 regularisers, ×0.75 vertex step (paper §3.3)."""
+        with self.profiler.section("remeshing"):
+            current = self.mesh.with_vertices(self.vertices.detach()).detach()
+            try:
+                finer = remesh(current)
+            except MeshError as exc:
+                log.warning("iteration %d: remeshing failed (%s); keeping the current mesh", self.iteration, exc)
+                return f"remesh skipped: {exc}"
+            problems = check_mesh(finer.vertices, finer.faces)
+            if problems:
+                log.warning("iteration %d: remeshed mesh rejected (%s); keeping the current mesh", self.iteration, problems)
+                return f"remesh rejected: {'; '.join(problems)}"
+            self._set_mesh(finer.to(self.device), lr=self.lr_vertices * self.config.step_decay)
+            self.weight_laplacian *= self.config.regularizer_growth
+            self.weight_normal *= self.config.regularizer_growth
+            self._good = self._capture()
+        log.info("iteration %d: remeshed to %d faces", self.iteration, finer.num_faces)
+        return f"remeshed: {current.num_faces} → {finer.num_faces} faces"
+
+    # ---- outputs -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def silhouette_error(self) -> float:
+        """Mean |rendered − input mask| over every view: a deterministic progress measure."""
+        vertices = self.vertices.detach()
+        errors = []
+        for camera, mask in zip(self.cameras, self.masks):
+            alpha = self.renderer.render(vertices, self.mesh.faces, camera).alpha
+            errors.append(float((alpha - mask).abs().mean()))
+        return float(np.mean(errors))
+
+    def snapshot(self) -> Snapshot:
+        """Immutable copies of the current mesh and shader (safe to hand to another thread)."""
+        last = self.history[-1] if self.history else {}
+        return Snapshot(
+            iteration=self.iteration,
+            vertices=self.vertices.detach().cpu().numpy().copy(),
+            faces=self.mesh.faces.cpu().numpy().copy(),
+            shader_state={k: v.detach().cpu().clone() for k, v in self.shader.state_dict().items()},
+            normalization=(self.normalization[0].copy(), float(self.normalization[1])),
+            losses={k: float(v) for k, v in last.items() if k in LOSS_TERMS},
+        )
+
+    def save(self, folder: Path) -> Path:
+        from recon.methods.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, Path(folder))
+
+    @classmethod
+    def load(
+        cls, folder: Path, scene: Scene, device: torch.device | str = "cpu", renderer: str = "auto", profile: bool = False
+    ) -> NDSSession:
+        from recon.methods.checkpoint import load_checkpoint
+
+        return load_checkpoint(cls, Path(folder), scene, device, renderer, profile)
+
+
+def _clone_state(state: dict) -> dict:
+    """Deep copy of an optimiser state_dict (tensors cloned) so later steps cannot alter it."""
+    out = {"param_groups": [dict(g) for g in state["param_groups"]], "state": {}}
+    for key, value in state["state"].items():
+        out["state"][key] = {k: v.clone() if torch.is_tensor(v) else v for k, v in value.items()}
+    return out
+
+
+class SessionError(ReconstructError):
+    """A session cannot be built or resumed (bad checkpoint, mismatching dataset)."""

@@ -1,0 +1,85 @@
+"""Drives an NDS session to completion and writes the run folder (the CLI's `run`/`resume`/`demo`).
+
+Run folder (docs/architecture.md): mesh.ply (world units), shader.safetensors + shader.json,
+run.json (config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
+Checkpoints are written every `config.checkpoint_every` steps and on Ctrl-C; a bad mesh is never
+written because the session rolls back before anything is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recon.export import export_mesh, versions, write_run_record
+from recon.methods.nds import NDSSession, StepRecord
+from recon.shader import save_shader
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+
+
+def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """mesh.ply, shader files, a checkpoint and run.json for the session's current state."""
+    out.mkdir(parents=True, exist_ok=True)
+    snap = session.snapshot()
+    export_mesh(snap.world_vertices, snap.faces, out / "mesh.ply")
+    save_shader(session.shader, session.normalization, out / "shader")
+    session.save(out / CHECKPOINT)
+    record = {
+        "method": "nds",
+        "dataset": {
+            "source": str(session.scene.source),
+            "format": session.scene.format,
+            "views": len(session.scene.views),
+            "resolution": list(session.scene.resolution),
+            "bbox": session.scene.bbox.tolist(),
+            "bbox_source": session.scene.bbox_source,
+        },
+        "config": session.config.to_dict(),
+        "device": str(session.device),
+        "renderer": session.renderer.backend,
+        "iteration": session.iteration,
+        "mesh": {"vertices": int(snap.vertices.shape[0]), "faces": int(snap.faces.shape[0])},
+        "losses": session.history,
+        "profile": session.profiler.table(),
+        "versions": versions(),
+        **(extra or {}),
+    }
+    write_run_record(out / "run.json", record)
+    return record
+
+
+def run(
+    session: NDSSession,
+    out: Path,
+    iterations: int | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Step `session` (to the end of its schedule, or `iterations` more), checkpointing as it goes.
+
+    On Ctrl-C the current state is written (checkpoint and outputs) before KeyboardInterrupt
+    propagates, so `reconstruct resume OUT` continues where it stopped. `extra` entries (e.g. the
+    image scale the dataset was loaded at) go into every run.json written.
+    """
+    extra = dict(extra or {})
+    out = Path(out)
+    start = time.perf_counter()
+    write_outputs(session, out, extra)  # a resumable folder from the first moment, even if killed hard
+    try:
+        for record in session.run(iterations):
+            if on_step is not None:
+                on_step(record)
+            if session.iteration % session.config.checkpoint_every == 0:
+                session.save(out / CHECKPOINT)
+    except KeyboardInterrupt:
+        log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, out / CHECKPOINT)
+        write_outputs(session, out, {**extra, "interrupted": True, "seconds": time.perf_counter() - start})
+        raise
+    return write_outputs(session, out, {**extra, "seconds": time.perf_counter() - start})
+

@@ -1,0 +1,115 @@
+"""The NDS session: it reconstructs, resumes bit for bit, and never keeps a broken state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from recon.data import load
+from recon.eval import chamfer
+from recon.methods.config import ConfigError, NDSConfig
+from recon.methods.nds import NDSSession, SessionError
+
+pytestmark = pytest.mark.gl
+
+SMALL_SHADER = {"hidden_h": 64, "features": 64, "hidden_c": 32}
+
+
+def small_config(**changes) -> NDSConfig:
+    base = NDSConfig(iterations=60, remesh_at=(30,), hull_resolution=16, checkpoint_every=1000)
+    return base.replace(shader={**base.shader.to_dict(), **SMALL_SHADER}, **changes)
+
+
+def _chamfer_rel(session: NDSSession, gt: trimesh.Trimesh) -> float:
+    snap = session.snapshot()
+    return chamfer((snap.world_vertices, snap.faces), gt, n_samples=20_000)["chamfer_rel"]
+
+
+def test_short_reconstruction_lowers_losses_and_chamfer(small_demo) -> None:
+    scene = load(small_demo)
+    gt = trimesh.load(small_demo / "gt_mesh.ply", process=False)
+    # From a sphere far from the pot, so that every measure has room to fall.
+    config = small_config(init="sphere", iterations=80, remesh_at=(40,), lr_vertices=5e-3)
+    session = NDSSession(scene, config, renderer="gl")
+    before, silhouette_before = _chamfer_rel(session, gt), session.silhouette_error()
+    records = list(session.run())
+    assert len(records) == 80 and session.done
+    assert session.silhouette_error() < 0.6 * silhouette_before
+    shading = [r.losses["shading"] for r in records]
+    assert np.mean(shading[-10:]) < 0.6 * np.mean(shading[:10])
+    assert _chamfer_rel(session, gt) < 0.8 * before
+    assert any(r.event and r.event.startswith("remeshed") for r in records)
+    assert session.mesh.num_faces > 3000
+
+
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) -> None:
+    scene = load(small_demo)
+    config = small_config(iterations=12, remesh_at=(7,))
+    straight = NDSSession(scene, config, renderer="gl")
+    list(straight.run())
+
+    first = NDSSession(scene, config, renderer="gl")
+    list(first.run(5))
+    first.save(tmp_path / "ckpt")
+    resumed = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    assert resumed.iteration == 5
+    list(resumed.run())
+
+    assert torch.equal(straight.vertices, resumed.vertices)
+    assert torch.equal(straight.mesh.faces, resumed.mesh.faces)
+    for (name, a), (_, b) in zip(straight.shader.state_dict().items(), resumed.shader.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert straight.history == resumed.history
+
+
+def test_forced_nan_is_rolled_back(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    list(session.run(3))
+    good = session.vertices.detach().clone()
+    lr = session.lr_vertices
+    with torch.no_grad():
+        session.offsets[0, 1] = float("nan")
+    record = session.step()
+    assert record.event is not None and record.event.startswith("rollback")
+    assert torch.isfinite(session.vertices).all()
+    assert session.lr_vertices == pytest.approx(lr / 2)
+    assert (session.vertices.detach() - good).abs().max() < 0.05  # back near the last good state
+
+
+def test_nan_in_the_shader_is_rolled_back_too(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    list(session.run(2))
+    weights = {k: v.clone() for k, v in session.shader.state_dict().items()}
+    with torch.no_grad():
+        next(session.shader.parameters()).fill_(float("nan"))
+    record = session.step()
+    assert "not finite" in record.event
+    for k, v in session.shader.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+
+
+def test_snapshot_is_an_immutable_copy(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    snap = session.snapshot()
+    snap.vertices[:] = 0
+    next(iter(snap.shader_state.values())).zero_()
+    assert session.vertices.abs().sum() > 0
+    list(session.run(2))
+    assert not np.array_equal(session.snapshot().vertices, snap.vertices)
+    centre, scale = session.normalization
+    assert np.allclose(snap.world_vertices, snap.vertices / scale + centre, atol=1e-5)
+
+
+def test_bad_settings_and_checkpoints_are_refused(small_demo, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="shading_fraction"):
+        NDSConfig(shading_fraction=0)
+    with pytest.raises(ConfigError, match="unknown"):
+        NDSConfig.from_dict({"iterationz": 3})
+    scene = load(small_demo)
+    with pytest.raises(SessionError, match="no checkpoint"):
+        NDSSession.load(tmp_path, scene)
+    (tmp_path / "state.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(SessionError, match="unreadable"):
+        NDSSession.load(tmp_path, scene)
