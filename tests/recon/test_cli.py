@@ -88,3 +88,69 @@ def test_bad_input_is_one_line_and_nonzero(args, tmp_path, dataset) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("reconstruct: error:"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_demo, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "r"
+    result = run_cli("run", str(small_demo), "--out", str(out), "--iterations", "6", "--image-scale", "1", "--renderer", "gl")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_run_writes_the_run_folder(finished_run) -> None:
+    import trimesh
+
+    for name in ("mesh.ply", "shader.safetensors", "shader.json", "run.json", "checkpoint/state.safetensors"):
+        assert (finished_run / name).is_file(), name
+    record = json.loads((finished_run / "run.json").read_text())
+    assert record["iteration"] == 6 and len(record["losses"]) == 6
+    assert record["image_scale"] == 1.0 and record["renderer"] == "gl"
+    assert set(record["losses"][0]) >= {"silhouette", "shading", "laplacian", "normal", "total"}
+    mesh = trimesh.load(finished_run / "mesh.ply", process=False)
+    assert len(mesh.faces) == record["mesh"]["faces"]
+
+
+def test_resume_continues_and_refuses_a_second_run_in_place(finished_run, small_demo) -> None:
+    again = run_cli("run", str(small_demo), "--out", str(finished_run), "--iterations", "6")
+    assert again.returncode == 2 and "resume" in again.stderr
+    result = run_cli("resume", str(finished_run), "--iterations", "2", "--renderer", "gl")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((finished_run / "run.json").read_text())["iteration"] == 8
+
+
+def test_eval_and_export(finished_run, small_demo) -> None:
+    import trimesh
+
+    result = run_cli("eval", str(finished_run / "mesh.ply"), "--reference", str(small_demo / "gt_mesh.ply"), "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert 0 < figures["chamfer_rel"] < 0.2 and figures["accuracy"] > 0
+    result = run_cli("eval", str(finished_run), "--views", str(small_demo), "--json")
+    assert result.returncode == 0, result.stderr
+    views = json.loads(result.stdout)
+    assert views["views"] == 12 and 5 < views["psnr"] < 60 and views["silhouette_iou"] > 0.7
+    out = finished_run / "colored.glb"
+    result = run_cli("export", str(finished_run), "--format", "glb", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    scene = trimesh.load(out)
+    assert sum(len(g.faces) for g in scene.geometry.values()) > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "/no/such/set", "--out", "{tmp}/o"),
+        ("run", "{tmp}", "--out", "{tmp}/o", "--image-scale", "big"),
+        ("resume", "{tmp}"),
+        ("eval", "{tmp}/none.ply", "--reference", "{tmp}/none.ply"),
+        ("eval", "{tmp}"),
+        ("export", "{tmp}/nothing"),
+        ("export", "{tmp}"),
+    ],
+)
+def test_engine_commands_on_bad_input_exit_nonzero_with_one_line(args, tmp_path) -> None:
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("WARNING")]
+    assert len(lines) == 1 and lines[0].startswith("reconstruct: error:"), result.stderr
