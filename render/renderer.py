@@ -113,22 +113,42 @@ class Renderer:
             normals: (V, 3) vertex normals (the mesh's business, e.g. recon.mesh); needed for shading.
             layers: K; `self.layers` when None.
         """
-        clip_m = torch.as_tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
-        pos_clip = to_clip(vertices, clip_m)
-        frags = rasterize(self.rasterizer, pos_clip.detach(), faces, (camera.height, camera.width), layers or self.layers)
+        frags, clip_m = self.sample(vertices, faces, camera, layers)
+        return self.evaluate(vertices, faces, camera, frags, clip_m, normals)
+
+    def sample(
+        self, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, layers: int | None = None
+    ) -> tuple[Fragments, torch.Tensor]:
+        """RtS sampling: the non-differentiable rasterization, and the (4, 4) clip matrix it used."""
+        clip_m = torch.tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
+        pos_clip = to_clip(vertices.detach(), clip_m)
+        frags = rasterize(self.rasterizer, pos_clip, faces, (camera.height, camera.width), layers or self.layers)
+        return frags, clip_m
+
+    def evaluate(
+        self,
+        vertices: torch.Tensor,
+        faces: torch.Tensor,
+        camera: Camera,
+        frags: Fragments,
+        clip_m: torch.Tensor,
+        normals: torch.Tensor | None = None,
+    ) -> GBuffer:
+        """RtS evaluation: interpolate positions (and normals) with the fixed fragments; differentiable."""
         attrs = interpolate(vertices if normals is None else torch.cat([vertices, normals], dim=-1), faces, frags)
         position = attrs[..., :3]
         normal = None if normals is None else F.normalize(attrs[..., 3:], dim=-1, eps=1e-12)
         centre = torch.as_tensor(camera.center, dtype=vertices.dtype, device=vertices.device)
         covered = frags.covered[..., None]
         view_dir = torch.where(covered, F.normalize(centre - position, dim=-1, eps=1e-12), 0.0)
-        pixel_xy = self._splat_centres(position, pos_clip.dtype, clip_m, frags)
+        pixel_xy = self._splat_centres(position, clip_m, frags)
         return GBuffer(frags, position, normal, view_dir, pixel_xy)
 
     @staticmethod
-    def _splat_centres(position: torch.Tensor, dtype: torch.dtype, clip_m: torch.Tensor, frags: Fragments) -> torch.Tensor:
+    def _splat_centres(position: torch.Tensor, clip_m: torch.Tensor, frags: Fragments) -> torch.Tensor:
         """Projections of covered samples; pixel centres (constants) for empty ones."""
         K, H, W = frags.tri_id.shape
+        dtype = position.dtype
         ys, xs = torch.meshgrid(
             torch.arange(H, dtype=dtype, device=position.device) + 0.5,
             torch.arange(W, dtype=dtype, device=position.device) + 0.5,
@@ -175,5 +195,5 @@ class Renderer:
         self, front: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, frags: Fragments
     ) -> torch.Tensor:
         """nvdiffrast's analytic edge antialiasing of the front layer (the CUDA alternative to splatting)."""
-        clip_m = torch.as_tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
+        clip_m = torch.tensor(camera.clip_matrix(*_near_far(vertices, camera)), dtype=vertices.dtype, device=vertices.device)
         return self.rasterizer.antialias(front, to_clip(vertices, clip_m), faces, frags)

@@ -212,9 +212,12 @@ class NDSSession:
         cfg, prof = self.config, self.profiler
         vertices = self.vertices
         faces = self.mesh.faces
-        with prof.section("g-buffers"):
+        camera = self.cameras[view]
+        with prof.section("g-buffers/rasterization"):
+            frags, clip_m = self.renderer.sample(vertices, faces, camera)
+        with prof.section("g-buffers/interpolation"):
             normals = self.mesh.vertex_normals(vertices)
-            gbuffer = self.renderer.gbuffer(vertices, faces, self.cameras[view], normals)
+            gbuffer = self.renderer.evaluate(vertices, faces, camera, frags, clip_m, normals)
         with prof.section("silhouette"):
             coverage = gbuffer.covered[..., None].to(vertices.dtype)
             silhouette = splat(coverage, gbuffer.pixel_xy, gbuffer.fragments.depth)[..., 0]
