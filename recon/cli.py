@@ -202,8 +202,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if args.reference:
         from recon.eval import chamfer
+        from recon.mesh import read_trimesh
 
-        result = chamfer(_read_mesh(target), _read_mesh(Path(args.reference)))
+        result = chamfer(read_trimesh(target), read_trimesh(Path(args.reference)))
     elif args.views:
         result = _eval_views(target, Path(args.views), args.image_scale)
     else:
@@ -214,20 +215,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
     return 0
-
-
-def _read_mesh(path: Path):
-    import trimesh
-
-    if not path.is_file():
-        raise ReconstructError(f"{path}: no such mesh file")
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-    except Exception as exc:  # trimesh raises many types for bad files
-        raise ReconstructError(f"{path}: cannot read mesh ({exc.__class__.__name__}: {exc})") from None
-    if len(mesh.faces) == 0:
-        raise ReconstructError(f"{path}: the mesh has no faces")
-    return mesh
 
 
 def _eval_views(run_dir: Path, dataset: Path, scale: float) -> dict:
@@ -291,6 +278,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from recon.demo import demo_dataset
     from recon.eval import chamfer
     from recon.export import write_run_record
+    from recon.mesh import read_trimesh
     from recon.methods.nds import NDSSession
 
     path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
@@ -301,7 +289,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: {len(scene.views)} views at {scene.resolution[0]}×{scene.resolution[1]} from {path}")
     session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
     record = _run_and_report(session, out, None, scale)
-    figures = chamfer(_read_mesh(out / "mesh.ply"), _read_mesh(path / "gt_mesh.ply"))
+    figures = chamfer(read_trimesh(out / "mesh.ply"), read_trimesh(path / "gt_mesh.ply"))
     record["chamfer"] = figures
     write_run_record(out / "run.json", record)
     print(

@@ -16,7 +16,7 @@ from recon.mesh.ops import (
     vertex_normals,
 )
 from recon.mesh.remesh import remesh
-from recon.mesh.visual_hull import load_mesh, sphere, visual_hull
+from recon.mesh.visual_hull import load_mesh, read_trimesh, sphere, visual_hull
 
 __all__ = [
     "EmptyHullError",
@@ -33,6 +33,7 @@ __all__ = [
     "laplacian_loss",
     "load_mesh",
     "normal_consistency_loss",
+    "read_trimesh",
     "remesh",
     "self_intersecting_pairs",
     "signed_volume",

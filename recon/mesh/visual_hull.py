@@ -175,8 +175,8 @@ def sphere(
     return Mesh.from_numpy(ico.vertices + np.asarray(center, dtype=np.float64), ico.faces, device)
 
 
-def load_mesh(path: Path | str, device: torch.device | str | None = None) -> Mesh:
-    """A user's initial mesh (any format trimesh reads), cleaned and wound outward.
+def read_trimesh(path: Path | str) -> trimesh.Trimesh:
+    """A triangle mesh file as trimesh reads it, unprocessed (face order kept).
 
     Raises:
         MeshError: the file is missing, unreadable or holds no triangles (the message names it).
@@ -190,6 +190,17 @@ def load_mesh(path: Path | str, device: torch.device | str | None = None) -> Mes
         raise MeshError(f"{path}: cannot read mesh ({type(exc).__name__}: {exc})") from exc
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise MeshError(f"{path}: holds no triangles (a point cloud or an empty scene?)")
+    return loaded
+
+
+def load_mesh(path: Path | str, device: torch.device | str | None = None) -> Mesh:
+    """A user's initial mesh (any format trimesh reads), cleaned and wound outward.
+
+    Raises:
+        MeshError: the file is missing, unreadable or holds no triangles (the message names it).
+    """
+    path = Path(path)
+    loaded = read_trimesh(path)
     v = np.asarray(loaded.vertices, dtype=np.float64)
     if not np.isfinite(v).all():
         raise MeshError(f"{path}: vertices contain NaN or Inf")

@@ -283,12 +283,22 @@ class NDSSession:
         log.warning("iteration %d: %s; rolled back, vertex step now %.3g", self.iteration, reason, self.lr_vertices)
         return f"rollback: {reason}"
 
+    def pixel_footprint(self) -> float:
+        """Median size of one pixel at the bbox centre, in normalised units (depth / focal length)."""
+        sizes = [abs(cam.t[2]) / np.sqrt(cam.K[0, 0] * cam.K[1, 1]) for cam in self.cameras]
+        return float(np.median(sizes))
+
     def _remesh(self) -> str:
         """Botsch–Kobbelt to half the edge length; ×4 regularisers, ×0.75 vertex step (paper §3.3)."""
         with self.profiler.section("remeshing"):
             current = self.mesh.with_vertices(self.vertices.detach()).detach()
+            mean_edge = float(current.edge_lengths().mean())
+            floor = self.config.min_edge_px * self.pixel_footprint()
+            if floor >= 0.9 * mean_edge:
+                log.info("iteration %d: edges (%.4g) already at the images' resolution; no remesh", self.iteration, mean_edge)
+                return "remesh skipped: edges already at the images' resolution"
             try:
-                finer = remesh(current)
+                finer = remesh(current, max(0.5 * mean_edge, floor))
             except MeshError as exc:
                 log.warning("iteration %d: remeshing failed (%s); keeping the current mesh", self.iteration, exc)
                 return f"remesh skipped: {exc}"
