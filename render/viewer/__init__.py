@@ -1,0 +1,1 @@
+"""Real-time viewer pipeline: G-buffer pass, shading paths (CUDA–GL interop, GLSL compute, CPU read-back)."""
