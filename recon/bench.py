@@ -160,3 +160,124 @@ def format_render_table(result: dict) -> str:
         f"silhouette {ratio['silhouette']:.2f}×, shaded {ratio['shaded']:.2f}× (RtS claim: ≤ ~3×)"
     )
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- viewer
+
+
+VIEWER_MODE = "neural"
+
+
+def _viewer_scene(run: str | None) -> tuple[object, np.ndarray, np.ndarray, str]:
+    """(MLPWeights, vertices in the normalised cube, faces, description of the shader and mesh)."""
+    from pathlib import Path
+
+    from recon.mesh.visual_hull import read_trimesh
+    from recon.shader import NeuralShader, ShaderConfig, load_shader
+
+    if run is not None:
+        folder = Path(run)
+        shader, (centre, scale) = load_shader(folder / "shader")
+        mesh = read_trimesh(folder / "mesh.ply")
+        vertices = (np.asarray(mesh.vertices) - centre) * scale  # world → the shader's normalised cube
+        return shader.mlp_weights(), vertices.astype(np.float32), np.asarray(mesh.faces), f"trained shader and mesh of {folder}"
+    from recon.demo import demo_dataset
+
+    mesh = read_trimesh(demo_dataset() / "gt_mesh.ply")
+    lo, hi = mesh.bounds
+    vertices = (np.asarray(mesh.vertices) - (lo + hi) / 2) * (2.0 / float(np.max(hi - lo)))
+    torch.manual_seed(0)
+    shader = NeuralShader(ShaderConfig())
+    return (
+        shader.mlp_weights(),
+        vertices.astype(np.float32),
+        np.asarray(mesh.faces),
+        "freshly initialised shader (paper defaults; no --run given) on the demo's ground-truth mesh",
+    )
+
+
+def bench_viewer(size: tuple[int, int] = (512, 512), frames: int = 10, run: str | None = None) -> dict:
+    """Median per-stage frame time of every available viewer shading path, and its error vs torch.
+
+    Renders the neural mode of a shader (a run folder's trained one, else a fresh paper-default
+    one on the demo's ground-truth mesh) on a standalone EGL context with `sync_stats`, after one
+    untimed warm-up frame per path (compilation). The error is the largest difference over covered
+    pixels between the path's 8-bit output and the float32 torch reference on the same G-buffer.
+    """
+    import moderngl
+
+    from render.viewer import ViewerPipeline, shade_reference
+
+    weights, vertices, faces, description = _viewer_scene(run)
+    width, height = int(size[0]), int(size[1])
+    camera = Camera.look_at(np.array([1.4, -1.3, -2.9]), np.zeros(3), np.array([0.0, -1.0, 0.0]), 45.0, width, height)
+    ctx = moderngl.create_standalone_context(backend="egl", require=430)
+    rows = []
+    try:
+        with ctx:
+            color = ctx.texture((width, height), 4)
+            target = ctx.framebuffer([color])
+            pipe = ViewerPipeline(ctx, sync_stats=True)
+            try:
+                pipe.set_mesh(vertices, faces)
+                pipe.set_shader(weights)  # type: ignore[arg-type]
+                for path in pipe.available_paths():
+                    pipe.set_path(path)
+                    pipe.render(camera, (width, height), target, VIEWER_MODE)
+                    stats = [pipe.render(camera, (width, height), target, VIEWER_MODE) for _ in range(max(1, frames))]
+                    out = pipe.read_color()
+                    position, normal = pipe.read_gbuffer()  # type: ignore[misc]
+                    covered = position[..., 3] > 0
+                    x = torch.from_numpy(position[covered][:, :3])
+                    n = torch.from_numpy(normal[covered][:, :3])
+                    omega = torch.nn.functional.normalize(torch.from_numpy(camera.center.astype(np.float32)) - x, dim=-1)
+                    with torch.inference_mode():
+                        reference = shade_reference(weights, x, n, omega).numpy()  # type: ignore[arg-type]
+                    diff = float(np.abs(out[covered][:, :3] / 255.0 - reference).max()) if covered.any() else 0.0
+                    row = {"path": path, "frames": len(stats), "covered_pixels": int(covered.sum())}
+                    for key in ("gbuffer_ms", "shading_ms", "display_ms", "total_ms"):
+                        row[key] = statistics.median(getattr(s, key) for s in stats)
+                    row["fps"] = 1000.0 / max(row["total_ms"], 1e-9)
+                    row["max_abs_diff"] = diff
+                    row["max_abs_diff_255"] = diff * 255
+                    rows.append(row)
+                unavailable = pipe.unavailable_reasons()
+            finally:
+                pipe.release()
+                target.release()
+                color.release()
+            renderer = str(ctx.info["GL_RENDERER"])
+    finally:
+        ctx.release()
+    return {
+        "size": [width, height],
+        "frames": frames,
+        "mode": VIEWER_MODE,
+        "shader": description,
+        "triangles": int(len(faces)),
+        "gl_renderer": renderer,
+        "torch_threads": torch.get_num_threads(),
+        "paths": rows,
+        "unavailable": unavailable,
+    }
+
+
+def format_viewer_table(result: dict) -> str:
+    """The `bench viewer` table: one row per path, medians in milliseconds."""
+    w, h = result["size"]
+    lines = [
+        f"viewer benchmark: {w}×{h}, {result['gl_renderer']}, {result['triangles']} triangles, "
+        f"median of {result['frames']} frames, torch threads {result['torch_threads']}",
+        f"shader: {result['shader']}",
+        f"{'path':>8} {'gbuffer_ms':>11} {'shading_ms':>11} {'display_ms':>11} {'total_ms':>10} {'fps':>8} "
+        f"{'covered_px':>11} {'max_diff':>10}",
+    ]
+    for r in result["paths"]:
+        diff = f"{r['max_abs_diff_255']:.2f}/255"
+        lines.append(
+            f"{r['path']:>8} {r['gbuffer_ms']:>11.2f} {r['shading_ms']:>11.1f} {r['display_ms']:>11.2f} "
+            f"{r['total_ms']:>10.1f} {r['fps']:>8.2f} {r['covered_pixels']:>11} {diff:>10}"
+        )
+    for name, why in result["unavailable"].items():
+        lines.append(f"{name:>8} unavailable: {why}")
+    return "\n".join(lines)

@@ -53,6 +53,7 @@ from torch import nn
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import ReconstructError
+from render.viewer.mlp import MLPWeights, positional_encoding
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,15 @@ class ShaderConfig:
 
 
 class PositionalEncoding(nn.Module):
-    """x ↦ [x, sin(2^k π x), cos(2^k π x) for k < octaves] (layout in the module docstring)."""
+    """x ↦ [x, sin(2^k π x), cos(2^k π x) for k < octaves] (layout in the module docstring).
+
+    The one definition is `render.viewer.mlp.positional_encoding`, shared with the viewer's GLSL
+    and CUDA shading paths; this module only holds the octave count. Nothing goes in the state dict.
+    """
 
     def __init__(self, octaves: int) -> None:
         super().__init__()
         self.octaves = octaves
-        freqs = torch.pi * 2.0 ** torch.arange(octaves, dtype=torch.float32)
-        # Derived from the config, so kept out of the state dict (and out of the weights file).
-        self.register_buffer("freqs", freqs, persistent=False)
 
     @property
     def out_dim(self) -> int:
@@ -140,11 +142,7 @@ class PositionalEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., 3) → (..., 3 + 6·octaves)."""
-        if self.octaves == 0:
-            return x
-        angles = x[..., None, :] * self.freqs[:, None]  # (..., K, 3)
-        waves = torch.stack((torch.sin(angles), torch.cos(angles)), dim=-2)  # (..., K, 2, 3)
-        return torch.cat((x, waves.flatten(-3)), dim=-1)
+        return positional_encoding(x, self.octaves)
 
 
 def _mlp(in_dim: int, width: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
@@ -201,6 +199,21 @@ class NeuralShader(nn.Module):
     def forward(self, x: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         """RGB (..., 3) of points x (..., 3) seen along ω with normal n."""
         return self.color(self.features(x), n, omega)
+
+    def mlp_weights(self) -> MLPWeights:
+        """Detached float32 CPU copies of the weights for the viewer (`render.viewer`), which can't import recon.
+
+        A snapshot: later training steps don't change it, so it can be handed to another thread.
+        """
+
+        def layers(seq: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            return [
+                (m.weight.detach().to("cpu", torch.float32).clone(), m.bias.detach().to("cpu", torch.float32).clone())
+                for m in seq
+                if isinstance(m, nn.Linear)
+            ]
+
+        return MLPWeights(self.config.pe_octaves, layers(self.h), layers(self.c))
 
 
 # ----------------------------------------------------------------------------- files

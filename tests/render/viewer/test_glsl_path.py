@@ -1,0 +1,115 @@
+"""The GLSL compute-shader path against the torch reference, on the very G-buffer it shaded (llvmpipe here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from render.viewer import FeatureEdits, FeatureProjection, MLPWeights, ViewerPipeline, shade_reference
+from render.viewer.glsl_mlp import generate_compute_source
+
+pytestmark = pytest.mark.gl
+
+SMALL = dict(pe_octaves=2, hidden_h=20, layers_h=1, features=7, hidden_c=9, layers_c=1)  # odd sizes: padding
+PAPER = dict()  # the paper's 4 octaves, 3×256 → 256 features, 2×128 → RGB
+
+
+def _shade(scene, weights: MLPWeights, mode: str = "neural", **state):
+    """Render with the GLSL path; returns (colour (H, W, 4) uint8, G-buffer inputs, covered mask, stats)."""
+    pipe = ViewerPipeline(scene.ctx, sync_stats=True)
+    try:
+        pipe.set_mesh(scene.vertices, scene.faces)
+        pipe.set_shader(weights)
+        pipe.set_feature_projection(state.get("projection"))
+        pipe.set_edits(state.get("edits"))
+        pipe.set_materials(state.get("centroids"), state.get("highlight"))
+        pipe.set_path("glsl")
+        stats = pipe.render(scene.camera, scene.size, scene.target, mode=mode)
+        color = pipe.read_color()
+        position, normal = pipe.read_gbuffer()
+    finally:
+        pipe.release()
+    covered = position[..., 3] > 0
+    x = torch.from_numpy(position[covered][:, :3])
+    n = torch.from_numpy(normal[covered][:, :3])
+    omega = torch.nn.functional.normalize(torch.from_numpy(scene.camera.center.astype(np.float32)) - x, dim=-1)
+    return color, (x, n, omega), covered, stats
+
+
+@pytest.mark.parametrize("config", [SMALL, PAPER], ids=["small", "paper"])
+def test_glsl_matches_torch_within_two_levels(scene, config) -> None:
+    weights = MLPWeights.random(**config, seed=3, gain=2.5)
+    color, (x, n, omega), covered, stats = _shade(scene, weights)
+    assert stats.path == "glsl" and stats.covered_pixels == covered.sum() > 100
+    reference = shade_reference(weights, x, n, omega).numpy()
+    ours = color[covered][:, :3] / 255.0
+    assert np.abs(ours - reference).max() <= 2 / 255
+    assert (color[covered][:, 3] == 255).all() and (color[~covered] == 0).all()
+    assert reference.std(axis=0).max() > 0.02  # a varying image, not a constant that matches by luck
+
+
+def _mode_inputs(weights: MLPWeights, x: torch.Tensor) -> dict:
+    """Projection, centroids and edits built from the shader's own features on the surface."""
+    from render.viewer import mlp_features
+
+    h = mlp_features(weights, x)
+    g = torch.Generator().manual_seed(1)
+    mean = h.mean(0)
+    basis = torch.linalg.svd(h - mean, full_matrices=False).Vh[:3]
+    comp = (h - mean) @ basis.T
+    projection = FeatureProjection(mean, basis, comp.quantile(0.02, dim=0), comp.quantile(0.98, dim=0))
+    centroids = h[torch.randperm(len(h), generator=g)[:3]]
+    centre = x[len(x) // 2]
+    edits = FeatureEdits(
+        centroids=centroids,
+        source=torch.tensor([0, 1, 2]),
+        target=torch.stack([centroids[1], torch.randn(h.shape[1], generator=g), centroids[0]]),
+        weight=torch.tensor([1.0, 0.7, 0.5]),
+        centre=torch.stack([torch.zeros(3), centre, centre]),
+        radius=torch.tensor([float("inf"), 0.15, 0.1]),
+    )
+    return dict(projection=projection, centroids=centroids, edits=edits, highlight=1)
+
+
+def _unambiguous(h: torch.Tensor, x: torch.Tensor, state: dict) -> torch.Tensor:
+    """Samples whose nearest centroid and edit regions are not decided by rounding."""
+    d = torch.cdist(h.double(), state["centroids"].double())
+    two = d.topk(2, largest=False).values
+    ok = (two[:, 1] - two[:, 0]) > 1e-3
+    edits = state["edits"]
+    for e in range(edits.count):
+        if torch.isfinite(edits.radius[e]):
+            ok &= ((x - edits.centre[e]).norm(dim=-1) - edits.radius[e]).abs() > 1e-4
+    return ok
+
+
+@pytest.mark.parametrize("mode", ["neural", "features", "materials"])
+def test_glsl_modes_and_edits_match_torch(scene, mode) -> None:
+    from render.viewer import mlp_features
+
+    weights = MLPWeights.random(**SMALL, seed=5, gain=2.5)
+    # First pass: the G-buffer, to build inputs from the features actually on screen.
+    _, (x, _, _), _, _ = _shade(scene, weights, "neural")
+    state = _mode_inputs(weights, x)
+    color, (x, n, omega), covered, _ = _shade(scene, weights, mode, **state)
+    kwargs = {k: state[k] for k in ("projection", "edits", "centroids", "highlight")}
+    reference = shade_reference(weights, x, n, omega, mode, **kwargs).numpy()
+    ok = _unambiguous(mlp_features(weights, x), x, state).numpy()
+    assert ok.mean() > 0.9
+    ours = color[covered][:, :3] / 255.0
+    assert np.abs(ours[ok] - reference[ok]).max() <= 2 / 255
+    if mode != "materials":  # the edits changed something, so they were applied in GLSL too
+        unedited = shade_reference(weights, x, n, omega, mode, projection=state["projection"]).numpy()
+        assert np.abs(unedited - reference).max(axis=1)[ok].max() > 0.05
+    else:
+        assert len(np.unique(np.round(ours[ok] / np.maximum(ours[ok].max(axis=1, keepdims=True), 1e-6), 2), axis=0)) > 2
+
+
+def test_generated_source_follows_the_sizes() -> None:
+    small = generate_compute_source(MLPWeights.random(**SMALL))
+    paper = generate_compute_source(MLPWeights.random())
+    assert "const int F4 = 2;" in small and "const int F4 = 64;" in paper
+    assert small.count("sin(angle)") == 2 and paper.count("sin(angle)") == 4
+    with pytest.raises(ValueError):
+        MLPWeights(2, [(torch.zeros(4, 14), torch.zeros(4))], [(torch.zeros(3, 10), torch.zeros(3))])

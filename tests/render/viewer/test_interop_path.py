@@ -1,0 +1,70 @@
+"""The CUDA–GL interop path against the torch reference (CUDA + cuda-python + a GL context on the GPU only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from render.viewer import FeatureEdits, MLPWeights, ViewerPipeline, shade_reference
+from render.viewer.interop import probe
+
+
+def _skip_reason() -> str | None:
+    if not torch.cuda.is_available():
+        return "needs CUDA (torch.cuda.is_available() is False)"
+    try:
+        from render.viewer.interop import _runtime
+
+        _runtime()
+    except ImportError as exc:
+        return f"needs cuda-python (pip install 'reconstruct[cuda]'): {exc}"
+    return None
+
+
+_SKIP_REASON = _skip_reason()
+needs_interop = pytest.mark.skipif(_SKIP_REASON is not None, reason=_SKIP_REASON or "")
+
+
+def test_probe_explains_why_interop_is_missing() -> None:
+    device, reason = probe()
+    assert (device is None) == bool(reason)
+
+
+@needs_interop
+@pytest.mark.cuda
+@pytest.mark.gl
+@pytest.mark.parametrize("config", [dict(pe_octaves=2, hidden_h=20, layers_h=1, features=7, hidden_c=9, layers_c=1), dict()])
+def test_interop_matches_torch(scene, config) -> None:
+    pipe = ViewerPipeline(scene.ctx, sync_stats=True)
+    try:
+        if "interop" not in pipe.available_paths():
+            pytest.skip(f"interop unavailable with this GL context: {pipe.unavailable_reasons().get('interop')}")
+        weights = MLPWeights.random(**config, seed=2, gain=2.5)
+        pipe.set_mesh(scene.vertices, scene.faces)
+        pipe.set_shader(weights)
+        pipe.set_path("interop")
+        h_dim = weights.features
+        edits = FeatureEdits(
+            centroids=torch.randn(2, h_dim), source=torch.tensor([1]), target=torch.randn(1, h_dim),
+            weight=torch.tensor([0.5]), centre=torch.zeros(1, 3), radius=torch.tensor([float("inf")]),
+        )  # fmt: skip
+        for state in (None, edits):
+            pipe.set_edits(state)
+            stats = pipe.render(scene.camera, scene.size, scene.target, mode="neural")
+            assert stats.path == "interop"
+            color = pipe.read_color()
+            position, normal = pipe.read_gbuffer()
+            covered = position[..., 3] > 0
+            assert stats.covered_pixels == covered.sum() > 100
+            x = torch.from_numpy(position[covered][:, :3])
+            n = torch.from_numpy(normal[covered][:, :3])
+            omega = torch.nn.functional.normalize(torch.from_numpy(scene.camera.center.astype(np.float32)) - x, dim=-1)
+            reference = shade_reference(weights, x, n, omega, edits=state).numpy()
+            # Half precision is used only where it stays within 1/255; plus rounding to 8 bits.
+            assert np.abs(color[covered][:, :3] / 255.0 - reference).max() <= 2 / 255
+            assert (color[~covered] == 0).all()
+        pipe.set_path("glsl")  # switching unregisters the textures from CUDA
+        pipe.render(scene.camera, scene.size, scene.target, mode="neural")
+    finally:
+        pipe.release()
