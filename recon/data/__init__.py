@@ -1,6 +1,7 @@
 """Datasets: one Scene type, loaders for every format users bring, and the NDS folder writer."""
 
+from recon.data.images import AutoScale
 from recon.data.load import FORMATS, detect, load
 from recon.data.scene import Loaded, Scene, View
 
-__all__ = ["FORMATS", "Loaded", "Scene", "View", "detect", "load"]
+__all__ = ["FORMATS", "AutoScale", "Loaded", "Scene", "View", "detect", "load"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -33,6 +34,38 @@ def read_pixels(path: Path) -> np.ndarray:
     if not np.isfinite(pixels).all():
         raise DatasetError(path, "image contains NaN or Inf values")
     return pixels
+
+
+@dataclass
+class AutoScale:
+    """An image scale chosen from the images themselves: halve until the long side is ≤ `max_side`.
+
+    Loaders resolve it on the first image they decode (`resolve_scale`), so a dataset whose size
+    is not known in advance is still decoded once; every later image gets the same factor (a
+    dataset of mixed sizes is refused by `load` anyway). `chosen` records the factor used.
+    """
+
+    max_side: int
+    min_scale: float = 1 / 64
+    chosen: float | None = None
+
+    def for_size(self, width: int, height: int) -> float:
+        scale = 1.0
+        while max(width, height) * scale > self.max_side and scale > self.min_scale:
+            scale /= 2
+        return scale
+
+
+ImageScale = float | AutoScale
+
+
+def resolve_scale(scale: ImageScale, width: int, height: int) -> float:
+    """The factor to resize an image of width × height by: `scale` itself, or what AutoScale picks."""
+    if isinstance(scale, AutoScale):
+        if scale.chosen is None:
+            scale.chosen = scale.for_size(width, height)
+        return scale.chosen
+    return float(scale)
 
 
 def resize(pixels: np.ndarray, scale: float) -> np.ndarray:

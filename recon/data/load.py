@@ -10,6 +10,7 @@ import numpy as np
 
 from recon.data.bbox import estimate_bbox
 from recon.data.formats import blender, colmap, dtu, middlebury, nds, ngp
+from recon.data.images import AutoScale, ImageScale
 from recon.data.scene import Loaded, Scene, View
 from recon.errors import DatasetError
 
@@ -35,16 +36,20 @@ def detect(path: Path) -> tuple[str, Path]:
     raise DatasetError(path, f"not a dataset of a known format. Looked for — {looked}")
 
 
-def load(path: Path | str, image_scale: float = 1.0, format: str | None = None) -> Scene:
+def load(path: Path | str, image_scale: ImageScale = 1.0, format: str | None = None) -> Scene:
     """Read any supported dataset (folder or main file) into a Scene in the design's conventions.
 
     Args:
         path: dataset folder or its main file (e.g. transforms_train.json, cameras.npz).
-        image_scale: resize factor applied to images and masks on load; K is scaled with them.
+        image_scale: resize factor applied to images and masks on load; K is scaled with them. An
+            AutoScale picks the factor from the first image decoded (every image is decoded once);
+            `Scene.image_scale` says which factor was used.
         format: force a format (a key of FORMATS) instead of detecting it.
     """
     path = Path(path)
-    if not (0 < image_scale <= 4):
+    if isinstance(image_scale, AutoScale):
+        image_scale = AutoScale(image_scale.max_side, image_scale.min_scale)  # a fresh choice per load
+    elif not (0 < image_scale <= 4):
         raise DatasetError(path, f"image scale must be in (0, 4], got {image_scale}")
     if format is None:
         format, root = detect(path)
@@ -61,7 +66,8 @@ def load(path: Path | str, image_scale: float = 1.0, format: str | None = None) 
     else:
         bbox, source = estimate_bbox(loaded.views, root), "estimated"
         log.info("no bounding box in %s; estimated %s from the masks", root, bbox.tolist())
-    return Scene(tuple(loaded.views), bbox, source, format, root)
+    scale = image_scale.chosen if isinstance(image_scale, AutoScale) else float(image_scale)
+    return Scene(tuple(loaded.views), bbox, source, format, root, image_scale=scale)
 
 
 def _check_views(root: Path, views: list[View]) -> None:

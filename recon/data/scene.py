@@ -37,6 +37,7 @@ class Scene:
         bbox_source: "given" (from the dataset) or "estimated" (visual hull of the masks).
         format: name of the loader that read it (a key of recon.data.FORMATS).
         source: the folder or file it was read from.
+        image_scale: the factor the images were resized by on load (what an automatic scale chose).
     """
 
     views: tuple[View, ...]
@@ -44,6 +45,7 @@ class Scene:
     bbox_source: str
     format: str
     source: Path
+    image_scale: float = 1.0
 
     @property
     def resolution(self) -> tuple[int, int]:

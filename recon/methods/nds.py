@@ -38,6 +38,7 @@ from recon.mesh import (
     sphere,
     visual_hull,
 )
+from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig
 from recon.profiling import Profiler
 from recon.shader import NeuralShader
@@ -156,11 +157,20 @@ class NDSSession:
         self.vertex_optimizer = torch.optim.Adam([self.offsets], lr=lr)
         self.lr_vertices = lr
         _ = mesh.laplacian, mesh.face_adjacency, mesh.face_edges  # precompute (paper §3.3)
+        if self.config.smooth_steps > 0:
+            with self.profiler.section("smooth-step factorisation"):
+                self.smoother = SmoothParameterization(mesh.num_vertices, mesh.edges, self.config.smooth_steps)
+        else:  # the identity: the paper's plain steps on the offsets
+            self.smoother = SmoothParameterization(mesh.num_vertices, mesh.edges, 0.0)
 
     @property
     def vertices(self) -> torch.Tensor:
-        """Current vertices (V, 3) in normalised space, differentiable w.r.t. the offsets."""
-        return self.mesh.vertices + self.offsets
+        """Current vertices (V, 3) in normalised space, differentiable w.r.t. the offsets.
+
+        With `smooth_steps` = λ > 0 the optimised parameter is w and the offsets are
+        (I + λL)⁻¹·w (recon.mesh.smooth); with λ = 0 they are the parameter itself (the paper).
+        """
+        return self.mesh.vertices + self.smoother(self.offsets)
 
     @property
     def done(self) -> bool:
@@ -173,11 +183,13 @@ class NDSSession:
         event = None
         if self.iteration in self.config.remesh_at and self.iteration > 0:
             event = self._remesh()
-        problems = check_mesh(self.vertices.detach(), self.mesh.faces, face_edges=self.mesh.face_edges)
+        vertices = self.vertices
+        problems = check_mesh(vertices.detach(), self.mesh.faces, face_edges=self.mesh.face_edges)
         if problems:  # something changed the state between steps (or a bug): never continue from it
             event = self._rollback(f"invalid state before step: {'; '.join(problems)}")
+            vertices = self.vertices
         view = int(torch.randint(len(self.cameras), (1,), generator=self.generator))
-        losses, total = self._losses(view)
+        losses, total = self._losses(view, vertices)
         with self.profiler.section("backward"):
             self.vertex_optimizer.zero_grad(set_to_none=True)
             self.shader_optimizer.zero_grad(set_to_none=True)
@@ -185,7 +197,7 @@ class NDSSession:
         reason = self._bad_gradients(total)
         if reason is None:
             with self.profiler.section("descent step"):
-                reference = self.mesh.face_normals(self.vertices.detach())
+                reference = self.mesh.face_normals(vertices.detach())
                 self.vertex_optimizer.step()
                 self.shader_optimizer.step()
             problems = check_mesh(
@@ -208,9 +220,8 @@ class NDSSession:
         while self.iteration < end:
             yield self.step()
 
-    def _losses(self, view: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _losses(self, view: int, vertices: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         cfg, prof = self.config, self.profiler
-        vertices = self.vertices
         faces = self.mesh.faces
         camera = self.cameras[view]
         with prof.section("g-buffers/rasterization"):

@@ -39,6 +39,15 @@ def test_mesh_against_itself_is_near_zero(unit_sphere: trimesh.Trimesh) -> None:
     assert r == chamfer(unit_sphere, unit_sphere, n_samples=N)  # seeded: reproducible
 
 
+def test_distances_are_to_the_triangles_not_to_samples(unit_sphere: trimesh.Trimesh) -> None:
+    # Two sample sets of one surface lie ~0.5·√(A/N) ≈ 0.004 apart; the triangles are at 0.
+    r = chamfer(unit_sphere, unit_sphere, n_samples=N)
+    assert r["chamfer"] < 1e-9
+    flat = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]], process=False)
+    lifted = trimesh.Trimesh([[0, 0, 0.25], [1, 0, 0.25], [0, 1, 0.25]], [[0, 1, 2]], process=False)
+    assert chamfer(flat, lifted, n_samples=1000)["chamfer"] == pytest.approx(0.25, abs=1e-9)
+
+
 def test_spheres_of_radius_1_and_1_1(unit_sphere: trimesh.Trimesh) -> None:
     bigger = trimesh.Trimesh(unit_sphere.vertices * 1.1, unit_sphere.faces, process=False)
     r = chamfer(unit_sphere, bigger, n_samples=N)

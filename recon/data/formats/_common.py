@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr")
 
 
-def make_view(name: str, image: np.ndarray, mask: np.ndarray, camera: Camera, scale: float) -> View:
-    """A View whose image, mask and camera are all resized by `scale`.
+def make_view(name: str, image: np.ndarray, mask: np.ndarray, camera: Camera, scale: images.ImageScale) -> View:
+    """A View whose image, mask and camera are all resized by `scale` (a factor or an AutoScale).
 
     Loaders read at full resolution (K is given for it) and scale here, once, so that the image
     size and the scaled camera's size come from the same round() and always agree.
     """
+    scale = images.resolve_scale(scale, image.shape[1], image.shape[0])
     if scale != 1.0:
         image = images.resize(image, scale)
         mask = images.resize(mask[:, :, None], scale)[:, :, 0]

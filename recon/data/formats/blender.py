@@ -36,7 +36,7 @@ def detect(path: Path) -> Path | None:
     return None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """The views of one split: the named file, or transforms_train.json of a folder."""
     json_path = root if root.is_file() else _train_split(root)
     data = _nerf.read_json(json_path)

@@ -29,7 +29,7 @@ import numpy as np
 
 from recon.data import checks
 from recon.data.formats._common import make_view, ones_mask, warn_no_masks
-from recon.data.images import read_mask, read_pixels, resize
+from recon.data.images import ImageScale, read_mask, read_pixels, resize, resolve_scale
 from recon.data.scene import Loaded, View
 from recon.data.undistort import RadialTangential, undistort
 from recon.errors import DatasetError
@@ -96,7 +96,7 @@ def detect(path: Path) -> Path | None:
     return path if _model_dir(path) is not None else None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: ImageScale) -> Loaded:
     """Views in our convention: poses from the quaternions, lenses undistorted to pinholes."""
     root = Path(root)
     model_dir = _model_dir(root)
@@ -127,7 +127,7 @@ def read(root: Path, image_scale: float) -> Loaded:
 
 
 def _view(
-    image: ColmapImage, cam: ColmapCamera, image_dir: Path, mask_dir: Path | None, scale: float
+    image: ColmapImage, cam: ColmapCamera, image_dir: Path, mask_dir: Path | None, scale: ImageScale
 ) -> tuple[View, bool]:
     """One image as a pinhole View, and whether it had a mask (file or alpha)."""
     K, lens = intrinsics(cam)
@@ -149,6 +149,7 @@ def _view(
     else:
         mask, masked = ones_mask(rgb), False
     camera = checks.camera(image.source, K, rotation(image), image.tvec, cam.width, cam.height)
+    scale = resolve_scale(scale, cam.width, cam.height)
     if scale != 1.0:  # resize first, then undistort at the size we keep (K scales, the lens does not)
         rgb, mask = resize(rgb, scale), resize(mask[:, :, None], scale)[:, :, 0]
         camera = camera.scaled(scale)

@@ -38,7 +38,7 @@ def detect(path: Path) -> Path | None:
     return None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """Images in natural name order, the i-th paired with world_mat_i and the i-th mask."""
     folder = root.parent if root.is_file() else root
     npz_path = root if root.is_file() else next(folder / f for f in NPZ_FILES if (folder / f).is_file())

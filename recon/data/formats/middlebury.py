@@ -25,7 +25,7 @@ import numpy as np
 
 from recon.data import checks
 from recon.data.formats._common import make_view
-from recon.data.images import read_mask, read_pixels
+from recon.data.images import ImageScale, read_mask, read_pixels
 from recon.data.scene import Loaded
 from recon.errors import DatasetError
 
@@ -51,7 +51,7 @@ def detect(path: Path) -> Path | None:
     return None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: ImageScale) -> Loaded:
     """Views in our convention; masks from a mask folder or from the authors' threshold recipe."""
     par = _par_file(Path(root))
     folder = par.parent

@@ -43,7 +43,7 @@ def detect(path: Path) -> Path | None:
     return None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """Every view named by a NAME_k.txt in `root`; a view with a missing file is an error, not skipped."""
     names = sorted((k.name[: -len("_k.txt")] for k in root.glob("*_k.txt")), key=natural_key)
     views: list[View] = []

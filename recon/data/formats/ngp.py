@@ -38,7 +38,7 @@ def detect(path: Path) -> Path | None:
     return path if (path / FILE).is_file() else None
 
 
-def read(root: Path, image_scale: float) -> Loaded:
+def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """Every frame of transforms.json, undistorted to a pinhole when the lens has distortion."""
     json_path = root / FILE
     data = _nerf.read_json(json_path)

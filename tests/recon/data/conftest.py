@@ -58,3 +58,44 @@ def known_views() -> list[View]:
 def known_sphere() -> tuple[np.ndarray, float]:
     """(centre, radius) of the sphere `known_views` shows (test modules cannot import conftest)."""
     return SPHERE_CENTER.copy(), SPHERE_RADIUS
+
+
+# Helpers the loader tests share; fixtures because test modules cannot import each other.
+PROBE_POINTS = np.array([[0.25, -0.1, 0.4], [0.3, -0.1, 0.45], [0.0, -0.3, 0.2]])  # near the sphere, seen by every view
+
+
+def _quantised(x: np.ndarray) -> np.ndarray:
+    """What an 8-bit PNG gives back for float data `x` in [0, 1]."""
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.float32) / np.float32(255)
+
+
+def _assert_same_cameras(
+    got: list[View], want: list[View], atol: float = 1e-6, atol_k: float | None = None, names: bool = False
+) -> None:
+    """Same K, R, t and size, proper rotations, the same pixels for points in front (and names)."""
+    assert len(got) == len(want)
+    if names:
+        assert [v.name for v in got] == [v.name for v in want]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.camera.K, w.camera.K, atol=atol if atol_k is None else atol_k)
+        np.testing.assert_allclose(g.camera.R, w.camera.R, atol=atol)
+        np.testing.assert_allclose(g.camera.t, w.camera.t, atol=atol)
+        assert (g.camera.width, g.camera.height) == (w.camera.width, w.camera.height)
+        assert np.linalg.det(g.camera.R) > 0
+        uv_g, z_g = g.camera.project(PROBE_POINTS)
+        uv_w, z_w = w.camera.project(PROBE_POINTS)
+        np.testing.assert_allclose(uv_g, uv_w, atol=1e-6)
+        assert (z_g > 0).all()
+        np.testing.assert_allclose(z_g, z_w, rtol=1e-6)
+
+
+@pytest.fixture
+def quantised():
+    """quantised(x): float data after a round trip through an 8-bit PNG."""
+    return _quantised
+
+
+@pytest.fixture
+def assert_same_cameras():
+    """assert_same_cameras(got, want, atol=1e-6, atol_k=None, names=False): the same cameras."""
+    return _assert_same_cameras

@@ -21,7 +21,6 @@ from recon.data.scene import View
 from recon.errors import DatasetError
 from render.camera import Camera
 
-POINT = np.array([[0.25, -0.1, 0.4]])
 BBOX = np.array([[-0.5, -0.8, -0.3], [0.7, 0.4, 0.9]])
 
 
@@ -71,24 +70,7 @@ def write_blender(folder: Path, views: list[View], split: str = "train", angle_y
     return path
 
 
-def quantised(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0, 1) * 255).astype(np.float32) / np.float32(255)
-
-
-def assert_same_cameras(got: list[View], want: list[View], atol: float = 1e-6) -> None:
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g.camera.R, w.camera.R, atol=atol)
-        np.testing.assert_allclose(g.camera.t, w.camera.t, atol=atol)
-        np.testing.assert_allclose(g.camera.K, w.camera.K, atol=atol)
-        assert (g.camera.width, g.camera.height) == (w.camera.width, w.camera.height)
-        uv_g, z_g = g.camera.project(POINT)
-        uv_w, z_w = w.camera.project(POINT)
-        np.testing.assert_allclose(uv_g, uv_w, atol=1e-6)
-        assert z_g[0] > 0 and np.isclose(z_g[0], z_w[0])
-
-
-def test_round_trip_by_folder_and_by_file(tmp_path, known_views):
+def test_round_trip_by_folder_and_by_file(tmp_path, known_views, quantised, assert_same_cameras):
     views = blender_views(known_views)
     json_path = write_blender(tmp_path, views)
     assert detect(tmp_path) == ("blender", tmp_path)
@@ -108,13 +90,13 @@ def test_read_gives_no_bbox(tmp_path, known_views):
     assert blender.read(tmp_path, 1.0).bbox is None
 
 
-def test_camera_angle_y_gives_fy(tmp_path, known_views):
+def test_camera_angle_y_gives_fy(tmp_path, known_views, assert_same_cameras):
     views = blender_views(known_views, fy_scale=1.05)
     write_blender(tmp_path, views, angle_y=True)
     assert_same_cameras(blender.read(tmp_path, 1.0).views, views)
 
 
-def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
+def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views, assert_same_cameras):
     views = blender_views(known_views)
     write_blender(tmp_path, views)
     half = blender.read(tmp_path, 0.5).views
@@ -123,7 +105,7 @@ def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
     np.testing.assert_allclose(half[0].camera.K[0, 2], 16.0)
 
 
-def test_named_split_file_loads_that_split(tmp_path, known_views):
+def test_named_split_file_loads_that_split(tmp_path, known_views, assert_same_cameras):
     views = blender_views(known_views)
     write_blender(tmp_path, views[:4], "train")
     test_json = write_blender(tmp_path, views[4:], "test")
@@ -143,7 +125,7 @@ def test_transforms_json_alone_is_not_blender_and_train_split_not_ngp(tmp_path, 
     assert ngp.detect(blender_dir) is None and ngp.detect(blender_dir / "transforms_train.json") is None
 
 
-def test_convert_to_nds_keeps_cameras(tmp_path, known_views):
+def test_convert_to_nds_keeps_cameras(tmp_path, known_views, assert_same_cameras):
     views = blender_views(known_views)
     write_blender(tmp_path / "src", views)
     loaded = blender.read(tmp_path / "src", 1.0)

@@ -14,7 +14,6 @@ from recon.data.formats import dtu, nds
 from recon.data.scene import View
 from recon.errors import DatasetError
 
-POINT = np.array([[0.25, -0.1, 0.4]])
 CENTRE, RADIUS = np.array([0.1, -0.2, 0.3]), 0.8
 SCALE_MAT = np.array(
     [[RADIUS, 0, 0, CENTRE[0]], [0, RADIUS, 0, CENTRE[1]], [0, 0, RADIUS, CENTRE[2]], [0, 0, 0, 1.0]]
@@ -52,24 +51,7 @@ def write_dtu(
     return folder / npz
 
 
-def quantised(x: np.ndarray) -> np.ndarray:
-    return _u8(x).astype(np.float32) / np.float32(255)
-
-
-def assert_same_cameras(got: list[View], want: list[View], atol: float = 1e-6) -> None:
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g.camera.K, w.camera.K, atol=atol)
-        np.testing.assert_allclose(g.camera.R, w.camera.R, atol=atol)
-        np.testing.assert_allclose(g.camera.t, w.camera.t, atol=atol)
-        assert np.linalg.det(g.camera.R) > 0
-        uv_g, z_g = g.camera.project(POINT)
-        uv_w, _ = w.camera.project(POINT)
-        np.testing.assert_allclose(uv_g, uv_w, atol=1e-6)
-        assert z_g[0] > 0
-
-
-def test_round_trip_by_folder_and_by_file(tmp_path, known_views):
+def test_round_trip_by_folder_and_by_file(tmp_path, known_views, quantised, assert_same_cameras):
     npz = write_dtu(tmp_path, known_views)
     assert detect(tmp_path) == ("dtu", tmp_path)
     assert detect(npz) == ("dtu", npz)
@@ -83,7 +65,7 @@ def test_round_trip_by_folder_and_by_file(tmp_path, known_views):
             np.testing.assert_array_equal(got.mask, want.mask)
 
 
-def test_neus_layout_and_unpadded_names_pair_in_number_order(tmp_path, known_views):
+def test_neus_layout_and_unpadded_names_pair_in_number_order(tmp_path, known_views, assert_same_cameras):
     views = known_views + known_views[:6]
     names = [f"{i}.png" for i in range(len(views))]  # 0 … 11: plain text order would put 10 before 2
     write_dtu(tmp_path, views, npz="cameras_sphere.npz", image_dir="images", mask_dir="masks", names=names)
@@ -92,7 +74,7 @@ def test_neus_layout_and_unpadded_names_pair_in_number_order(tmp_path, known_vie
     assert_same_cameras(list(scene.views), views)
 
 
-def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
+def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views, assert_same_cameras):
     write_dtu(tmp_path, known_views)
     half = load(tmp_path, image_scale=0.5)
     assert_same_cameras(list(half.views), [View(v.name, v.image, v.mask, v.camera.scaled(0.5)) for v in known_views])
@@ -107,7 +89,7 @@ def test_missing_mask_folder_gives_all_ones_and_a_warning(tmp_path, known_views,
     assert "all-ones" in caplog.text
 
 
-def test_convert_to_nds_keeps_cameras_and_bbox(tmp_path, known_views):
+def test_convert_to_nds_keeps_cameras_and_bbox(tmp_path, known_views, assert_same_cameras):
     write_dtu(tmp_path / "src", known_views)
     scene = load(tmp_path / "src")
     converted = load(nds.write(scene, None, tmp_path / "nds"))

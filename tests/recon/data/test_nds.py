@@ -37,12 +37,7 @@ def write_by_hand(folder: Path, views: list[View], bbox: np.ndarray | None = BBO
     return folder
 
 
-def quantised(x: np.ndarray) -> np.ndarray:
-    """What an 8-bit PNG gives back for float data `x`."""
-    return _to_uint8(x).astype(np.float32) / np.float32(255)
-
-
-def test_reads_hand_written_folder_by_folder_and_by_file(tmp_path, known_views):
+def test_reads_hand_written_folder_by_folder_and_by_file(tmp_path, known_views, quantised):
     root = write_by_hand(tmp_path / "ds", known_views)
     assert detect(root) == ("nds", root)
     assert detect(root / "view_002_k.txt") == ("nds", root)
@@ -63,7 +58,7 @@ def test_reads_hand_written_folder_by_folder_and_by_file(tmp_path, known_views):
             np.testing.assert_allclose(uv_got, uv_want, atol=1e-6)
 
 
-def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
+def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views, quantised):
     root = write_by_hand(tmp_path / "ds", known_views)
     half = load(root, image_scale=0.5)
     for got, want in zip(half.views, known_views, strict=True):
@@ -78,7 +73,7 @@ def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
         np.testing.assert_allclose(got.image, blocks, atol=1e-6)
 
 
-def test_write_then_load_is_lossless(tmp_path, known_views):
+def test_write_then_load_is_lossless(tmp_path, known_views, quantised):
     dst = nds.write(known_views, BBOX, tmp_path / "out")
     scene = load(dst)
     np.testing.assert_array_equal(scene.bbox, BBOX)

@@ -19,7 +19,6 @@ from recon.data.scene import View
 from recon.errors import DatasetError
 from render.camera import Camera
 
-POINT = np.array([[0.25, -0.1, 0.4]])
 BBOX = np.array([[-0.5, -0.8, -0.3], [0.7, 0.4, 0.9]])
 GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -67,22 +66,7 @@ def write_ngp(folder: Path, views: list[View], masks: str = "alpha", **top: Any)
     return path
 
 
-def quantised(x: np.ndarray) -> np.ndarray:
-    return _u8(x).astype(np.float32) / np.float32(255)
-
-
-def assert_same_cameras(got: list[View], want: list[View], atol: float = 1e-6) -> None:
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g.camera.K, w.camera.K, atol=atol)
-        np.testing.assert_allclose(g.camera.R, w.camera.R, atol=atol)
-        np.testing.assert_allclose(g.camera.t, w.camera.t, atol=atol)
-        uv_g, _ = g.camera.project(POINT)
-        uv_w, _ = w.camera.project(POINT)
-        np.testing.assert_allclose(uv_g, uv_w, atol=1e-6)
-
-
-def test_round_trip_by_folder_and_by_file(tmp_path, known_views):
+def test_round_trip_by_folder_and_by_file(tmp_path, known_views, quantised, assert_same_cameras):
     json_path = write_ngp(tmp_path, known_views)
     assert detect(tmp_path) == ("ngp", tmp_path)
     assert detect(json_path) == ("ngp", tmp_path)
@@ -100,7 +84,7 @@ def test_aabb_scale_is_not_a_bounding_box(tmp_path, known_views):
     assert ngp.read(tmp_path, 1.0).bbox is None
 
 
-def test_mask_files_are_used(tmp_path, known_views):
+def test_mask_files_are_used(tmp_path, known_views, quantised):
     write_ngp(tmp_path, known_views, masks="files")
     views = ngp.read(tmp_path, 1.0).views
     for got, want in zip(views, known_views, strict=True):
@@ -127,14 +111,14 @@ def test_camera_angle_x_when_no_focal_length(tmp_path, known_views):
     np.testing.assert_allclose(K, [[70, 0, 32], [0, 70, 24], [0, 0, 1]], atol=1e-9)
 
 
-def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views):
+def test_image_scale_halves_images_and_intrinsics(tmp_path, known_views, assert_same_cameras):
     write_ngp(tmp_path, known_views)
     half = ngp.read(tmp_path, 0.5).views
     assert_same_cameras(half, [View(v.name, v.image, v.mask, v.camera.scaled(0.5)) for v in known_views])
     assert half[0].image.shape == (24, 32, 3) and (half[0].camera.width, half[0].camera.height) == (32, 24)
 
 
-def test_convert_to_nds_keeps_cameras(tmp_path, known_views):
+def test_convert_to_nds_keeps_cameras(tmp_path, known_views, assert_same_cameras):
     write_ngp(tmp_path / "src", known_views)
     loaded = ngp.read(tmp_path / "src", 1.0)
     converted = load(nds.write(loaded.views, BBOX, tmp_path / "nds"))

@@ -113,3 +113,29 @@ def test_bad_settings_and_checkpoints_are_refused(small_demo, tmp_path) -> None:
     (tmp_path / "state.safetensors").write_bytes(b"\x00garbage")
     with pytest.raises(SessionError, match="unreadable"):
         NDSSession.load(tmp_path, scene)
+
+
+def test_smooth_steps_resume_bit_for_bit_and_roll_back(small_demo, tmp_path) -> None:
+    scene = load(small_demo)
+    config = small_config(iterations=8, remesh_at=(4,), smooth_steps=5.0)
+    straight = NDSSession(scene, config, renderer="gl")
+    list(straight.run())
+    first = NDSSession(scene, config, renderer="gl")
+    list(first.run(3))
+    first.save(tmp_path / "ckpt")
+    resumed = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    assert resumed.config.smooth_steps == 5.0
+    list(resumed.run())
+    assert torch.equal(straight.vertices, resumed.vertices) and straight.history == resumed.history
+    # A step is diffused: one vertex's NaN spoils its neighbourhood, and the rollback undoes it all.
+    good = resumed.vertices.detach().clone()
+    resumed.config = resumed.config.replace(iterations=9)
+    with torch.no_grad():
+        resumed.offsets[0, 1] = float("nan")
+    assert not torch.isfinite(resumed.vertices).all()
+    record = resumed.step()
+    assert record.event is not None and record.event.startswith("rollback")
+    assert torch.isfinite(resumed.vertices).all() and (resumed.vertices.detach() - good).abs().max() < 0.05
+    with pytest.raises(ConfigError, match="smooth_steps"):
+        NDSConfig(smooth_steps=-1)
+
