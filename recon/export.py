@@ -35,6 +35,7 @@ import trimesh
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import ReconstructError
 from recon.shader import NeuralShader, Normalization
+from render.viewer.features import FeatureEdits, apply_feature_edits
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def bake_vertex_colors(
     normals: np.ndarray | torch.Tensor,
     normalization: Normalization,
     view: str | np.ndarray | torch.Tensor = "normal",
+    edits: FeatureEdits | None = None,
 ) -> np.ndarray:
     """Evaluate the shader at each vertex to get a single (view-independent) colour per vertex.
 
@@ -222,6 +224,8 @@ def bake_vertex_colors(
         normals: (V, 3) unit vertex normals (renormalised here).
         normalization: (centre, scale) with x_n = (x - centre) · scale.
         view: "normal", or view directions as above.
+        edits: material edits applied between h and c (recon.materials.feature_edits), so the
+            baked colours show the edited appearance; None bakes the shader as trained.
 
     Returns:
         (V, 3) float32 sRGB in [0, 1].
@@ -252,9 +256,9 @@ def bake_vertex_colors(
         with torch.no_grad():
             for start in range(0, x.shape[0], BAKE_CHUNK):
                 sl = slice(start, start + BAKE_CHUNK)
-                rgb = shader(
-                    x[sl].to(device, dtype), n[sl].to(device, dtype), omega[sl].to(device, dtype)
-                )
+                xs = x[sl].to(device, dtype)
+                h = apply_feature_edits(shader.features(xs), xs, edits)
+                rgb = shader.color(h, n[sl].to(device, dtype), omega[sl].to(device, dtype))
                 out[sl] = rgb.float().cpu()
     finally:
         shader.train(was_training)
