@@ -66,8 +66,12 @@ def _device(name: str) -> str:
     return name
 
 
-def _image_scale(value: str, dataset: Path, device: str) -> float:
-    """'auto' = full resolution on CUDA; on CPU halve until the long side is at most CPU_MAX_SIDE."""
+def _image_scale(value: str, device: str):
+    """'auto' = full resolution on CUDA; on CPU halve until the long side is at most CPU_MAX_SIDE.
+
+    On the CPU 'auto' is an AutoScale that the loader resolves on the first image it decodes,
+    so the dataset is read once (the loaded Scene's `image_scale` says what was chosen).
+    """
     if value != "auto":
         try:
             return float(value)
@@ -75,14 +79,9 @@ def _image_scale(value: str, dataset: Path, device: str) -> float:
             raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
     if device != "cpu":
         return 1.0
-    from recon.data import load
+    from recon.data import AutoScale
 
-    width, height = load(dataset, image_scale=0.125).resolution  # cheap probe of the size
-    side = max(width, height) * 8
-    scale = 1.0
-    while side * scale > CPU_MAX_SIDE and scale > 1 / 64:
-        scale /= 2
-    return scale
+    return AutoScale(CPU_MAX_SIDE)
 
 
 class _Progress:
@@ -112,12 +111,12 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _drive(session, out: Path, iterations: int | None, scale: float) -> dict:
+def _drive(session, out: Path, iterations: int | None, extra: dict) -> dict:
     from recon import runner
 
     progress = _Progress(session.config.iterations if iterations is None else session.iteration + iterations, session.iteration)
     try:
-        return runner.run(session, out, iterations, on_step=progress, extra={"image_scale": scale})
+        return runner.run(session, out, iterations, on_step=progress, extra=extra)
     finally:
         progress.close()
 
@@ -135,23 +134,34 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from recon.data import load
+    from recon.data import holdout, load
     from recon.methods.nds import NDSSession
 
     device = _device(args.device)
-    scale = _image_scale(args.image_scale, Path(args.dataset), device)
-    scene = load(args.dataset, image_scale=scale)
     out = Path(args.out)
     if (out / "checkpoint").exists() and not args.overwrite:
         raise ReconstructError(f"{out}: already holds a run; `reconstruct resume {out}` continues it, --overwrite replaces it")
+    scene = load(args.dataset, image_scale=_image_scale(args.image_scale, device))
+    extra: dict = {"image_scale": scene.image_scale}
+    if args.holdout:
+        names = holdout.every_nth(scene, args.holdout)
+        scene, held = holdout.split(scene, names)
+        extra.update(holdout=names, holdout_every=args.holdout)
+        print(f"holding out {len(held)} of {len(held) + len(scene.views)} views (every {args.holdout}th): {', '.join(names)}")
     session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
     log.info("reconstructing %d views at %d×%d on %s (%s renderer)", len(scene.views), *scene.resolution, device, session.renderer.backend)
-    _run_and_report(session, out, None, scale)
+    _run_and_report(session, out, None, extra)
     return 0
 
 
-def _run_and_report(session, out: Path, iterations: int | None, scale: float) -> dict:
-    record = _drive(session, out, iterations, scale)
+def _heldout_names(record: dict) -> list[str]:
+    """Views a run kept out of its optimisation: a list (CLI --holdout) or one name (the GUI)."""
+    names = record.get("holdout") or []
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _run_and_report(session, out: Path, iterations: int | None, extra: dict) -> dict:
+    record = _drive(session, out, iterations, extra)
     print(f"wrote {out}/mesh.ply ({record['mesh']['faces']} faces), shader, run.json in {record['seconds']:.1f} s")
     if session.profiler.enabled:
         for row in record["profile"]:
@@ -170,7 +180,7 @@ def _run_record(folder: Path) -> dict:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from recon.data import load
+    from recon.data import holdout, load
     from recon.methods.nds import NDSSession
 
     out = Path(args.dir)
@@ -178,13 +188,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     device = _device(args.device)
     scale = float(record.get("image_scale", 1.0))
     scene = load(record["dataset"]["source"], image_scale=scale)
+    extra = {k: record[k] for k in ("image_scale", "holdout", "holdout_every") if k in record}
+    extra["image_scale"] = scale
+    if _heldout_names(record):  # the same views stay out, and an estimated bbox comes from the rest again
+        scene, _ = holdout.split(scene, _heldout_names(record))
     session = NDSSession.load(out / "checkpoint", scene, device=device, renderer=args.renderer, profile=args.profile)
     if args.iterations is not None and session.iteration + args.iterations > session.config.iterations:
         session.config = session.config.replace(iterations=session.iteration + args.iterations)
     if session.done and args.iterations is None:
         print(f"{out}: already finished ({session.iteration} iterations); pass --iterations N to go further")
         return 0
-    _run_and_report(session, out, args.iterations, scale)
+    _run_and_report(session, out, args.iterations, extra)
     return 0
 
 
@@ -206,35 +220,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         result = chamfer(read_trimesh(target), read_trimesh(Path(args.reference)))
     elif args.views:
-        result = _eval_views(target, Path(args.views), args.image_scale)
+        result = _eval_views(target, Path(args.views), args.image_scale, args.all_views)
     else:
         raise ReconstructError("eval needs --reference REF (a mesh) or --views DATASET (held-out views)")
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         for key, value in result.items():
-            print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
+            if key == "per_view":
+                for row in value:
+                    print(f"  {row['name']:<16} psnr {row['psnr']:7.3f}  iou {row['silhouette_iou']:.4f}")
+            else:
+                print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
     return 0
 
 
-def _eval_views(run_dir: Path, dataset: Path, scale: float) -> dict:
-    from recon.data import load
+def _eval_views(run_dir: Path, dataset: Path, scale: float, all_views: bool = False) -> dict:
+    """PSNR (over black) and silhouette IoU of the run's shaded mesh on the views it held out.
+
+    A run made with --holdout (or the GUI's hold-out) records the held-out names in run.json and
+    exactly those are compared; `all_views` (or a run without a hold-out) compares every view
+    of the dataset, training views included.
+    """
+    from recon.data import holdout, load
     from recon.eval import psnr, silhouette_iou
     from recon.shaded_views import render_shaded
     from render.renderer import Renderer
 
     if not run_dir.is_dir():
         raise ReconstructError(f"{run_dir}: not a run folder (pass a folder written by `reconstruct run`)")
+    names = [] if all_views else _heldout_names(_run_record(run_dir))
     mesh, shader, normalization = _load_run(run_dir)
     scene = load(dataset, image_scale=scale)
+    views = holdout.split(scene, names)[1] if names else scene.views
+    if not names:
+        log.warning("%s: evaluating all %d views of %s (the run held none out, or --all-views)", run_dir, len(views), dataset)
     renderer = Renderer("auto")
-    psnrs, ious = [], []
-    for view in scene.views:
+    per_view = []
+    for view in views:
         rgb, alpha = render_shaded(mesh, shader, normalization, view.camera, renderer)
         target = view.image * view.mask[..., None]  # both over black
-        psnrs.append(psnr(rgb, target))
-        ious.append(silhouette_iou(alpha, view.mask))
-    return {"views": len(scene.views), "psnr": float(np.mean(psnrs)), "silhouette_iou": float(np.mean(ious))}
+        per_view.append({"name": view.name, "psnr": psnr(rgb, target), "silhouette_iou": silhouette_iou(alpha, view.mask)})
+    return {
+        "views": len(views),
+        "split": "held-out" if names else "all",
+        "psnr": float(np.mean([v["psnr"] for v in per_view])),
+        "silhouette_iou": float(np.mean([v["silhouette_iou"] for v in per_view])),
+        "per_view": per_view,
+    }
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -244,10 +277,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise ReconstructError(f"{folder}: not a run folder (pass a folder written by `reconstruct run`)")
     mesh, shader, normalization = _load_run(folder)
-    colors = bake_vertex_colors(shader, mesh.vertices, mesh.vertex_normals(), normalization)
+    edits = _feature_edits_of_run(folder, mesh, shader, normalization, args.edits) if args.edits else None
+    colors = bake_vertex_colors(shader, mesh.vertices, mesh.vertex_normals(), normalization, edits=edits)
     out = Path(args.out) if args.out else folder / f"mesh_colored.{args.format}"
     export_mesh(mesh.vertices.numpy(), mesh.faces.numpy(), out, colors=colors, file_type=args.format)
-    print(f"wrote {out} ({mesh.num_faces} faces, vertex colours baked from the shader)")
+    what = f"with the material edits of {args.edits}" if edits is not None else "from the shader"
+    print(f"wrote {out} ({mesh.num_faces} faces, vertex colours baked {what})")
+    return 0
+
+
+def _feature_edits_of_run(folder: Path, mesh, shader, normalization, edits_file: str):
+    """An edits file checked against the run's stored clustering, in shading form."""
+    from recon.materials import RunAppearance, feature_edits, load_edits, stored_materials
+
+    materials = stored_materials(folder, RunAppearance(mesh, shader, normalization))
+    return feature_edits(materials, load_edits(edits_file, materials), normalization)
+
+
+def cmd_materials(args: argparse.Namespace) -> int:
+    """List the run's materials (clusters of the shader's features), clustering once and storing it."""
+    from recon.materials import run_materials
+
+    materials, reused = run_materials(Path(args.dir), k=args.k, samples=args.samples, seed=args.seed, recluster=args.recluster)
+    rows = [m.to_dict() for m in materials.info()]
+    if args.json:
+        print(json.dumps({"k": materials.k, "auto_k": materials.auto_k, "fingerprint": materials.fingerprint,
+                          "stored": reused, "materials": rows}, indent=1))
+        return 0
+    how = "automatic" if materials.auto_k else "given"
+    print(f"{materials.k} materials ({how} k; {'stored' if reused else 'clustered now'}, fingerprint {materials.fingerprint})")
+    print("id   area    colour")
+    for row in rows:
+        print(f"{row['id']:<4} {100 * row['area_share']:5.1f} %  {row['hex']}")
     return 0
 
 
@@ -283,12 +344,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
     device = _device(args.device)
-    scale = _image_scale(args.image_scale, path, device)
-    scene = load(path, image_scale=scale)
+    scene = load(path, image_scale=_image_scale(args.image_scale, device))
     out = Path(args.out)
     print(f"demo: {len(scene.views)} views at {scene.resolution[0]}×{scene.resolution[1]} from {path}")
     session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
-    record = _run_and_report(session, out, None, scale)
+    record = _run_and_report(session, out, None, {"image_scale": scene.image_scale})
     figures = chamfer(read_trimesh(out / "mesh.ply"), read_trimesh(path / "gt_mesh.ply"))
     record["chamfer"] = figures
     write_run_record(out / "run.json", record)
@@ -310,6 +370,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from recon.bench import format_render_table
 
         print(format_render_table(result))
+    return 0
+
+
+def cmd_bench_materials(args: argparse.Namespace) -> int:
+    from recon.materials.benchmark import bench_materials, format_materials_table
+
+    result = bench_materials(args.run, dataset=args.dataset, k=args.k, views=args.views)
+    print(json.dumps(result, indent=1) if args.json else format_materials_table(result))
+    return 0
+
+
+def _viewer_size(text: str) -> tuple[int, int]:
+    """'WxH' → (W, H), for `bench viewer --size`."""
+    try:
+        width, height = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def cmd_bench_viewer(args: argparse.Namespace) -> int:
+    from recon.bench import bench_viewer, format_viewer_table
+
+    if args.frames < 1:
+        raise ReconstructError("--frames must be at least 1")
+    if args.run is not None and not Path(args.run).is_dir():
+        raise ReconstructError(f"--run {args.run}: not a run folder")
+    result = bench_viewer(size=args.size, frames=args.frames, run=args.run)
+    print(json.dumps(result, indent=1) if args.json else format_viewer_table(result))
     return 0
 
 
@@ -352,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")
     p.add_argument("--out", required=True, help="run folder: mesh.ply, shader.*, run.json, checkpoint/")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="keep every Nth view (0, N, 2N, …) out of the optimisation; run.json names them and "
+                        "`reconstruct eval DIR --views DATASET` compares exactly those")
     add_run_options(p)
 
     p = add("resume", cmd_resume, "Continue a run from its checkpoint (bit-exact), e.g. after Ctrl-C.")
@@ -363,12 +457,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="reference mesh or point cloud (PLY/OBJ/…)")
     p.add_argument("--views", help="dataset whose views the run's shaded mesh is compared with")
     p.add_argument("--image-scale", type=float, default=1.0, help="resize the views before comparing")
+    p.add_argument("--all-views", action="store_true",
+                   help="with --views: compare every view of DATASET, not only those the run held out")
     p.add_argument("--json", action="store_true")
 
     p = add("export", cmd_export, "Export a run's mesh with vertex colours baked from its shader.")
     p.add_argument("dir", help="run folder written by `reconstruct run`")
     p.add_argument("--format", choices=["ply", "obj", "glb"], default="ply")
     p.add_argument("--out", help="output file (default DIR/mesh_colored.FORMAT)")
+    p.add_argument("--edits", metavar="FILE",
+                   help="bake the appearance with these material edits (edits.json; needs `reconstruct materials DIR` first)")
+
+    p = add("materials", cmd_materials, "List a run's materials: clusters of the shader's features (stored beside the run).")
+    p.add_argument("dir", help="run folder written by `reconstruct run`")
+    p.add_argument("--k", type=int, help="number of materials (default: automatic, best silhouette over 2..8)")
+    p.add_argument("--samples", type=int, default=20_000, help="surface samples clustered (area-uniform)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the surface sampling and k-means")
+    p.add_argument("--recluster", action="store_true", help="cluster again even if a stored clustering fits")
+    p.add_argument("--json", action="store_true", help="machine-readable: id, area_share, mean_color (sRGB), hex")
 
     p = add("demo", cmd_demo, "Reconstruct the bundled demo scene and measure it against its ground truth.")
     p.add_argument("--out", default="demo-run", help="run folder (default ./demo-run)")
@@ -385,6 +491,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512, help="image side in pixels")
     r.add_argument("--repeats", type=int, default=5, help="timed repetitions per stage (median reported)")
     r.add_argument("--json", action="store_true")
+    m = bench.add_parser("materials", help="discovered materials vs the demo's ground truth (IoU), edit colour distance")
+    m.set_defaults(func=cmd_bench_materials)
+    m.add_argument("--run", required=True, help="a run folder of the demo scene")
+    m.add_argument("--dataset", help="the demo dataset folder (default: the run's, from run.json)")
+    m.add_argument("--k", type=int, help="materials to cluster (default: the number of true materials)")
+    m.add_argument("--views", type=int, default=12, help="held-out views for the edit measurement")
+    m.add_argument("--json", action="store_true")
+    v = bench.add_parser("viewer", help="real-time viewer: frame time and error of each neural shading path")
+    v.set_defaults(func=cmd_bench_viewer)
+    v.add_argument("--size", type=_viewer_size, default=(512, 512), help="viewport WIDTHxHEIGHT (default 512x512)")
+    v.add_argument("--frames", type=int, default=10, help="timed frames per path (median reported)")
+    v.add_argument("--run", help="run folder with shader.* and mesh.ply (default: a fresh shader on the demo mesh)")
+    v.add_argument("--json", action="store_true")
     return parser
 
 
