@@ -1,12 +1,43 @@
-"""`reconstruct-gui [DATASET]`: start the desktop app, optionally opening a dataset."""
+"""`reconstruct-gui [DATASET]`: start the desktop app, optionally opening a dataset (and running it).
+
+SIGINT and SIGTERM close the window the same way its close button does (the run stops after its
+current step, a checkpoint is kept, GL is released), so Ctrl-C in the terminal or a session
+logout never loses work and the process exits 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+
+def _close_on_signals(window) -> None:
+    """Route SIGINT/SIGTERM into Qt's event loop (Python handlers cannot run while Qt waits in C++)."""
+    from PySide6.QtCore import QSocketNotifier
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+
+    def on_signal() -> None:
+        try:
+            reader.recv(64)
+        except BlockingIOError:
+            return
+        logging.getLogger(__name__).info("signal received: closing the window")
+        window.close()
+
+    notifier.activated.connect(on_signal)
+    window._signal_sockets = (reader, writer, notifier)  # keep them alive with the window
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -15,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("dataset", nargs="?", help="dataset folder or main file to open at start")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo scene")
+    parser.add_argument("--run", action="store_true", help="start reconstructing as soon as the dataset is open")
+    parser.add_argument("--iterations", type=int, help="iterations of that run (default: the Run panel's)")
+    parser.add_argument("--out", help="run folder of that run (default: a new folder under the runs location)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -23,13 +57,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main_window import MainWindow
 
     qt_app = QApplication.instance() or QApplication([sys.argv[0]])
+    qt_app.setApplicationName("reconstruct-gui")
     window = MainWindow()
+    _close_on_signals(window)
     window.show()
+    if args.iterations is not None:
+        window.run_panel.iterations.setValue(args.iterations)
+    if args.run:
+
+        def start(_scene) -> None:
+            if args.out:
+                window.run_panel.set_out(Path(args.out))
+            window.start_run()
+
+        window.loader.loaded.connect(start)
     if args.dataset:
         window.open_dataset(Path(args.dataset))
     elif args.demo:
         window.open_demo()
-    return qt_app.exec()
+    code = qt_app.exec()
+    signal.set_wakeup_fd(-1)
+    return code
 
 
 if __name__ == "__main__":

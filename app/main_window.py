@@ -1,83 +1,265 @@
-"""The main window: open a dataset (drop, File → Open, recent list, demo) and list its views."""
+"""The main window: open a dataset, run a reconstruction on a worker thread, watch it, export it.
+
+The window owns the current Scene and at most one run (`SessionThread`). Widgets never talk to
+each other directly: the window connects the worker's signals (immutable snapshots, batched step
+records) to the viewport, plots and run panel, and the panels' requests back to the worker's
+thread-safe controls. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
+the window hands it the snapshot of a finished or paused run and withdraws it while a run goes on;
+the model's state reaches the viewport only through `_sync_viewport_materials`. Running work is
+never dropped silently: opening another dataset or resuming during a run asks first, and closing
+the window stops the worker after its current step, keeps a checkpoint, and frees GL objects in
+their own context before the application ends.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.dataset_loader import DatasetLoader
+from app.exporter import MESH_FORMATS, Exporter, save_png_atomic
+from app.log_panel import LogPanel
+from app.materials import MaterialsModel
+from app.materials_panel import MaterialsPanel
+from app.orbit import scene_up
+from app.plots_panel import PlotsPanel
+from app.run_panel import DEFAULT_LIVE_RATE, RunPanel
+from app.session_worker import RunRequest, SessionThread, resolve_device
 from app.views_panel import ViewsPanel
+from app.viewport import MODES, Viewport
 from recon.data import Scene
+from recon.errors import ReconstructError
+from recon.methods.nds import Snapshot, normalized_camera
 
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+DEFAULT_RUNS_ROOT = Path.home() / "reconstruct-runs"
 
 
 class MainWindow(QMainWindow):
-    """Owns the current Scene; widgets show it, the loader replaces it."""
+    """Owns the current Scene and run; docks show them, the loader and the worker replace them."""
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("reconstruct", "reconstruct-gui")
         self.scene: Scene | None = None
         self.last_error: str | None = None
+        self.run: SessionThread | None = None
+        self.run_info: dict = {}
+        self.run_result: dict | None = None
+        self.paused_at: int | None = None
+        self.snapshot: Snapshot | None = None
+        self.shader_config = None
+        self._after_run: Callable[[], None] | None = None
+        self._closing = False
         self.setWindowTitle("reconstruct")
         self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
 
+        self.viewport = Viewport()
+        self.materials = MaterialsModel(self)
+        self.setCentralWidget(self._viewport_with_toolbar())
         self.views_panel = ViewsPanel()
-        self.setCentralWidget(self.views_panel)
+        self.run_panel = RunPanel()
+        self.materials_panel = MaterialsPanel(self.materials)
+        self.plots = PlotsPanel()
+        self.log_panel = LogPanel()
+        self.docks = {
+            "views": self._dock("Views", self.views_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "run": self._dock("Run", self.run_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            "materials": self._dock("Materials", self.materials_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            "plots": self._dock("Plots", self.plots, Qt.DockWidgetArea.BottomDockWidgetArea),
+            "log": self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+        }
+        self.tabifyDockWidget(self.docks["plots"], self.docks["log"])
+        self.tabifyDockWidget(self.docks["run"], self.docks["materials"])  # one column: the window stays laptop-sized
+        self.docks["run"].raise_()
+        self.docks["plots"].raise_()
+
         self.status = QLabel("Drop a dataset folder or file here, or use File → Open.")
         self.statusBar().addWidget(self.status, 1)
+        self.export_progress = QProgressBar()
+        self.export_progress.setRange(0, 0)  # busy indicator: baking has no fine-grained progress
+        self.export_progress.setMaximumWidth(160)
+        self.export_progress.hide()
+        self.statusBar().addPermanentWidget(self.export_progress)
 
         self.loader = DatasetLoader(self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_failed)
+        self.exporter = Exporter(self)
+        self.exporter.progress.connect(self._on_export_progress)
+        self.exporter.finished.connect(self._on_exported)
+        self.exporter.failed.connect(self._on_export_failed)
+        self._connect_run_panel()
+        self._connect_materials()
+        self.views_panel.currentRowChanged.connect(self._on_view_selected)
         self._build_menus()
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1100, 750)
+        self._restore_settings()
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _viewport_with_toolbar(self) -> QWidget:
+        self.mode_box = QComboBox()
+        for mode in MODES:
+            self.mode_box.addItem(mode, mode)
+        self.mode_box.setToolTip("Shading mode (keys 1–6); 'features' and 'materials' come from the Materials panel")
+        self.mode_box.currentIndexChanged.connect(lambda _: self._on_mode(self.mode_box.currentData()))
+        self.path_box = QComboBox()
+        self.path_box.setToolTip("Shading path of the neural modes: CUDA–GL interop, GLSL compute shader, or CPU")
+        self.path_box.activated.connect(lambda index: self.viewport.set_path(self.path_box.itemData(index)))
+        self.viewport.paths_changed.connect(self._show_paths)
+        self.wire_box = QCheckBox("wireframe")
+        self.wire_box.setToolTip("Wireframe overlay (W)")
+        self.wire_box.toggled.connect(self.viewport.set_wireframe)
+        self.frusta_box = QCheckBox("cameras")
+        self.frusta_box.setChecked(True)
+        self.frusta_box.setToolTip("Camera frusta of the input views (C)")
+        self.frusta_box.toggled.connect(self.viewport.set_frusta_visible)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setMaximumWidth(120)
+        self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
+        self.opacity.valueChanged.connect(lambda v: self.viewport.set_overlay_opacity(v / 100))
+        reset = QPushButton("Reset view")
+        reset.setToolTip("Frame the object again (R)")
+        reset.clicked.connect(self.viewport.reset_camera)
+        self.viewport.view_snapped.connect(self._on_viewport_snapped)
+        self.viewport.camera_moved.connect(self._on_camera_moved)
+        # A QToolBar, not a row of widgets: what does not fit a narrow window goes behind its » button
+        # instead of raising the window's minimum width.
+        self.view_bar = QToolBar("View")
+        self.view_bar.setMovable(False)
+        for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
+                       QLabel(" Photo "), self.opacity, reset):
+            self.view_bar.addWidget(widget)
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.view_bar)
+        layout.addWidget(self.viewport, 1)
+        return holder
 
     # ---- menus -------------------------------------------------------------------------------
+    def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
-        for text, shortcut, slot in (
-            ("Open &Folder…", QKeySequence.StandardKey.Open, self._ask_folder),
-            ("Open &File…", None, self._ask_file),
-            ("Open &Demo", None, self.open_demo),
-        ):
-            action = QAction(text, self)
-            if shortcut is not None:
-                action.setShortcut(shortcut)
-            action.triggered.connect(slot)
-            menu.addAction(action)
+        self._action(menu, "Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
+        self._action(menu, "Open &File…", self._ask_file)
+        self._action(menu, "Open &Demo", self.open_demo)
         self.recent_menu = menu.addMenu("&Recent")
         self._refresh_recent()
         menu.addSeparator()
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        menu.addAction(quit_action)
+        self._action(menu, "&Resume Run from Folder…", self._ask_resume_folder)
+        self._action(menu, "Runs &Location…", self._ask_runs_root)
+        menu.addSeparator()
+        export = menu.addMenu("&Export")
+        for fmt in MESH_FORMATS:
+            text = f"Mesh as {fmt.upper()} (baked colours, material edits)…"
+            self._action(export, text, lambda _=False, f=fmt: self._ask_export_mesh(f))
+        self._action(export, "Shader Weights…", self._ask_export_shader)
+        self._action(export, "Screenshot (PNG)…", self._ask_screenshot, QKeySequence("Ctrl+Shift+S"))
+        menu.addSeparator()
+        self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = self.menuBar().addMenu("&Edit")
+        self.undo_action = self.materials.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
+        self.redo_action = self.materials.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit.addAction(self.undo_action)
+        edit.addAction(self.redo_action)
+
+        view = self.menuBar().addMenu("&View")
+        group = QActionGroup(self)
+        for i, mode in enumerate(MODES):
+            action = self._action(view, f"{mode.capitalize()} shading", lambda _=False, m=mode: self._set_mode(m), None, True)
+            action.setChecked(mode == self.viewport.mode)
+            group.addAction(action)
+        view.addSeparator()
+        self._action(view, "Reset Camera", self.viewport.reset_camera)
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode_box.setCurrentIndex(MODES.index(mode))
+
+    def _on_mode(self, mode: str) -> None:
+        self.viewport.set_mode(mode)
+        self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
+
+    def _show_paths(self) -> None:
+        """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""
+        from render.viewer import PATHS
+
+        usable, reasons = self.viewport.paths()
+        self.path_box.blockSignals(True)
+        self.path_box.clear()
+        model = self.path_box.model()
+        assert isinstance(model, QStandardItemModel)
+        for name in PATHS:
+            self.path_box.addItem(name, name)
+            item = model.item(self.path_box.count() - 1)
+            if name not in usable:
+                item.setEnabled(False)
+                item.setToolTip(reasons.get(name, "not available with this OpenGL context"))
+        if self.viewport.path is not None:
+            self.path_box.setCurrentIndex(self.path_box.findData(self.viewport.path))
+        self.path_box.setEnabled(bool(usable))
+        self.path_box.blockSignals(False)
 
     def _ask_folder(self) -> None:
-        start = str(self.settings.value("paths/last_folder", str(Path.home())))
-        folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", start)
+        folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self._last_folder())
         if folder:
             self.open_dataset(Path(folder))
 
     def _ask_file(self) -> None:
-        start = str(self.settings.value("paths/last_folder", str(Path.home())))
         file, _ = QFileDialog.getOpenFileName(
-            self, "Open dataset file", start, "Dataset files (*.json *.npz *.txt *.bin);;All files (*)"
+            self, "Open dataset file", self._last_folder(), "Dataset files (*.json *.npz *.txt *.bin);;All files (*)"
         )
         if file:
             self.open_dataset(Path(file))
+
+    def _last_folder(self) -> str:
+        return str(self.settings.value("paths/last_folder", str(Path.home())))
 
     def _recent(self) -> list[str]:
         value = self.settings.value("paths/recent", [])
@@ -97,25 +279,60 @@ class MainWindow(QMainWindow):
         self.settings.setValue("paths/last_folder", str(path if path.is_dir() else path.parent))
         self._refresh_recent()
 
+    def runs_root(self) -> Path:
+        return Path(str(self.settings.value("runs/root", str(DEFAULT_RUNS_ROOT))))
+
+    def _ask_runs_root(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for new runs", str(self.runs_root()))
+        if folder:
+            self.settings.setValue("runs/root", folder)
+            if self.scene is not None and not self.running:
+                self.run_panel.set_out(self._default_out(self.scene))
+
     # ---- opening -----------------------------------------------------------------------------
     def open_demo(self) -> None:
         from recon.demo import demo_dataset
 
         self.status.setText("Preparing the demo scene (rendered once, then cached)…")
-        self.open_dataset(demo_dataset())
+        try:
+            path = demo_dataset()
+        except (ReconstructError, RuntimeError, OSError) as exc:
+            self._show_error("Cannot open the demo", f"the demo scene could not be built: {exc}")
+            return
+        self.open_dataset(path)
 
     def open_dataset(self, path: Path) -> None:
-        """Start loading `path` in the background; the current scene stays until the new one is ready."""
+        """Load `path` in the background; the current scene stays until the new one is ready.
+
+        During a run, ask first: the run is stopped (its checkpoint kept) only if the user agrees.
+        """
+        path = Path(path)
+        if self.running:
+            self._ask_to_stop(
+                f"A reconstruction is running. Stop it and open {path.name}?\n\n"
+                f"Its checkpoint stays in {self.run_info.get('out', 'the run folder')}; "
+                "Resume Run from Folder continues it later.",
+                lambda: self.open_dataset(path),
+            )
+            return
         if self.loader.busy:
-            self._show_error(f"{path}: another dataset is still loading; try again when it is done")
+            self._show_error("Cannot open dataset", f"{path}: another dataset is still loading; try again when it is done")
             return
         self.status.setText(f"Loading {path} …")
-        self.loader.start(Path(path))
+        self.loader.start(path)
 
     def _on_loaded(self, scene: Scene) -> None:
-        self.scene = scene
         self.last_error = None
         self._remember(scene.source)
+        self._show_scene(scene)
+        self.run_panel.set_out(self._default_out(scene))
+        self._update_device_hint()
+        self.run_panel.status.setText("Ready: press Start.")
+        self.run_panel.set_state("ready")
+
+    def _show_scene(self, scene: Scene) -> None:
+        """Views, frusta and title for `scene`; the plots and the mesh start empty."""
+        self.scene = scene
         self.views_panel.show_scene(scene)
         width, height = scene.resolution
         self.status.setText(
@@ -123,17 +340,356 @@ class MainWindow(QMainWindow):
             f"bounding box {scene.bbox_source}"
         )
         self.setWindowTitle(f"reconstruct — {scene.source.name}")
+        centre, scale = scene.normalization()
+        cameras = [normalized_camera(v.camera, centre, scale) for v in scene.views]
+        self.viewport.set_views(cameras, [v.image for v in scene.views], scene_up(cameras))
+        self.viewport.clear()
+        self.snapshot = None
+        self.plots.clear()
+        self._update_materials()
+
+    def _default_out(self, scene: Scene) -> Path:
+        name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
+        return self.runs_root() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def _update_device_hint(self) -> None:
+        try:
+            device, why = resolve_device(self.run_panel.device.currentData())
+        except ReconstructError as exc:
+            self.run_panel.show_choice("no device", str(exc))
+            return
+        self.run_panel.show_choice(f"device {device}", why)
+        if self.scene is not None:
+            from recon.data import AutoScale
+            from recon.runner import CPU_MAX_SIDE
+
+            width, height = self.scene.resolution
+            scale = AutoScale(CPU_MAX_SIDE).for_size(width, height) if device == "cpu" else 1.0
+            hint = f"{round(width * scale)}×{round(height * scale)} px on {device}"
+            self.run_panel.set_resolution_hint(width, height, hint)
 
     def _on_failed(self, message: str) -> None:
-        self._show_error(message)
+        self.status.setText("Could not open the dataset (see the message).")
+        self._show_error("Cannot open dataset", message)
 
-    def _show_error(self, message: str) -> None:
+    def _show_error(self, title: str, message: str) -> None:
+        """Log the error and show it in a non-blocking dialog; the app stays usable."""
         self.last_error = message
         log.error("%s", message)
-        self.status.setText("Could not open the dataset (see the message).")
-        box = QMessageBox(QMessageBox.Icon.Warning, "Cannot open dataset", message, parent=self)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
+
+    def _ask_to_stop(self, question: str, then: Callable[[], None]) -> None:
+        """Ask (non-blocking) whether to stop the running reconstruction; on yes, stop and then `then`."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop the reconstruction?", question, parent=self)
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if box.standardButton(button) == QMessageBox.StandardButton.Yes:
+                self._after_run = then
+                self.stop_run()
+
+        box.buttonClicked.connect(answered)
+        box.open()
+
+    # ---- the run -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.run is not None
+
+    def _connect_run_panel(self) -> None:
+        panel = self.run_panel
+        panel.start_requested.connect(self.start_run)
+        panel.pause_requested.connect(self.pause_run)
+        panel.resume_requested.connect(self.resume_run)
+        panel.stop_requested.connect(self.stop_run)
+        panel.resume_folder_requested.connect(self._ask_resume_folder)
+        panel.browse_requested.connect(self._ask_out)
+        panel.live_rate_changed.connect(self._on_live_rate)
+        panel.device.currentIndexChanged.connect(lambda _: self._update_device_hint())
+        panel.scale.currentIndexChanged.connect(lambda _: self._update_device_hint())
+
+    def _ask_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.runs_root()))
+        if folder:
+            self.run_panel.set_out(Path(folder))
+
+    def start_run(self) -> None:
+        """A new reconstruction of the current scene with the panel's settings."""
+        from recon.runner import CHECKPOINT, config_for
+
+        if self.scene is None or self.running:
+            return
+        panel = self.run_panel
+        out = Path(panel.out.text().strip() or self._default_out(self.scene)).expanduser()
+        if (out / CHECKPOINT).exists():
+            self._show_error(
+                "Run folder in use",
+                f"{out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
+            )
+            return
+        request = RunRequest(
+            dataset=self.scene.source,
+            out=out,
+            config=config_for(panel.iterations.value(), seed=panel.seed.value()),
+            device=panel.device.currentData(),
+            renderer=panel.renderer.currentData(),
+            image_scale=panel.scale_value(),
+            live_rate=panel.live_rate_value(),
+            holdout=panel.holdout.isChecked(),
+        )
+        self._start(request)
+
+    def resume_from(self, folder: Path, until: int | None = None) -> None:
+        """Continue the run in `folder` from its checkpoint (its own dataset and settings).
+
+        `until` stops at that iteration (extending the schedule if needed); None finishes the run's own schedule.
+        """
+        if self.running:
+            self._ask_to_stop(f"A reconstruction is running. Stop it and resume {folder}?", lambda: self.resume_from(folder, until))
+            return
+        request = RunRequest(
+            dataset=None,
+            out=Path(folder),
+            until=until,
+            device=self.run_panel.device.currentData(),
+            renderer=self.run_panel.renderer.currentData(),
+            resume=True,
+            live_rate=self.run_panel.live_rate_value(),
+        )
+        self._start(request)
+
+    def _ask_resume_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Resume the run in folder", str(self.runs_root()))
+        if folder:
+            self.resume_from(Path(folder))
+
+    def _start(self, request: RunRequest) -> None:
+        self.plots.clear()
+        self.run_result = None
+        self.run_info = {"out": str(request.out)}
+        self.run = SessionThread(request, self)
+        worker = self.run.worker
+        worker.started.connect(self._on_run_started)
+        worker.steps.connect(self._on_steps)
+        worker.snapshot.connect(self._on_snapshot)
+        worker.paused.connect(self._on_paused)
+        worker.psnr.connect(self.plots.add_psnr)
+        worker.status.connect(self.run_panel.status.setText)
+        worker.finished.connect(self._on_run_finished)
+        worker.failed.connect(self._on_run_failed)
+        self.run_panel.set_state("starting")
+        self.run_panel.status.setText("Starting …")
+        self.viewport.set_live(request.live_rate > 0)
+        self._update_materials()
+        self.run.start()
+        log.info("run started: %s", request.out)
+
+    # ---- materials ---------------------------------------------------------------------------
+    def _connect_materials(self) -> None:
+        model = self.materials
+        for signal in (model.availability_changed, model.materials_changed, model.selection_changed,
+                       model.shading_changed, model.projection_changed):
+            signal.connect(lambda *_: self._sync_viewport_materials())
+        self.viewport.surface_picked.connect(self._on_surface_picked)
+        self.materials_panel.pick.toggled.connect(self.viewport.set_pick_mode)
+        self.materials_panel.apply.clicked.connect(lambda: self._set_mode("neural"))  # show the edited result
+
+    def _update_materials(self) -> None:
+        """Hand the model the shader when it rests (run finished or paused), withdraw it otherwise."""
+        if self.snapshot is None or self.shader_config is None or not self.run_info.get("out"):
+            self.materials.clear("No shader yet: run a reconstruction (or resume a run folder), then pause it or let it finish.")
+        elif self.running and self.run_panel.state != "paused":
+            self.materials.set_unavailable(
+                "A run is going on: pause it or let it finish to find and edit materials (the shader still changes)."
+            )
+        else:
+            self.materials.set_source(self.snapshot, self.shader_config, Path(self.run_info["out"]))
+
+    def _sync_viewport_materials(self) -> None:
+        """The viewport shows the model's edits, materials and selection only for the shader they belong to."""
+        model = self.materials
+        usable = model.available and model.materials is not None
+        self.viewport.set_edits(model.shading_edits() if usable else None)
+        m = model.materials if usable else None
+        self.viewport.set_materials(None if m is None else m.centroids, model.selected, None if m is None else m.cell_material)
+        self.viewport.set_feature_projection(model.projection)
+
+    def _on_surface_picked(self, point) -> None:
+        if not self.materials.available:
+            self.status.setText(self.materials.why_not)
+            return
+        material = self.materials.pick(point)
+        if material is None:
+            self.status.setText("Picked a surface point; press Find in the Materials panel to select materials too.")
+        else:
+            self._set_mode("materials")  # show the region the selection covers
+            self.status.setText(f"Picked material {material}")
+
+    def pause_run(self) -> None:
+        if self.run is not None:
+            self.run.worker.pause()
+            self.run_panel.status.setText("Pausing after this iteration …")
+            self.run_panel.pause_button.setEnabled(False)
+
+    def resume_run(self) -> None:
+        if self.run is not None:
+            self.run.worker.resume()
+            self.run_panel.set_state("running")
+            self.run_panel.status.setText("Running")
+            self._update_materials()
+
+    def stop_run(self) -> None:
+        """Stop after the current step; outputs and a checkpoint are written, then `finished` arrives."""
+        if self.run is not None:
+            self.run.worker.stop()
+            self.run_panel.set_state("stopping")
+            self.run_panel.status.setText("Stopping after this iteration; writing the checkpoint …")
+
+    def _on_live_rate(self, rate: float) -> None:
+        self.settings.setValue("run/live_rate", rate)
+        if self.run is not None:
+            self.run.worker.set_live_rate(rate)
+            self.viewport.set_live(rate > 0)
+
+    def _on_run_started(self, info: dict) -> None:
+        scene = info.pop("scene")
+        if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
+            self._show_scene(scene)
+        self.run_info = info
+        self.shader_config = self.run.worker.session.config.shader  # immutable; safe to read here
+        self.run_panel.begin(info["iteration"], info["total"])
+        self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
+        width, height = info["resolution"]
+        self.run_panel.resolution.setText(f"working at {width}×{height} px (scale {info['scale']:g})")
+        self.run_panel.set_out(Path(info["out"]))
+        if self.run_panel.state == "starting":
+            self.run_panel.set_state("running")
+
+    def _on_steps(self, records: list) -> None:
+        self.plots.add_steps(records)
+        self.run_panel.show_steps(records)
+        for record in records:
+            if record.event:
+                log.info("iteration %d: %s", record.iteration, record.event)
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        if self.shader_config is not None:
+            self.viewport.set_snapshot(snapshot, self.shader_config)
+
+    def _on_paused(self, iteration: int) -> None:
+        self.paused_at = iteration
+        if self.run is not None and self.run.worker.is_paused:
+            self.run_panel.set_state("paused")
+            self.run_panel.status.setText(f"Paused after iteration {iteration}")
+            self._update_materials()
+
+    def _on_run_finished(self, result: dict) -> None:
+        self.run_result = result
+        stopped = result.get("stopped", False)
+        out = self.run_info.get("out", "")
+        text = (f"Stopped at iteration {result['iteration']}; checkpoint in {out}" if stopped
+                else f"Done: {result['iteration']} iterations, {result['mesh']['faces']} faces in {out}")
+        if "psnr_heldout" in result:
+            text += f"; held-out PSNR {result['psnr_heldout']:.2f} dB"
+        self.run_panel.status.setText(text)
+        self.status.setText(text)
+        self._end_run()
+
+    def _on_run_failed(self, message: str) -> None:
+        out = self.run_info.get("out")
+        hint = f"\n\nAnything written so far is in {out}; fix the cause and start again, or Resume Run from Folder." if out else ""
+        self.run_panel.status.setText("The reconstruction failed (see the message and the log).")
+        self._end_run()
+        self._show_error("Reconstruction failed", f"{message}{hint}")
+
+    def _end_run(self) -> None:
+        self.viewport.set_live(False)  # refine the last frame at full resolution
+        if self.run is not None:
+            self.run.thread.quit()
+            self.run.thread.wait()
+            self.run.deleteLater()
+        self.run = None
+        self.run_panel.set_state("ready" if self.scene is not None else "idle")
+        self._update_materials()
+        after, self._after_run = self._after_run, None
+        if after is not None and not self._closing:
+            after()
+
+    # ---- viewport links ----------------------------------------------------------------------
+    def _on_view_selected(self, row: int) -> None:
+        if row >= 0 and self.viewport.snapped_view != row:
+            self.viewport.snap_to_view(row)
+
+    def _on_viewport_snapped(self, index: int) -> None:
+        if self.views_panel.currentRow() != index:
+            self.views_panel.setCurrentRow(index)
+
+    def _on_camera_moved(self) -> None:
+        if self.viewport.snapped_view is None and self.views_panel.currentRow() >= 0:
+            self.views_panel.blockSignals(True)
+            self.views_panel.setCurrentRow(-1)
+            self.views_panel.blockSignals(False)
+
+    # ---- export ------------------------------------------------------------------------------
+    def _export_target(self, title: str, suggestion: str, filters: str) -> Path | None:
+        base = Path(self.run_info.get("out") or self._last_folder())
+        path, _ = QFileDialog.getSaveFileName(self, title, str(base / suggestion), filters)
+        return Path(path) if path else None
+
+    def _ask_export_mesh(self, fmt: str) -> None:
+        path = self._export_target("Export mesh", f"mesh_colored.{fmt}", f"{fmt.upper()} (*.{fmt})")
+        if path is not None:
+            self.export("mesh", path if path.suffix else path.with_suffix(f".{fmt}"))
+
+    def _ask_export_shader(self) -> None:
+        path = self._export_target("Export shader weights", "shader", "Shader (*.json *.safetensors)")
+        if path is not None:
+            self.export("shader", path.with_suffix("") if path.suffix in (".json", ".safetensors") else path)
+
+    def _ask_screenshot(self) -> None:
+        path = self._export_target("Save screenshot", "screenshot.png", "PNG (*.png)")
+        if path is not None:
+            self.save_screenshot(path)
+
+    def export(self, kind: str, path: Path) -> bool:
+        """Start a background export of the latest snapshot ("mesh" by suffix, or "shader")."""
+        if self.snapshot is None or self.shader_config is None:
+            self._show_error("Nothing to export", "there is no reconstruction yet: start a run (or resume one) first")
+            return False
+        if self.exporter.busy:
+            self._show_error("Export busy", "another export is still running; try again when it is done")
+            return False
+        edits = self.materials.shading_edits() if kind == "mesh" and self.materials.available else None
+        self.export_progress.show()
+        self.exporter.start(kind, self.snapshot, self.shader_config, path, edits=edits)
+        return True
+
+    def save_screenshot(self, path: Path) -> Path | None:
+        """The viewport's current frame as PNG, written atomically."""
+        try:
+            written = save_png_atomic(self.viewport.grabFramebuffer(), Path(path))
+        except (ReconstructError, OSError) as exc:
+            self._show_error("Screenshot failed", f"{path}: {exc}")
+            return None
+        self.status.setText(f"Saved {written}")
+        return written
+
+    def _on_export_progress(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _on_exported(self, path: str) -> None:
+        self.export_progress.hide()
+        self.status.setText(f"Exported {path}")
+        log.info("exported %s", path)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.export_progress.hide()
+        self._show_error("Export failed", f"{message}\n\nCheck that the folder exists and is writable, then export again.")
 
     # ---- drag and drop -----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -144,12 +700,62 @@ class MainWindow(QMainWindow):
         urls: list[QUrl] = event.mimeData().urls()
         local = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
         if not local:
-            self._show_error("the dropped item is not a local file or folder")
+            self._show_error("Cannot open dataset", "the dropped item is not a local file or folder")
             return
         event.acceptProposedAction()
         self.open_dataset(local[0])
 
+    # ---- settings and shutdown ---------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        panel = self.run_panel
+        panel.iterations.setValue(int(s.value("run/iterations", panel.iterations.value())))
+        panel.seed.setValue(int(s.value("run/seed", 0)))
+        for box, key in ((panel.device, "run/device"), (panel.renderer, "run/renderer")):
+            index = box.findData(s.value(key, "auto"))
+            box.setCurrentIndex(max(index, 0))
+        panel.scale.setCurrentIndex(int(s.value("run/scale_index", 0)))
+        panel.set_live_rate(float(s.value("run/live_rate", DEFAULT_LIVE_RATE)))
+        panel.holdout.setChecked(s.value("run/holdout", "false") in (True, "true"))
+        self._set_mode(str(s.value("view/mode", "neural")) if s.value("view/mode", "neural") in MODES else "neural")
+        self.frusta_box.setChecked(s.value("view/frusta", "true") in (True, "true"))
+        self.opacity.setValue(int(s.value("view/opacity", 50)))
+
+    def _save_settings(self) -> None:
+        s, panel = self.settings, self.run_panel
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("run/iterations", panel.iterations.value())
+        s.setValue("run/seed", panel.seed.value())
+        s.setValue("run/device", panel.device.currentData())
+        s.setValue("run/renderer", panel.renderer.currentData())
+        s.setValue("run/scale_index", panel.scale.currentIndex())
+        s.setValue("run/live_rate", panel.live_rate_value())
+        s.setValue("run/holdout", panel.holdout.isChecked())
+        s.setValue("view/mode", self.viewport.mode)
+        s.setValue("view/frusta", self.frusta_box.isChecked())
+        s.setValue("view/opacity", self.opacity.value())
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
+        """Stop and join the worker (it writes a checkpoint), finish exports, free GL, then close."""
+        self._closing = True
+        self._save_settings()
+        if self.run is not None:
+            log.info("closing during a run: stopping it and keeping a checkpoint in %s", self.run_info.get("out"))
+            self.run.stop_and_wait()
+            self.run = None
         self.loader.wait()
+        self.exporter.wait()
+        self.materials.wait()
+        self.viewport.release()
+        self.log_panel.detach()
+        self.settings.sync()
         super().closeEvent(event)

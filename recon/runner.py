@@ -2,8 +2,10 @@
 
 Run folder (docs/architecture.md): mesh.ply (world units), shader.safetensors + shader.json,
 run.json (config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
-Checkpoints are written every `config.checkpoint_every` steps and on Ctrl-C; a bad mesh is never
-written because the session rolls back before anything is saved.
+Checkpoints are written every `config.checkpoint_every` steps, on Ctrl-C and when a caller's
+`should_stop` says so (the GUI's Stop and window close); a bad mesh is never written because the
+session rolls back before anything is saved. The CLI and the GUI drive sessions through `run`, so
+both leave the same run folder.
 """
 
 from __future__ import annotations
@@ -15,12 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from recon.export import export_mesh, versions, write_run_record
+from recon.methods.config import NDSConfig
 from recon.methods.nds import NDSSession, StepRecord
 from recon.shader import save_shader
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
+CPU_MAX_SIDE = 200  # CPU default working resolution (recon.data.AutoScale): long side at most this many pixels
+
+
+def config_for(iterations: int | None = None, **changes: Any) -> NDSConfig:
+    """NDS defaults with `changes`; a shortened schedule keeps remeshing at 1/4, 1/2, 3/4 of it."""
+    if iterations is not None:
+        defaults = NDSConfig()
+        fractions = [i / defaults.iterations for i in defaults.remesh_at]
+        changes.update(iterations=iterations, remesh_at=[round(f * iterations) for f in fractions])
+    return NDSConfig().replace(**changes)
 
 
 def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,12 +73,17 @@ def run(
     iterations: int | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     extra: dict[str, Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Step `session` (to the end of its schedule, or `iterations` more), checkpointing as it goes.
 
     On Ctrl-C the current state is written (checkpoint and outputs) before KeyboardInterrupt
     propagates, so `reconstruct resume OUT` continues where it stopped. `extra` entries (e.g. the
     image scale the dataset was loaded at) go into every run.json written.
+
+    `on_step` runs in the caller's thread after every step (a GUI blocks there while paused);
+    `should_stop` is asked after every step and, when true, ends the run early with all outputs
+    written and `"stopped": true` in run.json.
     """
     extra = dict(extra or {})
     out = Path(out)
@@ -75,6 +93,9 @@ def run(
         for record in session.run(iterations):
             if on_step is not None:
                 on_step(record)
+            if should_stop is not None and should_stop():
+                log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, out)
+                return write_outputs(session, out, {**extra, "stopped": True, "seconds": time.perf_counter() - start})
             if session.iteration % session.config.checkpoint_every == 0:
                 session.save(out / CHECKPOINT)
     except KeyboardInterrupt:

@@ -67,6 +67,7 @@ def shade_cpu(
     edits: FeatureEdits | None = None,
     centroids: torch.Tensor | None = None,
     highlight: int | None = None,
+    cell_material: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(N, 3) float32 RGB in [0, 1] of the frame's covered pixels, in chunks; no GL, thread-safe.
 
@@ -78,7 +79,8 @@ def shade_cpu(
     for start in range(0, frame.covered_pixels, CHUNK_PIXELS):
         part = slice(start, start + CHUNK_PIXELS)
         out[part] = shade_reference(
-            weights, frame.position[part], frame.normal[part], frame.view_dir[part], mode, projection, edits, centroids, highlight
+            weights, frame.position[part], frame.normal[part], frame.view_dir[part],
+            mode, projection, edits, centroids, highlight, cell_material,
         )
     return out
 

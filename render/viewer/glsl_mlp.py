@@ -145,8 +145,13 @@ def pack_extras(
     projection: FeatureProjection | None,
     edits: FeatureEdits | None,
     centroids: torch.Tensor | None,
+    cell_material: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, ExtrasLayout]:
-    """The Extras buffer (float32 (N, 4), at least one vec4) for the given mode inputs."""
+    """The Extras buffer (float32 (N, 4), at least one vec4) for the given mode inputs.
+
+    The palette holds one vec4 per centroid: its colour, and in .a the material id `highlight`
+    compares with (the centroid's own index, or `cell_material` when centroids are cells).
+    """
     f4 = _blocks(features)
     chunks: list[np.ndarray] = []
     offsets: dict[str, int] = {}
@@ -185,7 +190,13 @@ def pack_extras(
         material_count = int(centroids.shape[0])
         add("materials", _centroid_table(centroids, f4))
         palette = np.zeros((material_count, 4), np.float32)
-        palette[:, :3] = material_palette(material_count).numpy()
+        if cell_material is None:
+            palette[:, :3] = material_palette(material_count).numpy()
+            palette[:, 3] = np.arange(material_count, dtype=np.float32)
+        else:
+            ids = cell_material.detach().to("cpu", torch.int64)
+            palette[:, :3] = material_palette(int(ids.max()) + 1)[ids].numpy()
+            palette[:, 3] = ids.numpy().astype(np.float32)
         add("palette", palette)
     if not chunks:
         add("empty", np.zeros((1, 4), np.float32))
@@ -322,7 +333,7 @@ void main() {{
     if (u_mode == 2) {{
         int m = nearest(u_materials, u_material_count);
         vec3 base = ext[u_palette + m].rgb;
-        if (u_highlight >= 0 && m != u_highlight) {{
+        if (u_highlight >= 0 && int(ext[u_palette + m].a + 0.5) != u_highlight) {{
             base = base * {_float_literal(MATERIAL_DIM)} + {_float_literal(MATERIAL_DIM_OFFSET)};
         }}
         float light = {_float_literal(MATERIAL_AMBIENT)} + {_float_literal(MATERIAL_DIFFUSE)} * max(dot(n, omega), 0.0);
@@ -403,9 +414,15 @@ class GLSLShader:
         self._weights_buf = _replace_buffer(self.ctx, self._weights_buf, data)
         self._features = w.features
 
-    def set_extras(self, projection: FeatureProjection | None, edits: FeatureEdits | None, centroids: torch.Tensor | None) -> None:
+    def set_extras(
+        self,
+        projection: FeatureProjection | None,
+        edits: FeatureEdits | None,
+        centroids: torch.Tensor | None,
+        cell_material: torch.Tensor | None = None,
+    ) -> None:
         """Upload what the features/materials modes and the edits need (sizes must fit the weights)."""
-        data, self._extras_layout = pack_extras(self._features, projection, edits, centroids)
+        data, self._extras_layout = pack_extras(self._features, projection, edits, centroids, cell_material)
         self._extras_buf = _replace_buffer(self.ctx, self._extras_buf, data)
 
     def shade(

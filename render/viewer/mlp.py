@@ -199,13 +199,16 @@ def shade_reference(
     edits: FeatureEdits | None = None,
     centroids: torch.Tensor | None = None,
     highlight: int | None = None,
+    cell_material: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """RGB (N, 3) in [0, 1] of samples (x, n, ω) (N, 3) in one of the neural display modes.
 
     - "neural": c(edit(h(x)), n, ω), edits applied between h and c (`apply_feature_edits`).
     - "features": `projection(edit(h(x)))`, so edits show in the false colours too.
     - "materials": the palette colour of the nearest centroid of the *unedited* h (the same
-      membership edits use), lit by a headlight; `highlight` (an index) dims the others.
+      membership edits use), lit by a headlight; `highlight` (an index) dims the others. With
+      `cell_material` (C,) int the centroids are cells of materials (recon.materials): colours
+      and `highlight` are per material, `cell_material[nearest cell]`.
     Missing inputs (no projection, no centroids) raise ValueError; the pipeline checks first.
     """
     if mode not in NEURAL_MODES:
@@ -215,7 +218,11 @@ def shade_reference(
         if centroids is None:
             raise ValueError("materials mode needs centroids")
         material = nearest_material(h.float(), centroids.to(x.device))
-        return material_colors(material, n.float(), omega.float(), material_palette(centroids.shape[0]), highlight)
+        count = centroids.shape[0]
+        if cell_material is not None:
+            material = cell_material.to(material.device)[material]
+            count = int(cell_material.max()) + 1
+        return material_colors(material, n.float(), omega.float(), material_palette(count), highlight)
     h = apply_feature_edits(h, x, edits)
     if mode == "features":
         if projection is None:

@@ -195,6 +195,7 @@ class ViewerPipeline:
         self._projection: FeatureProjection | None = None
         self._edits: FeatureEdits | None = None
         self._centroids: torch.Tensor | None = None
+        self._cell_material: torch.Tensor | None = None
         self._highlight: int | None = None
         self._glsl: GLSLShader | None = None
         self._glsl_dirty = True
@@ -324,9 +325,16 @@ class ViewerPipeline:
         self._edits = edits
         self._glsl_dirty = True
 
-    def set_materials(self, centroids: torch.Tensor | None, highlight: int | None = None) -> None:
-        """Centroids (K, F) of the "materials" mode and the index to highlight (None: no highlight)."""
+    def set_materials(
+        self, centroids: torch.Tensor | None, highlight: int | None = None, cell_material: torch.Tensor | None = None
+    ) -> None:
+        """Centroids (K, F) of the "materials" mode and the index to highlight (None: no highlight).
+
+        With `cell_material` (K,) int the centroids are cells (recon.materials clusters a material
+        into several): colours and `highlight` then refer to material ids, not centroid indices.
+        """
         self._centroids = centroids
+        self._cell_material = cell_material if centroids is not None else None
         self._highlight = highlight
         self._glsl_dirty = True
 
@@ -392,7 +400,10 @@ class ViewerPipeline:
         if mode in NEURAL_MODES and self._path == "cpu":
             frame = self.capture_gbuffer(camera, size, scale)
             start = time.perf_counter()
-            colors = shade_cpu(self._weights, frame, mode, self._projection, self._edits, self._centroids, self._highlight)  # type: ignore[arg-type]
+            colors = shade_cpu(
+                self._weights, frame, mode, self._projection, self._edits, self._centroids,  # type: ignore[arg-type]
+                self._highlight, self._cell_material,
+            )
             shading_ms = 1000 * (time.perf_counter() - start)
             stats = self.present(frame, colors, target, wireframe)
             return dataclasses.replace(stats, shading_ms=stats.shading_ms + shading_ms)
@@ -647,7 +658,7 @@ class ViewerPipeline:
                 self._glsl_dirty = True
             if self._glsl_dirty:
                 self._glsl.set_weights(self._weights)
-                self._glsl.set_extras(self._projection, self._edits, self._centroids)
+                self._glsl.set_extras(self._projection, self._edits, self._centroids, self._cell_material)
                 self._glsl_dirty = False
             return self._glsl.shade(
                 targets.position, targets.normal, targets.color, render_size, camera.center, mode, self._highlight, self.sync_stats
@@ -657,7 +668,9 @@ class ViewerPipeline:
         self._interop.prepare(self._weights)
         self._interop.register((targets.position, targets.normal, targets.color))
         eye = torch.as_tensor(camera.center, dtype=torch.float32)
-        return self._interop.shade(render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight)
+        return self._interop.shade(
+            render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight, self._cell_material
+        )
 
     def _finish(self, targets: _Targets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:
         """Overlays into the colour texture, then the display pass into `target`."""

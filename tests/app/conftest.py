@@ -32,6 +32,7 @@ def make_main_window(qtbot, tmp_path) -> Iterator[Callable]:
 
     def make() -> MainWindow:
         settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
+        settings.setValue("runs/root", str(tmp_path / "runs"))  # never the user's ~/reconstruct-runs
         window = MainWindow(settings)
         qtbot.addWidget(window)
         window.show()
@@ -57,3 +58,29 @@ def small_dataset(tmp_path) -> Path:
         image = np.stack([mask, 0.5 * mask, 0.2 + 0 * mask], axis=-1).astype(np.float32)
         views.append(View(f"v{i}", image, mask, cam))
     return nds.write(views, np.array([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]]), tmp_path / "small")
+
+
+@pytest.fixture(scope="session")
+def small_demo(request) -> Path:
+    """The demo scene with 12 views at 64 px, kept in pytest's cache (keyed by the recipe's hash)."""
+    from recon.demo import demo_dataset, load_recipe
+
+    try:
+        return demo_dataset(request.config.cache.mkdir("reconstruct-demo"), recipe=load_recipe(views=12, size=64))
+    except RuntimeError as exc:  # no EGL context: the demo is rendered with our GL rasterizer
+        pytest.skip(f"cannot render the demo without OpenGL: {exc}")
+
+
+@pytest.fixture
+def run_to_end(qtbot) -> Callable:
+    """Start a run in a window (scene loaded) and wait for it to finish; returns the run record."""
+
+    def run(window, iterations: int, timeout_ms: int = 60_000) -> dict:
+        window.run_panel.iterations.setValue(iterations)
+        window.run_panel.start_button.click()
+        assert window.running, window.last_error
+        qtbot.waitUntil(lambda: not window.running, timeout=timeout_ms)
+        assert window.run_result is not None, window.last_error
+        return window.run_result
+
+    return run

@@ -65,3 +65,36 @@ def test_geometry_and_recent_persist(make_main_window, small_dataset, qtbot) -> 
     assert again.size().width() == 900
     assert [a.text() for a in again.recent_menu.actions()] == [str(small_dataset)]
     again.close()
+
+
+def test_run_options_and_view_settings_persist(make_main_window, qtbot) -> None:
+    window = make_main_window()
+    panel = window.run_panel
+    panel.iterations.setValue(321)
+    panel.seed.setValue(7)
+    panel.set_live_rate(0.0)
+    window.mode_box.setCurrentIndex(window.mode_box.findData("normals"))
+    window.frusta_box.setChecked(False)
+    window.close()
+    window.settings.sync()
+    from app.main_window import MainWindow
+
+    again = MainWindow(window.settings)
+    qtbot.addWidget(again)
+    assert again.run_panel.iterations.value() == 321 and again.run_panel.seed.value() == 7
+    assert again.run_panel.live_rate_value() == 0.0
+    assert again.viewport.mode == "normals" and not again.frusta_box.isChecked()
+    again.close()
+
+
+def test_resuming_a_folder_that_is_not_a_run_explains_and_stays_usable(make_main_window, small_dataset, tmp_path, qtbot) -> None:
+    window = make_main_window()
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
+        window.open_dataset(small_dataset)
+    window.resume_from(tmp_path)  # no run.json there
+    qtbot.waitUntil(lambda: not window.running, timeout=20_000)
+    assert "run.json" in window.last_error and "Resume" in window.last_error or "choose a folder" in window.last_error
+    boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+    assert boxes and "run.json" in boxes[0].text()
+    boxes[0].close()
+    assert window.run_panel.start_button.isEnabled()  # ready for a new run

@@ -1,0 +1,195 @@
+"""Run controls: method, device, renderer, iterations, working resolution, seed, live-view budget,
+run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
+
+The panel only collects choices and shows state; the main window turns them into a RunRequest.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from recon.methods.nds import StepRecord
+
+SCALES = [("auto", None), ("full", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)]
+LIVE_RATES = [("off", 0.0), ("1 / s", 1.0), ("2 / s", 2.0), ("5 / s", 5.0), ("10 / s", 10.0)]
+DEFAULT_LIVE_RATE = 2.0
+
+
+class RunPanel(QWidget):
+    """Emits what the user asked for; `set_state` decides which buttons make sense."""
+
+    start_requested = Signal()
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+    resume_folder_requested = Signal()
+    browse_requested = Signal()
+    live_rate_changed = Signal(float)
+
+    def __init__(self) -> None:
+        super().__init__()
+        form = QFormLayout()
+        self.method = QComboBox()
+        self.method.addItem("NDS — neural deferred shading", "nds")
+        self.device = QComboBox()
+        for name in ("auto", "cpu", "cuda"):
+            self.device.addItem(name, name)
+        self.renderer = QComboBox()
+        for name in ("auto", "gl", "nvdiffrast"):
+            self.renderer.addItem(name, name)
+        self.chosen = QLabel("—")  # what auto picked, and why
+        self.chosen.setStyleSheet("color: palette(mid);")
+        self.chosen.setMinimumHeight(2 * self.chosen.fontMetrics().lineSpacing() + 2)
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, 100_000)
+        self.iterations.setSingleStep(100)
+        self.iterations.setValue(2000)
+        self.scale = QComboBox()
+        for text, value in SCALES:
+            self.scale.addItem(text, value)
+        self.resolution = QLabel("—")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.holdout = QCheckBox("hold out one view for PSNR")
+        self.live_rate = QComboBox()
+        for text, value in LIVE_RATES:
+            self.live_rate.addItem(text, value)
+        self.live_rate.setCurrentIndex([v for _, v in LIVE_RATES].index(DEFAULT_LIVE_RATE))
+        self.live_rate.setToolTip("How often the viewport gets the current mesh; 'off' gives the reconstruction every cycle")
+        self.live_rate.currentIndexChanged.connect(lambda _: self.live_rate_changed.emit(self.live_rate_value()))
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("run folder")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self.browse_requested)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out, 1)
+        out_row.addWidget(browse)
+
+        form.addRow("Method", self.method)
+        form.addRow("Device", self.device)
+        form.addRow("Renderer", self.renderer)
+        form.addRow("", self.chosen)
+        form.addRow("Iterations", self.iterations)
+        form.addRow("Resolution", self.scale)
+        form.addRow("", self.resolution)
+        form.addRow("Seed", self.seed)
+        form.addRow("", self.holdout)
+        form.addRow("Live view", self.live_rate)
+        form.addRow("Run folder", out_row)
+
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.resume_folder_button = QPushButton("Resume from folder…")
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button.clicked.connect(self.pause_requested)
+        self.resume_button.clicked.connect(self.resume_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.resume_folder_button.clicked.connect(self.resume_folder_requested)
+        buttons = QGridLayout()
+        buttons.addWidget(self.start_button, 0, 0)
+        buttons.addWidget(self.pause_button, 0, 1)
+        buttons.addWidget(self.resume_button, 0, 2)
+        buttons.addWidget(self.stop_button, 0, 3)
+        buttons.addWidget(self.resume_folder_button, 1, 0, 1, 4)
+
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m")
+        self.rate = QLabel("")
+        self.status = QLabel("Open a dataset to start.")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.rate)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self._t0 = 0.0
+        self._it0 = 0
+        self.set_state("idle")
+
+    # ---- values -------------------------------------------------------------------------------
+    def scale_value(self) -> float | None:
+        return self.scale.currentData()
+
+    def live_rate_value(self) -> float:
+        return float(self.live_rate.currentData())
+
+    def set_live_rate(self, rate: float) -> None:
+        values = [v for _, v in LIVE_RATES]
+        self.live_rate.setCurrentIndex(min(range(len(values)), key=lambda i: abs(values[i] - rate)))
+
+    def show_choice(self, chosen: str, why: str) -> None:
+        """What 'auto' picked, with the reason on a second line (and in the tooltip)."""
+        self.chosen.setText(f"{chosen}\n{why}")
+        self.chosen.setToolTip(why)
+
+    def set_resolution_hint(self, width: int, height: int, device_hint: str) -> None:
+        """Say which pixel size each choice means (auto depends on the device)."""
+        scale = self.scale_value()
+        if scale is None:
+            self.resolution.setText(f"auto: {device_hint} (dataset {width}×{height})")
+        else:
+            self.resolution.setText(f"{round(width * scale)}×{round(height * scale)} px")
+
+    # ---- state --------------------------------------------------------------------------------
+    def set_state(self, state: str) -> None:
+        """idle (no dataset), ready, starting, running, paused, stopping."""
+        self.state = state
+        busy = state in ("starting", "running", "paused", "stopping")
+        self.start_button.setEnabled(state == "ready")
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state == "paused")
+        self.stop_button.setEnabled(state in ("starting", "running", "paused"))
+        self.resume_folder_button.setEnabled(not busy)
+        for widget in (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout, self.out):
+            widget.setEnabled(not busy)
+
+    def begin(self, iteration: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(iteration)
+        self._t0, self._it0 = time.perf_counter(), iteration
+        self.rate.setText("")
+
+    def show_steps(self, records: list[StepRecord]) -> None:
+        """Iteration, it/s since the start (or resume) and the ETA at that rate."""
+        last = records[-1]
+        self.progress.setValue(last.iteration)
+        elapsed = time.perf_counter() - self._t0
+        rate = (last.iteration - self._it0) / max(elapsed, 1e-9)
+        left = (self.progress.maximum() - last.iteration) / max(rate, 1e-9)
+        self.rate.setText(f"iteration {last.iteration} / {self.progress.maximum()}   {rate:.2f} it/s   ETA {_duration(left)}")
+
+    def set_out(self, path: Path) -> None:
+        self.out.setText(str(path))
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
