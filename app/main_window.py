@@ -361,7 +361,7 @@ class MainWindow(QMainWindow):
         self.run_panel.show_choice(f"device {device}", why)
         if self.scene is not None:
             from recon.data import AutoScale
-            from recon.runner import CPU_MAX_SIDE
+            from recon.data import CPU_MAX_SIDE
 
             width, height = self.scene.resolution
             scale = AutoScale(CPU_MAX_SIDE).for_size(width, height) if device == "cpu" else 1.0

@@ -141,7 +141,7 @@ class SessionWorker(QObject):
 
     def _run(self) -> None:
         from recon import runner
-        from recon.data import AutoScale, load
+        from recon.data import CPU_MAX_SIDE, AutoScale, load
 
         req = self.request
         device, why = resolve_device(req.device)
@@ -160,7 +160,7 @@ class SessionWorker(QObject):
                 raise ReconstructError("no dataset to reconstruct")
             scale = req.image_scale
             if scale is None:  # the CLI's --image-scale auto: on CPU, long side ≤ CPU_MAX_SIDE
-                scale = AutoScale(runner.CPU_MAX_SIDE) if device == "cpu" else 1.0
+                scale = AutoScale(CPU_MAX_SIDE) if device == "cpu" else 1.0
             self.status.emit("Loading the views at the working resolution …")
             scene = load(req.dataset, image_scale=scale)
             scale = scene.image_scale

@@ -53,9 +53,6 @@ def _print_scene(scene) -> None:
         print(f"  {v.name}: {fmt(v.camera.center)}")
 
 
-CPU_MAX_SIDE = 200  # CPU default working resolution: long image side at most this many pixels
-
-
 def _device(name: str) -> str:
     import torch
 
@@ -79,7 +76,7 @@ def _image_scale(value: str, device: str):
             raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
     if device != "cpu":
         return 1.0
-    from recon.data import AutoScale
+    from recon.data import CPU_MAX_SIDE, AutoScale
 
     return AutoScale(CPU_MAX_SIDE)
 
@@ -428,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-scale", type=float, default=1.0, help="resize images while converting")
 
     def add_run_options(p: argparse.ArgumentParser, with_scale: bool = True) -> None:
+        from recon.data import CPU_MAX_SIDE
+
         p.add_argument("--iterations", type=int, help="gradient steps (default 2000; remeshing keeps its 1/4, 1/2, 3/4 points)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when available")
         p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recon.data import CPU_MAX_SIDE
 from recon.export import export_mesh, versions, write_run_record
 from recon.methods.config import NDSConfig
 from recon.methods.nds import NDSSession, StepRecord
@@ -24,7 +25,6 @@ from recon.shader import save_shader
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
-CPU_MAX_SIDE = 200  # CPU default working resolution (recon.data.AutoScale): long side at most this many pixels
 
 
 def config_for(iterations: int | None = None, **changes: Any) -> NDSConfig:

@@ -36,6 +36,9 @@ def read_pixels(path: Path) -> np.ndarray:
     return pixels
 
 
+CPU_MAX_SIDE = 200  # default working resolution on the CPU: long image side at most this many pixels
+
+
 @dataclass
 class AutoScale:
     """An image scale chosen from the images themselves: halve until the long side is ≤ `max_side`.
