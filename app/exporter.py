@@ -10,20 +10,19 @@ crash or a full disk never leaves half a file under the chosen name.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QThread, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject
 from PySide6.QtGui import QImage
 
+from app.background import BackgroundJob
 from recon.atomic import write_bytes_atomic
 from recon.errors import ReconstructError
 from recon.methods.nds import Snapshot
 from recon.shader import NeuralShader, ShaderConfig
 from render.viewer.features import FeatureEdits
-
-log = logging.getLogger(__name__)
 
 MESH_FORMATS = ("ply", "obj", "glb")
 
@@ -71,80 +70,27 @@ def save_png_atomic(image: QImage, path: Path) -> Path:
     return write_bytes_atomic(path, bytes(data.data()))
 
 
-class _ExportJob(QObject):
-    progress = Signal(str)
-    finished = Signal(str)  # the path written
-    failed = Signal(str)
-
-    def __init__(self, kind: str, snapshot: Snapshot, config: ShaderConfig, path: Path, edits: FeatureEdits | None) -> None:
-        super().__init__()
-        self.kind, self.snapshot, self.config, self.path, self.edits = kind, snapshot, config, path, edits
-
-    def run(self) -> None:
-        try:
-            if self.kind == "mesh":
-                edited = f" with {self.edits.count} material edit row(s)" if self.edits is not None else ""
-                self.progress.emit(f"Baking colours for {len(self.snapshot.vertices)} vertices{edited} …")
-                written = export_snapshot_mesh(self.snapshot, self.config, self.path, edits=self.edits)
-            elif self.kind == "shader":
-                self.progress.emit("Writing the shader weights …")
-                written = export_snapshot_shader(self.snapshot, self.config, self.path)
-            else:
-                raise ReconstructError(f"unknown export {self.kind!r}")
-            self.finished.emit(str(written))
-        except (ReconstructError, OSError, ValueError) as exc:
-            self.failed.emit(f"{self.path}: {exc}")
-        except Exception as exc:
-            log.exception("export to %s failed", self.path)
-            self.failed.emit(f"{self.path}: unexpected error ({exc.__class__.__name__}: {exc})")
+def _export(kind: str, snapshot: Snapshot, config: ShaderConfig, path: Path, edits: FeatureEdits | None, report: Callable[[str], None]) -> str:
+    """The export itself, on the job's thread; returns the path written."""
+    if kind == "mesh":
+        edited = f" with {edits.count} material edit row(s)" if edits is not None else ""
+        report(f"Baking colours for {len(snapshot.vertices)} vertices{edited} …")
+        return str(export_snapshot_mesh(snapshot, config, path, edits=edits))
+    if kind == "shader":
+        report("Writing the shader weights …")
+        return str(export_snapshot_shader(snapshot, config, path))
+    raise ReconstructError(f"unknown export {kind!r}")
 
 
-class Exporter(QObject):
-    """One export at a time in a QThread; `finished` / `failed` arrive on the owner's thread."""
-
-    progress = Signal(str)
-    finished = Signal(str)
-    failed = Signal(str)
+class Exporter(BackgroundJob):
+    """One export at a time in a QThread; `progress`, `finished` (the path) and `failed` arrive on the owner's thread."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread: QThread | None = None
-        self._job: _ExportJob | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None
+        super().__init__("an export", parent)
 
     def start(
         self, kind: str, snapshot: Snapshot, config: ShaderConfig, path: Path, edits: FeatureEdits | None = None
     ) -> None:
         """Export in the background; `edits` (mesh only) are baked into the colours."""
-        if self.busy:
-            raise RuntimeError("an export is already running")
-        self._thread = QThread()
-        self._job = _ExportJob(kind, snapshot, config, Path(path), edits)
-        self._job.moveToThread(self._thread)
-        self._thread.started.connect(self._job.run)
-        self._job.progress.connect(self.progress)
-        self._job.finished.connect(self._on_finished)
-        self._job.failed.connect(self._on_failed)
-        self._thread.start()
-
-    def wait(self) -> None:
-        """Let a running export finish (shutdown): its file is either whole or not there."""
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-
-    def _cleanup(self) -> None:
-        self._thread.quit()
-        self._thread.wait()
-        self._thread = self._job = None
-
-    def _on_finished(self, path: str) -> None:
-        self._cleanup()
-        self.finished.emit(path)
-
-    def _on_failed(self, message: str) -> None:
-        self._cleanup()
-        self.failed.emit(message)
+        path = Path(path)
+        self.start_work(lambda report: _export(kind, snapshot, config, path, edits, report), str(path))

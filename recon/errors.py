@@ -9,10 +9,14 @@ class ReconstructError(Exception):
     """Base of every error the CLI and GUI report as one line instead of a traceback."""
 
 
-class DatasetError(ReconstructError):
-    """A dataset cannot be read: `path` is the file or folder at fault."""
+class FileError(ReconstructError):
+    """A file (or folder) is refused: `path` is the one at fault, `message` what is wrong with it."""
 
     def __init__(self, path: Path | str, message: str) -> None:
         self.path = Path(path)
         self.message = message
         super().__init__(f"{self.path}: {message}")
+
+
+class DatasetError(FileError):
+    """A dataset cannot be read: `path` is the file or folder at fault."""

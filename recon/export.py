@@ -33,7 +33,7 @@ import torch
 import trimesh
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
-from recon.errors import ReconstructError
+from recon.errors import FileError
 from recon.shader import NeuralShader, Normalization
 from render.viewer.features import FeatureEdits, apply_feature_edits
 
@@ -42,13 +42,8 @@ log = logging.getLogger(__name__)
 BAKE_CHUNK = 65_536  # points per shader call when baking: ~70 MB of activations at the default sizes
 
 
-class ExportError(ReconstructError):
+class ExportError(FileError):
     """A file cannot be exported: `path` is the target and `message` says why."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        self.path = Path(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
 
 
 # ----------------------------------------------------------------------------- colours

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
-from recon.errors import ReconstructError
+from recon.errors import FileError
 from render.viewer.mlp import MLPWeights, positional_encoding
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,8 @@ CONFIG_SUFFIX = ".json"
 Normalization = tuple[np.ndarray, float]
 
 
-class ShaderFileError(ReconstructError):
+class ShaderFileError(FileError):
     """A saved shader cannot be read: `path` is the file at fault."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        self.path = Path(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from recon.atomic import write_text_atomic
-from recon.errors import ReconstructError
+from recon.errors import FileError
 from recon.materials.discover import Materials
 from recon.shader import Normalization
 from render.viewer.features import FeatureEdits
@@ -42,13 +42,8 @@ FORMAT_VERSION = 1
 EDITS_FILE = "edits.json"
 
 
-class EditsFileError(ReconstructError):
+class EditsFileError(FileError):
     """An edits file is refused: `path` is the file, `message` says what is wrong in it."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        self.path = Path(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
 
 
 def _is_number(value: object) -> bool:

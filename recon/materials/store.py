@@ -18,7 +18,7 @@ import safetensors.torch
 import torch
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
-from recon.errors import ReconstructError
+from recon.errors import FileError
 from recon.materials.discover import Materials
 from render.viewer.features import FeatureProjection
 
@@ -29,13 +29,8 @@ FORMAT_VERSION = 1
 STEM = "materials"
 
 
-class MaterialsFileError(ReconstructError):
+class MaterialsFileError(FileError):
     """A stored clustering cannot be read: `path` is the file at fault."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        self.path = Path(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
 
 
 def materials_paths(run_dir: Path | str) -> tuple[Path, Path]:
