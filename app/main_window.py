@@ -360,12 +360,15 @@ class MainWindow(QMainWindow):
             return
         self.run_panel.show_choice(f"device {device}", why)
         if self.scene is not None:
-            from recon.data import AutoScale
-            from recon.data import CPU_MAX_SIDE
+            from recon.runner import auto_resolution
 
             width, height = self.scene.resolution
-            scale = AutoScale(CPU_MAX_SIDE).for_size(width, height) if device == "cpu" else 1.0
+            scale, changes = auto_resolution(device)
+            if not isinstance(scale, float):
+                scale = scale.for_size(width, height)
             hint = f"{round(width * scale)}×{round(height * scale)} px on {device}"
+            if changes.get("coarse_images"):
+                hint = f"{round(width * scale / 2)}×{round(height * scale / 2)}, then {hint} in the last stage"
             self.run_panel.set_resolution_hint(width, height, hint)
 
     def _on_failed(self, message: str) -> None:

@@ -141,7 +141,7 @@ class SessionWorker(QObject):
 
     def _run(self) -> None:
         from recon import runner
-        from recon.data import CPU_MAX_SIDE, AutoScale, load
+        from recon.data import load
 
         req = self.request
         device, why = resolve_device(req.device)
@@ -158,16 +158,18 @@ class SessionWorker(QObject):
         else:
             if req.dataset is None:
                 raise ReconstructError("no dataset to reconstruct")
-            scale = req.image_scale
-            if scale is None:  # the CLI's --image-scale auto: on CPU, long side ≤ CPU_MAX_SIDE
-                scale = AutoScale(CPU_MAX_SIDE) if device == "cpu" else 1.0
+            scale, config = req.image_scale, req.config
+            if scale is None:  # the CLI's --image-scale auto
+                scale, changes = runner.auto_resolution(device)
+                # The panel's iteration count is the user's; only the image levels follow the device.
+                config = config.replace(coarse_images=bool(changes.get("coarse_images")))
             self.status.emit("Loading the views at the working resolution …")
             scene = load(req.dataset, image_scale=scale)
             scale = scene.image_scale
             if req.holdout and len(scene.views) >= 3:
                 scene = self._hold_out(scene, [scene.views[-1].name])
             self.status.emit("Building the initial mesh (visual hull) …")
-            session = NDSSession(scene, req.config, device=device, renderer=req.renderer)
+            session = NDSSession(scene, config, device=device, renderer=req.renderer)
         self.session = session
         total = session.config.iterations if req.until is None else min(req.until, session.config.iterations)
         width, height = scene.resolution

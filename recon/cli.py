@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,22 +64,20 @@ def _device(name: str) -> str:
     return name
 
 
-def _image_scale(value: str, device: str):
-    """'auto' = full resolution on CUDA; on CPU halve until the long side is at most CPU_MAX_SIDE.
+def _resolution(value: str, device: str) -> tuple[Any, dict[str, Any]]:
+    """The load scale and config changes for --image-scale: a number, or 'auto' (runner.auto_resolution).
 
     On the CPU 'auto' is an AutoScale that the loader resolves on the first image it decodes,
     so the dataset is read once (the loaded Scene's `image_scale` says what was chosen).
     """
     if value != "auto":
         try:
-            return float(value)
+            return float(value), {}
         except ValueError:
             raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
-    if device != "cpu":
-        return 1.0
-    from recon.data import CPU_MAX_SIDE, AutoScale
+    from recon.runner import auto_resolution
 
-    return AutoScale(CPU_MAX_SIDE)
+    return auto_resolution(device)
 
 
 class _Progress:
@@ -118,16 +117,27 @@ def _drive(session, out: Path, iterations: int | None, extra: dict) -> dict:
         progress.close()
 
 
-def _config_from_args(args: argparse.Namespace):
-    from recon.methods.config import NDSConfig
+def _resolutions(session) -> str:
+    """'W×H', or 'w×h, then W×H from iteration N' when the session starts on halved images."""
+    width, height = session.scene.resolution
+    if not session.config.coarse_images:
+        return f"{width}×{height}"
+    coarse = session.scene.views[0].camera.scaled(0.5)
+    return f"{coarse.width}×{coarse.height}, then {width}×{height} from iteration {max(session.config.remesh_at, default=0)}"
 
-    changes = {"seed": args.seed, "init": args.init}
-    if args.iterations is not None:
-        defaults = NDSConfig()
-        # Keep the paper's remeshing at 1/4, 1/2, 3/4 of the schedule when it is shortened.
-        frac = [i / defaults.iterations for i in defaults.remesh_at]
-        changes.update(iterations=args.iterations, remesh_at=[round(f * args.iterations) for f in frac])
-    return NDSConfig().replace(**changes)
+
+def _config_from_args(args: argparse.Namespace, changes: dict[str, Any]):
+    """NDSConfig for --seed, --init, --iterations and a device's changes (runner.auto_resolution).
+
+    A given --iterations wins over a device's schedule and keeps remeshing at its 1/4, 1/2, 3/4.
+    """
+    from recon.methods.config import NDSConfig
+    from recon.runner import config_for
+
+    changes = {**changes, "seed": args.seed, "init": args.init}
+    if args.iterations is None:
+        return NDSConfig().replace(**changes)
+    return config_for(args.iterations, **{k: v for k, v in changes.items() if k not in ("iterations", "remesh_at")})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -138,15 +148,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "checkpoint").exists() and not args.overwrite:
         raise ReconstructError(f"{out}: already holds a run; `reconstruct resume {out}` continues it, --overwrite replaces it")
-    scene = load(args.dataset, image_scale=_image_scale(args.image_scale, device))
+    scale, changes = _resolution(args.image_scale, device)
+    scene = load(args.dataset, image_scale=scale)
     extra: dict = {"image_scale": scene.image_scale}
     if args.holdout:
         names = holdout.every_nth(scene, args.holdout)
         scene, held = holdout.split(scene, names)
         extra.update(holdout=names, holdout_every=args.holdout)
         print(f"holding out {len(held)} of {len(held) + len(scene.views)} views (every {args.holdout}th): {', '.join(names)}")
-    session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
-    log.info("reconstructing %d views at %d×%d on %s (%s renderer)", len(scene.views), *scene.resolution, device, session.renderer.backend)
+    session = NDSSession(scene, _config_from_args(args, changes), device=device, renderer=args.renderer, profile=args.profile)
+    log.info("reconstructing %d views at %s on %s (%s renderer)", len(scene.views), _resolutions(session), device, session.renderer.backend)
     _run_and_report(session, out, None, extra)
     return 0
 
@@ -341,10 +352,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
     device = _device(args.device)
-    scene = load(path, image_scale=_image_scale(args.image_scale, device))
+    scale, changes = _resolution(args.image_scale, device)
+    scene = load(path, image_scale=scale)
     out = Path(args.out)
-    print(f"demo: {len(scene.views)} views at {scene.resolution[0]}×{scene.resolution[1]} from {path}")
-    session = NDSSession(scene, _config_from_args(args), device=device, renderer=args.renderer, profile=args.profile)
+    session = NDSSession(scene, _config_from_args(args, changes), device=device, renderer=args.renderer, profile=args.profile)
+    print(f"demo: {len(scene.views)} views at {_resolutions(session)} from {path}")
     record = _run_and_report(session, out, None, {"image_scale": scene.image_scale})
     figures = chamfer(read_trimesh(out / "mesh.ply"), read_trimesh(path / "gt_mesh.ply"))
     record["chamfer"] = figures
@@ -427,14 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
     def add_run_options(p: argparse.ArgumentParser, with_scale: bool = True) -> None:
         from recon.data import CPU_MAX_SIDE
 
-        p.add_argument("--iterations", type=int, help="gradient steps (default 2000; remeshing keeps its 1/4, 1/2, 3/4 points)")
+        p.add_argument("--iterations", type=int, help="gradient steps (default 2000, the paper; 1750 on the CPU with --image-scale auto, its last "
+                            "stage halved; a given count keeps remeshing at its 1/4, 1/2, 3/4 points)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when available")
         p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",
                        help="rasterizer: auto = nvdiffrast on CUDA when installed, else OpenGL (EGL) + RtS splatting")
         p.add_argument("--profile", action="store_true", help="record per-stage times (run.json 'profile' and printed)")
         if with_scale:
             p.add_argument("--image-scale", default="auto",
-                           help=f"working resolution; auto = 1 on CUDA, on CPU halved until the long side ≤ {CPU_MAX_SIDE} px")
+                           help=f"working resolution; auto = 1 on CUDA; on CPU halved until the long side ≤ {CPU_MAX_SIDE} px, "
+                                "and once more until the last remesh (coarse-to-fine images)")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recon.data import CPU_MAX_SIDE
+from recon.data import CPU_MAX_SIDE, AutoScale
+from recon.data.images import ImageScale
 from recon.export import export_mesh, versions, write_run_record
 from recon.methods.config import NDSConfig
 from recon.methods.nds import NDSSession, StepRecord
@@ -25,6 +26,24 @@ from recon.shader import save_shader
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
+
+
+# The CPU's default schedule: the paper's, with its last stage (on the full images) halved.
+CPU_SCHEDULE: dict[str, Any] = {"iterations": 1750, "remesh_at": (500, 1000, 1500)}
+
+
+def auto_resolution(device: str) -> tuple[ImageScale, dict[str, Any]]:
+    """What `--image-scale auto` means on `device`: the scale to load with, and config changes.
+
+    On CUDA the images as they are, one resolution and the paper's schedule. On the CPU the images
+    are loaded halved until their long side is at most CPU_MAX_SIDE and worked on halved once more
+    until the last remesh (`NDSConfig.coarse_images`), with the last stage 250 iterations long
+    (`CPU_SCHEDULE`; an explicit iteration count keeps remeshing at 1/4, 1/2, 3/4 instead): the
+    demo runs at 128² and finishes at 256², inside five minutes on two cores.
+    """
+    if device != "cpu":
+        return 1.0, {}
+    return AutoScale(CPU_MAX_SIDE), {"coarse_images": True, **CPU_SCHEDULE}
 
 
 def config_for(iterations: int | None = None, **changes: Any) -> NDSConfig:

@@ -36,7 +36,9 @@ def read_pixels(path: Path) -> np.ndarray:
     return pixels
 
 
-CPU_MAX_SIDE = 200  # default working resolution on the CPU: long image side at most this many pixels
+# Default image size on the CPU: long side at most this many pixels as loaded; the session works
+# on them halved until its last stage (NDSConfig.coarse_images), so at ≤ 200 px for most of a run.
+CPU_MAX_SIDE = 400
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recon.data.images import resize
 from render.camera import Camera
 
 
@@ -25,6 +26,17 @@ class View:
     image: np.ndarray
     mask: np.ndarray
     camera: Camera
+
+    def scaled(self, scale: float) -> View:
+        """The view resized by `scale` (area average down): image, mask and camera kept in step.
+
+        The image size and the camera's size come from the same round(), so they always agree.
+        """
+        if scale == 1.0:
+            return self
+        image = np.clip(resize(self.image, scale), 0, 1)
+        mask = np.clip(resize(self.mask[:, :, None], scale)[:, :, 0], 0, 1)
+        return View(self.name, np.ascontiguousarray(image), np.ascontiguousarray(mask), self.camera.scaled(scale))
 
 
 @dataclass(frozen=True, eq=False)

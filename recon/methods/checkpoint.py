@@ -72,6 +72,7 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "config": session.config.to_dict(),
         "iteration": session.iteration,
         "lr_vertices": session.lr_vertices,
+        "lr_schedule": session.lr_schedule,
         "weight_laplacian": session.weight_laplacian,
         "weight_normal": session.weight_normal,
         "normalization": {"centre": centre.tolist(), "scale": scale},
@@ -116,7 +117,8 @@ def load_checkpoint(
             "resume with the dataset (and image scale) the run started with"
         )
     try:
-        config = NDSConfig.from_dict(record["config"])
+        # Checkpoints from before `splat_shading` existed resume with the shading they ran with.
+        config = NDSConfig.from_dict({"splat_shading": False, **record["config"]})
     except ConfigError as exc:
         raise SessionError(f"{folder / FILE}: {exc}") from None
     mesh = Mesh(tensors["mesh/vertices"], tensors["mesh/faces"])
@@ -136,6 +138,7 @@ def load_checkpoint(
     session.generator.set_state(tensors["rng"])
     session.iteration = record["iteration"]
     session.lr_vertices = record["lr_vertices"]
+    session.lr_schedule = record.get("lr_schedule", record["lr_vertices"])  # older checkpoints: no recovery above it
     session.weight_laplacian = record["weight_laplacian"]
     session.weight_normal = record["weight_normal"]
     session.history = record["history"]

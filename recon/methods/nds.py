@@ -49,6 +49,7 @@ from render.splat import splat
 log = logging.getLogger(__name__)
 
 LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
+STEP_RECOVERY = 1.01  # per good step, a rolled-back vertex step grows back by this factor
 
 
 def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camera:
@@ -115,10 +116,10 @@ class NDSSession:
         self.normalization = scene.normalization()
         self.renderer = Renderer(renderer, self.device, layers=self.config.layers)
         self.profiler = Profiler(profile, self.device)
-        centre, scale = self.normalization
-        self.cameras = [normalized_camera(v.camera, centre, scale) for v in scene.views]
-        self.images = [torch.from_numpy(v.image).to(self.device) for v in scene.views]
-        self.masks = [torch.from_numpy(v.mask).to(self.device) for v in scene.views]
+        # Image levels: [as loaded] or [as loaded, halved] with `coarse_images`.
+        self._levels = [self._level(scene.views)]
+        if self.config.coarse_images:
+            self._levels.append(self._level([v.scaled(0.5) for v in scene.views]))
 
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
@@ -127,7 +128,8 @@ class NDSSession:
         self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
 
         self.iteration = 0
-        self.lr_vertices = self.config.lr_vertices
+        self.lr_vertices = self.config.lr_vertices  # the step in use: halved by a rollback, then recovering
+        self.lr_schedule = self.config.lr_vertices  # the step the schedule allows (×step_decay per remesh)
         self.weight_laplacian = self.config.weight_laplacian
         self.weight_normal = self.config.weight_normal
         self.history: list[dict[str, float | int | str | None]] = []
@@ -136,6 +138,33 @@ class NDSSession:
         self._good = self._capture()
 
     # ---- set-up ------------------------------------------------------------------------------
+    def _level(self, views) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]:
+        """Cameras (in normalised coordinates), images and masks of the views, on the device."""
+        centre, scale = self.normalization
+        cameras = [normalized_camera(v.camera, centre, scale) for v in views]
+        images = [torch.from_numpy(v.image).to(self.device) for v in views]
+        masks = [torch.from_numpy(v.mask).to(self.device) for v in views]
+        return cameras, images, masks
+
+    @property
+    def coarse(self) -> bool:
+        """Whether this iteration works on the halved images (`coarse_images`, before the last remesh)."""
+        last = max(self.config.remesh_at, default=0)
+        return len(self._levels) > 1 and self.iteration < last
+
+    @property
+    def cameras(self) -> list[Camera]:
+        """The views' cameras at the current image level, in normalised coordinates."""
+        return self._levels[int(self.coarse)][0]
+
+    @property
+    def images(self) -> list[torch.Tensor]:
+        return self._levels[int(self.coarse)][1]
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        return self._levels[int(self.coarse)][2]
+
     def _initial_mesh(self) -> Mesh:
         """The starting surface in normalised coordinates (visual hull by default, as in the paper)."""
         centre, scale = self.normalization
@@ -207,6 +236,7 @@ class NDSSession:
         if reason is not None:
             event = self._rollback(reason)
         else:
+            self._recover_step()
             self._good = self._capture()
         self.iteration += 1
         values = {name: float(value.detach()) for name, value in losses.items()}
@@ -229,12 +259,15 @@ class NDSSession:
         with prof.section("g-buffers/interpolation"):
             normals = self.mesh.vertex_normals(vertices)
             gbuffer = self.renderer.evaluate(vertices, faces, camera, frags, clip_m, normals)
-        with prof.section("silhouette"):
-            coverage = gbuffer.covered[..., None].to(vertices.dtype)
-            silhouette = splat(coverage, gbuffer.pixel_xy, gbuffer.fragments.depth)[..., 0]
-            loss_silhouette = (silhouette - self.masks[view]).abs().mean()
-        with prof.section("shading"):
-            loss_shading = self._shading_loss(view, gbuffer)
+        if cfg.splat_shading:
+            loss_silhouette, loss_shading = self._splatted_terms(view, gbuffer)
+        else:
+            with prof.section("silhouette"):
+                coverage = gbuffer.covered[..., None].to(vertices.dtype)
+                silhouette = splat(coverage, gbuffer.pixel_xy, gbuffer.fragments.depth)[..., 0]
+                loss_silhouette = (silhouette - self.masks[view]).abs().mean()
+            with prof.section("shading"):
+                loss_shading = self._shading_loss(view, gbuffer)
         with prof.section("laplacian"):
             loss_laplacian = laplacian_loss(vertices, self.mesh.laplacian)
         with prof.section("normal consistency"):
@@ -247,15 +280,40 @@ class NDSSession:
         }
         return losses, sum(losses.values())
 
-    def _shading_loss(self, view: int, gbuffer) -> torch.Tensor:
-        """L1 on a random share of the front-layer pixels inside both the rendered and input masks."""
+    def _splatted_terms(self, view: int, gbuffer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Silhouette and shading terms from one RtS image of the shaded samples (`splat_shading`).
+
+        Every covered sample of every layer is shaded and splatted with its coverage, so a
+        pixel's colour moves with the projection of the surface point that produced it: the
+        shading term then pulls geometry along the image (parallax between views), not only
+        through the shader's inputs x, n, ω.
+        """
+        with self.profiler.section("shading"):
+            samples = self.renderer.shade(gbuffer, self.shader)
+        with self.profiler.section("splatting"):
+            image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
+        index = self._shaded_pixels(view, gbuffer)
+        if index.numel() == 0:
+            return loss_silhouette, image.new_zeros(())
+        colour = image[..., :3].reshape(-1, 3)[index]
+        return loss_silhouette, (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
+
+    def _shaded_pixels(self, view: int, gbuffer) -> torch.Tensor:
+        """Flat indices of a random `shading_fraction` of the pixels inside both the rendered and input masks."""
         inside = gbuffer.covered[0] & (self.masks[view] > 0.5)
         index = inside.flatten().nonzero().squeeze(1)
         if index.numel() == 0:
-            return gbuffer.position.new_zeros(())
-        keep = max(1, int(math.ceil(self.config.shading_fraction * index.numel())))
+            return index
+        keep = int(math.ceil(self.config.shading_fraction * index.numel()))
         chosen = torch.randperm(index.numel(), generator=self.generator)[:keep].to(index.device)
-        index = index[chosen]
+        return index[chosen]
+
+    def _shading_loss(self, view: int, gbuffer) -> torch.Tensor:
+        """L1 of the shader on the chosen front-layer pixels (the paper: gradients through x, n, ω only)."""
+        index = self._shaded_pixels(view, gbuffer)
+        if index.numel() == 0:
+            return gbuffer.position.new_zeros(())
         position = gbuffer.position[0].reshape(-1, 3)[index]
         normal = gbuffer.normal[0].reshape(-1, 3)[index]
         view_dir = gbuffer.view_dir[0].reshape(-1, 3)[index]
@@ -281,7 +339,10 @@ class NDSSession:
         }
 
     def _rollback(self, reason: str) -> str:
-        """Return to the last good state and halve the vertex step: a tangled mesh never survives."""
+        """Return to the last good state and halve the vertex step: a tangled mesh never survives.
+
+        The step grows back over the following good steps (`_recover_step`).
+        """
         good = self._good
         with torch.no_grad():
             self.offsets.copy_(good["offsets"])
@@ -294,9 +355,26 @@ class NDSSession:
         log.warning("iteration %d: %s; rolled back, vertex step now %.3g", self.iteration, reason, self.lr_vertices)
         return f"rollback: {reason}"
 
+    def _recover_step(self) -> None:
+        """After a good step, grow a rolled-back vertex step by 1 % towards the schedule's.
+
+        A rollback's halving is meant to get past one bad spot; kept for the rest of the run it
+        would stall the slow, shading-driven carving of concavities (~70 good steps undo it).
+        """
+        if self.lr_vertices < self.lr_schedule:
+            self.lr_vertices = min(self.lr_schedule, self.lr_vertices * STEP_RECOVERY)
+            for group in self.vertex_optimizer.param_groups:
+                group["lr"] = self.lr_vertices
+
     def pixel_footprint(self) -> float:
-        """Median size of one pixel at the bbox centre, in normalised units (depth / focal length)."""
-        sizes = [abs(cam.t[2]) / np.sqrt(cam.K[0, 0] * cam.K[1, 1]) for cam in self.cameras]
+        """Median size of one pixel at the bbox centre, in normalised units (depth / focal length).
+
+        Pixels of the coarsest image level: with `coarse_images` the last stage sharpens the
+        surface's position on the full images but keeps the mesh's resolution (a 1 px mesh at
+        full resolution has 4× the faces and makes each step ~1.5× slower).
+        """
+        cameras = self._levels[-1][0]
+        sizes = [abs(cam.t[2]) / np.sqrt(cam.K[0, 0] * cam.K[1, 1]) for cam in cameras]
         return float(np.median(sizes))
 
     def _remesh(self) -> str:
@@ -317,6 +395,7 @@ class NDSSession:
             if problems:
                 log.warning("iteration %d: remeshed mesh rejected (%s); keeping the current mesh", self.iteration, problems)
                 return f"remesh rejected: {'; '.join(problems)}"
+            self.lr_schedule *= self.config.step_decay
             self._set_mesh(finer.to(self.device), lr=self.lr_vertices * self.config.step_decay)
             self.weight_laplacian *= self.config.regularizer_growth
             self.weight_normal *= self.config.regularizer_growth

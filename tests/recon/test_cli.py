@@ -212,3 +212,12 @@ def test_resume_keeps_the_same_views_held_out(holdout_run) -> None:
 def test_bad_holdout_is_one_line(small_demo, tmp_path) -> None:
     result = run_cli("run", str(small_demo), "--out", str(tmp_path / "o"), "--holdout", "1")
     assert result.returncode == 2 and "at least 2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_auto_image_scale_on_the_cpu_starts_on_halved_images(small_demo, tmp_path) -> None:
+    out = tmp_path / "auto"
+    result = run_cli("run", str(small_demo), "--out", str(out), "--iterations", "4", "--device", "cpu", "--renderer", "gl")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["coarse_images"] is True and record["config"]["splat_shading"] is True
+    assert record["image_scale"] == 1.0  # the 64² demo is under CPU_MAX_SIDE: loaded as it is

@@ -117,3 +117,51 @@ def test_gradients_stay_finite_when_the_camera_sits_at_the_world_origin(renderer
     out = renderer.render(v, f, cam, shade=lambda p, nn, d: nn.abs(), normals=n)
     (out.image.sum() + out.alpha.sum()).backward()
     assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
+
+
+def _textured_plane(height: float, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """An n×n-quad plane y = height over [-1, 1]², faces wound to face up (+y)."""
+    xs = torch.linspace(-1, 1, n + 1, dtype=torch.float64)
+    gx, gz = torch.meshgrid(xs, xs, indexing="ij")
+    vertices = torch.stack([gx, torch.full_like(gx, height), gz], -1).reshape(-1, 3).float()
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    a = (i * (n + 1) + j).reshape(-1)
+    b, c, d = a + n + 1, a + 1, a + n + 2
+    faces = torch.cat([torch.stack([a, c, b], 1), torch.stack([c, d, b], 1)])
+    return vertices, faces
+
+
+def _texture(position: torch.Tensor, normal: torch.Tensor, view_dir: torch.Tensor) -> torch.Tensor:
+    """Colour of a pattern painted on the plane: a function of x and z only, never of height."""
+    value = 0.5 + 0.4 * torch.sin(3 * position[:, :1]) * torch.cos(2 * position[:, 2:])
+    return value.expand(-1, 3)
+
+
+def test_splatted_shading_moves_a_surface_towards_its_true_depth_through_parallax(renderer) -> None:
+    """Why NDS splats its shaded samples (NDSConfig.splat_shading).
+
+    A pattern that does not depend on height gives a wrong-height surface no gradient through the
+    shader's inputs. Splatted, each colour sits where its surface point projects, so two views that
+    disagree about where the pattern is pull the surface towards the height that reconciles them.
+    """
+    up = np.array([0.0, 0.0, -1.0])
+    cameras = [Camera.look_at(np.array(eye), np.zeros(3), up, 50.0, 64, 64) for eye in ([1.2, 2.6, 0.3], [-1.0, 2.7, -0.4])]
+    true_vertices, faces = _textured_plane(0.0)
+    normals = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(true_vertices), 3)
+    targets = [renderer.render(true_vertices, faces, cam, _texture, normals).image.detach() for cam in cameras]
+
+    for height in (0.08, -0.08):
+        start, _ = _textured_plane(height)
+        splatted = start.clone().requires_grad_(True)
+        shader_only = start.clone().requires_grad_(True)
+        for cam, target in zip(cameras, targets):
+            result = renderer.render(splatted, faces, cam, _texture, normals)
+            inside = result.alpha > 0.99
+            (result.image - target).abs()[inside].mean().backward()
+            gbuffer = renderer.gbuffer(shader_only, faces, cam, normals)
+            covered = gbuffer.covered[0]
+            colour = _texture(gbuffer.position[0][covered], gbuffer.normal[0][covered], gbuffer.view_dir[0][covered])
+            (colour - target[covered]).abs().mean().backward()
+        assert float(shader_only.grad[:, 1].abs().max()) == 0.0
+        descent = -float(splatted.grad[:, 1].sum())
+        assert descent * np.sign(-height) > 0, (height, descent)  # downhill is towards y = 0

@@ -24,13 +24,9 @@ def make_view(name: str, image: np.ndarray, mask: np.ndarray, camera: Camera, sc
     size and the scaled camera's size come from the same round() and always agree.
     """
     scale = images.resolve_scale(scale, image.shape[1], image.shape[0])
-    if scale != 1.0:
-        image = images.resize(image, scale)
-        mask = images.resize(mask[:, :, None], scale)[:, :, 0]
-        camera = camera.scaled(scale)
     image = np.ascontiguousarray(np.clip(image, 0, 1), dtype=np.float32)
     mask = np.ascontiguousarray(np.clip(mask, 0, 1), dtype=np.float32)
-    return View(name, image, mask, camera)
+    return View(name, image, mask, camera).scaled(scale)
 
 
 def ones_mask(image: np.ndarray) -> np.ndarray:

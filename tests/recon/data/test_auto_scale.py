@@ -1,4 +1,5 @@
-"""--image-scale auto: the factor comes from the first decoded image, and each image is decoded once."""
+"""--image-scale auto: the factor comes from the first decoded image, and each image is decoded once;
+resizing a view keeps its image, mask and camera in step."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 from recon.data import AutoScale, load
 from recon.data import images as images_module
 from recon.data.formats import nds
+from recon.data.scene import View
+from render.camera import Camera
 
 
 def test_auto_scale_halves_until_the_long_side_fits():
@@ -33,14 +36,30 @@ def test_load_decodes_every_image_once_and_reports_the_factor(tmp_path, known_vi
 
 
 def test_cli_auto_scale_loads_once_so_warnings_appear_once(tmp_path, known_views, caplog):
-    from recon.cli import _image_scale
+    from recon.cli import _resolution
 
     root = nds.write(known_views, np.array([[-1.0, -1, -1], [1, 1, 1]]), tmp_path / "ds")
     rgb = np.round(known_views[1].image * 255).astype(np.uint8)
     iio.imwrite(root / "view_001.png", rgb)  # no alpha: all-ones mask and a warning
-    policy = _image_scale("auto", "cpu")
-    assert isinstance(policy, AutoScale) and _image_scale("auto", "cuda") == 1.0 and _image_scale("0.5", "cpu") == 0.5
+    policy, changes = _resolution("auto", "cpu")
+    assert isinstance(policy, AutoScale) and changes["coarse_images"] is True
+    assert _resolution("auto", "cuda") == (1.0, {}) and _resolution("0.5", "cpu") == (0.5, {})
     with caplog.at_level(logging.WARNING):
         scene = load(root, image_scale=policy)
     assert scene.image_scale == 1.0  # 64 px already fits the CPU default
     assert caplog.text.count("all-ones") == 1
+
+
+def test_a_scaled_view_keeps_image_mask_and_camera_in_step() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 10, 3), dtype=np.float32)
+    mask = (rng.random((6, 10)) > 0.5).astype(np.float32)
+    K = np.array([[20.0, 0, 5.0], [0, 20.0, 3.0], [0, 0, 1]])
+    view = View("v", image, mask, Camera(K, np.eye(3), np.array([0, 0, 4.0]), 10, 6))
+    half = view.scaled(0.5)
+    assert half.image.shape == (3, 5, 3) and half.mask.shape == (3, 5)
+    assert (half.camera.width, half.camera.height) == (5, 3)
+    assert np.allclose(half.camera.K, [[10, 0, 2.5], [0, 10, 1.5], [0, 0, 1]])
+    assert np.allclose(half.image[0, 0], image[:2, :2].mean(axis=(0, 1)), atol=1e-6)  # 2×2 area mean
+    assert np.isclose(half.mask[1, 2], mask[2:4, 4:6].mean())
+    assert view.scaled(1.0) is view

@@ -74,7 +74,7 @@ def test_forced_nan_is_rolled_back(small_demo) -> None:
     record = session.step()
     assert record.event is not None and record.event.startswith("rollback")
     assert torch.isfinite(session.vertices).all()
-    assert session.lr_vertices == pytest.approx(lr / 2)
+    assert session.lr_vertices == pytest.approx(lr / 2, rel=0.02)  # halved, then one good step's growth
     assert (session.vertices.detach() - good).abs().max() < 0.05  # back near the last good state
 
 
@@ -139,3 +139,69 @@ def test_smooth_steps_resume_bit_for_bit_and_roll_back(small_demo, tmp_path) -> 
     with pytest.raises(ConfigError, match="smooth_steps"):
         NDSConfig(smooth_steps=-1)
 
+
+
+
+def test_splat_shading_renders_the_shading_term_through_the_splat(small_demo) -> None:
+    """The flag is honoured: with it the shaded samples are splatted (one image for both terms)."""
+    scene = load(small_demo)
+    runs = {}
+    for splat_shading in (False, True):
+        session = NDSSession(scene, small_config(iterations=3, splat_shading=splat_shading), renderer="gl", profile=True)
+        runs[splat_shading] = (list(session.run()), {row["stage"] for row in session.profiler.table()})
+    assert "splatting" in runs[True][1] and "splatting" not in runs[False][1]
+    assert runs[True][0][0].losses["silhouette"] == pytest.approx(runs[False][0][0].losses["silhouette"], rel=0.05)
+    assert runs[True][0][0].losses["shading"] != runs[False][0][0].losses["shading"]
+
+
+def test_coarse_images_work_halved_until_the_last_remesh_and_resume_across_the_switch(small_demo, tmp_path) -> None:
+    scene = load(small_demo)
+    config = small_config(iterations=10, remesh_at=(4, 6), coarse_images=True)
+    session = NDSSession(scene, config, renderer="gl")
+    full = scene.views[0].camera
+    assert session.coarse and session.cameras[0].width == full.width // 2
+    assert session.images[0].shape == (full.height // 2, full.width // 2, 3)
+    assert np.allclose(session.cameras[0].K[:2], full.K[:2] / 2)
+    list(session.run(6))
+    assert not session.coarse and session.cameras[0].width == full.width
+    assert session.masks[0].shape == scene.views[0].mask.shape
+
+    straight = NDSSession(scene, config, renderer="gl")
+    list(straight.run())
+    first = NDSSession(scene, config, renderer="gl")
+    list(first.run(5))  # stop on the coarse side of the switch
+    first.save(tmp_path / "ckpt")
+    resumed = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    assert resumed.config.coarse_images and resumed.coarse
+    list(resumed.run())
+    assert torch.equal(straight.vertices, resumed.vertices) and straight.history == resumed.history
+
+
+def test_a_checkpoint_from_before_splat_shading_resumes_with_the_shading_it_ran_with(small_demo, tmp_path) -> None:
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    scene = load(small_demo)
+    session = NDSSession(scene, small_config(iterations=4), renderer="gl")
+    list(session.run(2))
+    path = session.save(tmp_path / "ckpt")
+    header = json.loads(path.read_bytes()[8 : 8 + int.from_bytes(path.read_bytes()[:8], "little")])
+    record = json.loads(header["__metadata__"]["record"])
+    del record["config"]["splat_shading"]  # as written before the setting existed
+    save_file(load_file(path), path, metadata={"record": json.dumps(record)})
+    assert NDSSession.load(tmp_path / "ckpt", scene, renderer="gl").config.splat_shading is False
+
+
+def test_a_rolled_back_step_grows_back_to_the_schedules(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(iterations=90, remesh_at=()), renderer="gl")
+    list(session.run(2))
+    scheduled = session.lr_vertices
+    with torch.no_grad():
+        session.offsets[0, 1] = float("nan")
+    session.step()
+    assert session.lr_vertices == pytest.approx(scheduled / 2, rel=0.02)
+    list(session.run(10))
+    assert scheduled / 2 < session.lr_vertices < scheduled
+    list(session.run(70))
+    assert session.lr_vertices == pytest.approx(scheduled) and session.lr_schedule == scheduled
