@@ -185,8 +185,14 @@ def test_holdout_is_recorded_and_never_reaches_training(holdout_run, small_demo,
     out = tmp_path / "r"
     result = run_cli("run", str(copy), "--out", str(out), "--iterations", "4", "--image-scale", "1", "--renderer", "gl")
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "run.json").read_text())["losses"] == record["losses"]
-    # (the copy's cameras went through text files, so the meshes agree to float precision)
+    # The copy's cameras went through text files, so losses and meshes agree to float precision; a held-out
+    # view reaching training would change them by orders of magnitude more.
+    losses = json.loads((out / "run.json").read_text())["losses"]
+    assert [r["event"] for r in losses] == [r["event"] for r in record["losses"]]
+    for got, want in zip(losses, record["losses"], strict=True):
+        assert {k: v for k, v in got.items() if k != "event"} == pytest.approx(
+            {k: v for k, v in want.items() if k != "event"}, rel=1e-5
+        )
     a, b = (trimesh.load(p / "mesh.ply", process=False) for p in (out, holdout_run))
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
 
