@@ -209,13 +209,13 @@ class NDSSession:
     def step(self) -> StepRecord:
         """One gradient step on a random view; remeshes on schedule; rolls back a step gone bad."""
         start = time.perf_counter()
-        event = None
+        events: list[str] = []  # a step can both remesh and roll back: report both
         if self.iteration in self.config.remesh_at and self.iteration > 0:
-            event = self._remesh()
+            events.append(self._remesh())
         vertices = self.vertices
         problems = check_mesh(vertices.detach(), self.mesh.faces, face_edges=self.mesh.face_edges)
         if problems:  # something changed the state between steps (or a bug): never continue from it
-            event = self._rollback(f"invalid state before step: {'; '.join(problems)}")
+            events.append(self._rollback(f"invalid state before step: {'; '.join(problems)}"))
             vertices = self.vertices
         view = int(torch.randint(len(self.cameras), (1,), generator=self.generator))
         losses, total = self._losses(view, vertices)
@@ -234,11 +234,12 @@ class NDSSession:
             )
             reason = "; ".join(problems) if problems else None
         if reason is not None:
-            event = self._rollback(reason)
+            events.append(self._rollback(reason))
         else:
             self._recover_step()
             self._good = self._capture()
         self.iteration += 1
+        event = "; ".join(events) or None
         values = {name: float(value.detach()) for name, value in losses.items()}
         record = StepRecord(self.iteration, values, float(total.detach()), time.perf_counter() - start, view, event)
         self.history.append({"iteration": record.iteration, **values, "total": record.total, "event": event})

@@ -90,6 +90,18 @@ def test_nan_in_the_shader_is_rolled_back_too(small_demo) -> None:
         assert torch.equal(v, weights[k]), k
 
 
+def test_a_step_that_remeshes_and_rolls_back_reports_both(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    list(session.run(30))  # the next step remeshes (remesh_at=(30,))
+    faces = session.mesh.num_faces
+    for image in session.images:
+        image.fill_(float("nan"))  # so that same step's loss is not finite
+    record = session.step()
+    assert record.event.startswith("remeshed: ") and "; rollback: loss is not finite" in record.event
+    assert session.history[-1]["event"] == record.event
+    assert session.mesh.num_faces > faces  # the remesh stands; only the step was undone
+
+
 def test_snapshot_is_an_immutable_copy(small_demo) -> None:
     session = NDSSession(load(small_demo), small_config(), renderer="gl")
     snap = session.snapshot()
