@@ -185,8 +185,9 @@ def test_holdout_is_recorded_and_never_reaches_training(holdout_run, small_demo,
     out = tmp_path / "r"
     result = run_cli("run", str(copy), "--out", str(out), "--iterations", "4", "--image-scale", "1", "--renderer", "gl")
     assert result.returncode == 0, result.stderr
-    # The copy's cameras went through text files, so losses and meshes agree to float precision; a held-out
-    # view reaching training would change them by orders of magnitude more.
+    # Two processes occasionally differ in the last bits (a rare run-to-run nondeterminism, see the README),
+    # so losses and meshes are compared to float precision; a held-out view reaching training would change
+    # them by orders of magnitude more.
     losses = json.loads((out / "run.json").read_text())["losses"]
     assert [r["event"] for r in losses] == [r["event"] for r in record["losses"]]
     for got, want in zip(losses, record["losses"], strict=True):
