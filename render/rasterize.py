@@ -71,8 +71,8 @@ def _nvdiffrast_unavailable_reason() -> str | None:
 def make_rasterizer(backend: str = "auto", device: torch.device | str | int | None = None) -> Rasterizer:
     """Create a rasterizer context.
 
-    "auto" picks nvdiffrast when CUDA is available and nvdiffrast imports, else gl, and logs
-    which and why. GL contexts are bound to the thread that first uses them; make one per thread.
+    "auto" picks nvdiffrast when CUDA is available, nvdiffrast imports and its context can be
+    made (its plugin compiles on first use), else gl, and logs which and why. GL contexts are bound to the thread that first uses them; make one per thread.
 
     Args:
         backend: "auto", "gl" (moderngl/EGL, any machine) or "nvdiffrast" (CUDA).
@@ -91,11 +91,18 @@ def make_rasterizer(backend: str = "auto", device: torch.device | str | int | No
     if backend == "auto":
         reason = _nvdiffrast_unavailable_reason()
         if reason is None:
-            backend = "nvdiffrast"
-            log.info("rasterizer backend: nvdiffrast (CUDA available and nvdiffrast imports)")
+            from render.backends.nvdiffrast import NvdiffrastRasterizer
+
+            try:  # the context builds nvdiffrast's CUDA plugin on first use, which can fail
+                rasterizer: Rasterizer = NvdiffrastRasterizer(device)
+            except Exception as exc:  # any failure to make the context means: fall back, saying why
+                log.warning("rasterizer backend: gl (nvdiffrast imports but its CUDA context failed: %s)", exc)
+            else:
+                log.info("rasterizer backend: nvdiffrast (CUDA available and nvdiffrast imports)")
+                return rasterizer
         else:
-            backend = "gl"
             log.info("rasterizer backend: gl (nvdiffrast not used: %s)", reason)
+        backend = "gl"
     if backend == "nvdiffrast":
         from render.backends.nvdiffrast import NvdiffrastRasterizer
 

@@ -73,7 +73,8 @@ class Renderer:
     """Differentiable mesh renderer on CPU or CUDA; the backend is chosen automatically or by name.
 
     Args:
-        backend: "auto" (nvdiffrast when CUDA and it import, else gl), "gl" or "nvdiffrast".
+        backend: "auto" (nvdiffrast when CUDA and it import, else gl), "gl" or "nvdiffrast", or a
+            rasterizer context already made (`make_rasterizer`), which the renderer then shares.
         device: where the differentiable work happens (the G-buffer, shading, splatting).
         layers: K depth layers for splatting (2 resolves occlusion boundaries, RtS §3.3.2).
         edges: "splat" (RtS, any backend) or "antialias" (nvdiffrast only) for silhouette gradients.
@@ -81,13 +82,16 @@ class Renderer:
 
     def __init__(
         self,
-        backend: str = "auto",
+        backend: str | Rasterizer = "auto",
         device: torch.device | str = "cpu",
         layers: int = 2,
         edges: str = "splat",
     ) -> None:
         self.device = torch.device(device)
-        self.rasterizer: Rasterizer = make_rasterizer(backend, self.device if self.device.type == "cuda" else None)
+        if isinstance(backend, str):
+            self.rasterizer: Rasterizer = make_rasterizer(backend, self.device if self.device.type == "cuda" else None)
+        else:
+            self.rasterizer = backend
         self.backend = "nvdiffrast" if type(self.rasterizer).__name__.startswith("Nvdiffrast") else "gl"
         if edges not in ("splat", "antialias"):
             raise ValueError(f"edges must be 'splat' or 'antialias', got {edges!r}")

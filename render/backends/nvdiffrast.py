@@ -1,6 +1,13 @@
 """CUDA rasterizer through nvdiffrast (`RasterizeCudaContext` + `DepthPeeler`), same output as gl.py.
 
-Conventions checked against nvdiffrast's sources (0.3.x):
+Conventions and argument rules checked against nvdiffrast's sources (0.3.3 and 0.4.0,
+`torch/ops.py` and `torch/torch_rasterize.cpp`, `torch_interpolate.cpp`, `torch_antialias.cpp`):
+
+* A 2-D `pos` means *range mode*, which needs a CPU int32 `ranges` tensor of shape [>0, 2]; we
+  always use *instanced mode* instead: `pos` of shape [1, V, 4], one image per call.
+* Every tensor must be contiguous, on the context's CUDA device; positions, attributes and colours
+  float32; triangles int32. Any resolution > 0 works: the rasterizer rounds its internal buffers
+  up to its 8-pixel tiles itself.
 
 * Output row r of `rast` is sampled at NDC y = (2r + 1)/H − 1, i.e. row 0 nearest NDC y = −1.
   Our clip space has NDC y = 2v/H − 1 with v the image row coordinate, so rast row r *is* image
@@ -12,8 +19,6 @@ Conventions checked against nvdiffrast's sources (0.3.x):
   det[(x, y, w)_0; (x, y, w)_1; (x, y, w)_2] = w0·w1·w2 · (signed NDC area): its sign is the
   facing of the visible part even for triangles crossing w = 0, which nvdiffrast then clips to
   the frustum like GL does. Outward CCW faces are clockwise in our NDC (negative area) and kept.
-* The CUDA rasterizer wants width and height divisible by 8: other sizes are rendered on the next
-  multiple of 8 with clip x, y rescaled so that pixel centres stay put, then cropped.
 """
 
 from __future__ import annotations
@@ -30,12 +35,7 @@ from render.interpolate import interpolate
 
 log = logging.getLogger(__name__)
 
-_TILE = 8  # nvdiffrast's CUDA rasterizer needs sizes divisible by its 8-pixel tile
 _MAX_FACES = 1 << 24  # triangle ids pass through a float32 channel
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def front_facing(pos_clip: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
@@ -145,7 +145,8 @@ class NvdiffrastRasterizer:
             rast = torch.stack(
                 [frags.bary[0, ..., 0], frags.bary[0, ..., 1], zw, (frags.tri_id[0] + 1).to(torch.float32)], dim=-1
             )[None].contiguous()
-        out = self._dr.antialias(colour[None].contiguous(), rast, pos_clip.contiguous(), tri.to(torch.int32).contiguous())
+            faces = tri.to(torch.int32).contiguous()
+        out = self._dr.antialias(colour[None].contiguous(), rast, pos_clip[None].contiguous(), faces)
         return out[0]
 
     def _peel(
@@ -159,26 +160,20 @@ class NvdiffrastRasterizer:
     ) -> Fragments:
         """Depth-peel the front-facing subset `sub_tri` (= tri[keep]); ids are mapped back via keep."""
         dr = self._dr
-        padded_h, padded_w = _round_up(height, _TILE), _round_up(width, _TILE)
-        if (padded_h, padded_w) != (height, width):
-            # NDC x' = (x + 1)·W/W' − 1 keeps pixel u at the same place in the larger image.
-            sx, sy = width / padded_w, height / padded_h
-            w = pos[:, 3]
-            pos = torch.stack([(pos[:, 0] + w) * sx - w, (pos[:, 1] + w) * sy - w, pos[:, 2], w], dim=1)
-        w_attr = pos[:, 3:4].contiguous()
-
+        pos = pos[None].contiguous()  # instanced mode, minibatch of one (a 2-D pos is range mode)
+        w_attr = pos[..., 3:4].contiguous()
         tri_id = torch.empty((layers, height, width), dtype=torch.int64, device=self.device)
         bary = torch.empty((layers, height, width, 3), dtype=torch.float32, device=self.device)
         depth = torch.empty((layers, height, width), dtype=torch.float32, device=self.device)
-        with dr.DepthPeeler(self._ctx, pos, sub_tri, (padded_h, padded_w)) as peeler:
+        with dr.DepthPeeler(self._ctx, pos, sub_tri, (height, width)) as peeler:
             for k in range(layers):
                 rast, _ = peeler.rasterize_next_layer()
                 w_interp, _ = dr.interpolate(w_attr, rast, sub_tri)
-                rast = rast[0, :height, :width]
+                rast = rast[0]
                 sub_id = rast[..., 3].to(torch.int64) - 1
                 covered = sub_id >= 0
                 tri_id[k] = torch.where(covered, keep[sub_id.clamp(min=0)], -1)
                 u, v = rast[..., 0], rast[..., 1]
                 bary[k] = torch.stack([u, v, (1.0 - u - v) * covered], dim=-1)
-                depth[k] = torch.where(covered, w_interp[0, :height, :width, 0], float("inf"))
+                depth[k] = torch.where(covered, w_interp[0, ..., 0], float("inf"))
         return Fragments(tri_id=tri_id, bary=bary, depth=depth)
