@@ -1,11 +1,12 @@
 """CUDA–GL interop shading path: the G-buffer textures are mapped into CUDA and shaded by torch on the GPU.
 
 Through `cuda-python`'s runtime bindings (`pip install 'reconstruct[cuda]'`; no source build):
-textures are registered once per render-target size (`cudaGraphicsGLRegisterImage`: the position
+textures are registered once per render-target set (`cudaGraphicsGLRegisterImage`: the position
 and normal textures read-only, the colour texture write-discard), and every frame maps them
 (`cudaGraphicsMapResources`, which orders the GL work issued before it), copies the mapped arrays
-device-to-device into torch tensors on torch's current stream, shades the covered pixels, copies
-the result into the colour array and unmaps. Nothing goes through the CPU.
+device-to-device into torch tensors on the viewer's own stream, shades the covered pixels, copies
+the result into the colour array and unmaps (all of them, even when one step fails, and the first
+error is the one raised). Nothing goes through the CPU.
 
 Precision: the MLP runs in float16 when its error against float32 on probe samples stays below
 1/255 (checked per shader in `prepare`), else float32. TF32 is not used: its switch is
@@ -18,6 +19,8 @@ and the GL context current on this thread running on a CUDA device (`cudaGLGetDe
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -78,17 +81,39 @@ def probe() -> tuple[torch.device | None, str]:
 class InteropShader:
     """Per-pipeline CUDA state: registered textures, the GPU copy of the weights, the chosen precision.
 
+    Frames run on a stream of their own, so they never queue behind a training thread's kernels on
+    torch's default stream, and with both torch and cuda-python's runtime on `device` (the GL
+    context's), whatever device the calling thread had current. Each render-target set is
+    registered once, so switching between full and reduced scale registers nothing.
     All methods need the pipeline's GL context current on the calling thread.
+
+    Args:
+        device: the CUDA device of the GL context (`probe`).
+        runtime: cuda-python's runtime module; another object with its API (tests) may stand in.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.rt = _runtime()
+    def __init__(self, device: torch.device, runtime: Any = None) -> None:
+        self.rt = runtime if runtime is not None else _runtime()
         self.device = device
         self.dtype = torch.float32
+        self._ordinal = int(device.index) if device.index is not None else (
+            torch.cuda.current_device() if device.type == "cuda" else 0
+        )
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self._weights: MLPWeights | None = None
         self._weights_source: MLPWeights | None = None
-        self._resources: list[Any] = []
-        self._registered_for: tuple[int, ...] | None = None
+        self._registered: dict[tuple[int, ...], list[Any]] = {}
+
+    @contextmanager
+    def _on_device(self) -> Iterator[int]:
+        """torch and cuda-python's runtime on this shader's device and stream; yields the stream handle."""
+        if self.stream is None:
+            _check(self.rt, self.rt.cudaSetDevice(self._ordinal), "cudaSetDevice")
+            yield 0
+            return
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            _check(self.rt, self.rt.cudaSetDevice(self._ordinal), "cudaSetDevice")
+            yield self.stream.cuda_stream
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -96,8 +121,8 @@ class InteropShader:
         """Copy the weights to the GPU, choosing float16 when it stays within 1/255 of float32."""
         if weights is self._weights_source:
             return
-        full = weights.to(self.device, torch.float32)
-        with torch.inference_mode():
+        with self._on_device(), torch.inference_mode():
+            full = weights.to(self.device, torch.float32)
             g = torch.Generator(device="cpu").manual_seed(0)
             x = torch.rand(_PROBE_SAMPLES, 3, generator=g).mul_(2).sub_(1).to(self.device)
             n = torch.nn.functional.normalize(torch.randn(_PROBE_SAMPLES, 3, generator=g), dim=-1).to(self.device)
@@ -109,28 +134,46 @@ class InteropShader:
         self._weights_source = weights
         log.info("CUDA interop shading in %s (float16 error %.2f/255)", self.dtype, error * 255)
 
-    def register(self, textures: tuple[Any, Any, Any]) -> None:
-        """Register (position, normal, colour) moderngl textures; again only when they changed."""
-        key = tuple(int(t.glo) for t in textures)
-        if key == self._registered_for:
-            return
-        self.unregister()
-        flags = (_REGISTER_READ_ONLY, _REGISTER_READ_ONLY, _REGISTER_WRITE_DISCARD)
-        for tex, flag in zip(textures, flags):
-            self._resources.append(
-                _check(self.rt, self.rt.cudaGraphicsGLRegisterImage(int(tex.glo), GL_TEXTURE_2D, flag), "cudaGraphicsGLRegisterImage")
-            )
-        self._registered_for = key
+    @staticmethod
+    def _key(textures: tuple[Any, Any, Any]) -> tuple[int, ...]:
+        return tuple(int(t.glo) for t in textures)
 
-    def unregister(self) -> None:
-        """Unregister every texture (before they are released or resized)."""
-        for resource in self._resources:
+    def register(self, textures: tuple[Any, Any, Any]) -> None:
+        """Register (position, normal, colour) moderngl textures, once per set."""
+        key = self._key(textures)
+        if key in self._registered:
+            return
+        flags = (_REGISTER_READ_ONLY, _REGISTER_READ_ONLY, _REGISTER_WRITE_DISCARD)
+        resources: list[Any] = []
+        with self._on_device():
+            try:
+                for tex, flag in zip(textures, flags):
+                    resources.append(_check(
+                        self.rt, self.rt.cudaGraphicsGLRegisterImage(int(tex.glo), GL_TEXTURE_2D, flag), "cudaGraphicsGLRegisterImage"
+                    ))  # fmt: skip
+            except BaseException:
+                self._unregister_all(resources)
+                raise
+        self._registered[key] = resources
+
+    def unregister(self, textures: tuple[Any, Any, Any] | None = None) -> None:
+        """Unregister one texture set (before it is released), or every set when None."""
+        keys = list(self._registered) if textures is None else [self._key(textures)]
+        with self._on_device():
+            for key in keys:
+                self._unregister_all(self._registered.pop(key, []))
+
+    def _unregister_all(self, resources: list[Any]) -> None:
+        for resource in resources:
             try:
                 _check(self.rt, self.rt.cudaGraphicsUnregisterResource(resource), "cudaGraphicsUnregisterResource")
             except RuntimeError as exc:
                 log.warning("%s", exc)
-        self._resources = []
-        self._registered_for = None
+
+    @property
+    def registered_sets(self) -> int:
+        """How many render-target sets are registered with CUDA now."""
+        return len(self._registered)
 
     def release(self) -> None:
         self.unregister()
@@ -140,6 +183,7 @@ class InteropShader:
 
     def shade(
         self,
+        textures: tuple[Any, Any, Any],
         size: tuple[int, int],
         eye: torch.Tensor,
         mode: str,
@@ -149,41 +193,78 @@ class InteropShader:
         highlight: int | None,
         cell_material: torch.Tensor | None = None,
     ) -> int:
-        """Shade the registered G-buffer of `size` (w, h) into its colour texture; returns covered pixels."""
-        if self._weights is None or len(self._resources) != 3:
-            raise RuntimeError("InteropShader.shade before prepare/register")
+        """Shade the G-buffer (position, normal, colour) textures of `size` (w, h) into the colour
+        texture, registering them on first use; returns the covered pixels."""
+        if self._weights is None:
+            raise RuntimeError("InteropShader.shade before prepare")
+        self.register(textures)
+        resources = self._registered[self._key(textures)]
         rt, width, height = self.rt, size[0], size[1]
-        stream = torch.cuda.current_stream(self.device)
-        handle = stream.cuda_stream
         kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
-        mapped: list[Any] = []
-        try:
-            for resource in self._resources:  # one at a time: the bindings' list handling varies by version
-                _check(rt, rt.cudaGraphicsMapResources(1, resource, handle), "cudaGraphicsMapResources")
-                mapped.append(resource)
-            arrays = [
-                _check(rt, rt.cudaGraphicsSubResourceGetMappedArray(r, 0, 0), "cudaGraphicsSubResourceGetMappedArray")
-                for r in self._resources
-            ]
-            with torch.cuda.device(self.device), torch.inference_mode():
-                gbuffer = torch.empty((2, height, width, 4), dtype=torch.float32, device=self.device)
-                row = width * 16
-                for i in range(2):
-                    _check(rt, rt.cudaMemcpy2DFromArrayAsync(
-                        gbuffer[i].data_ptr(), row, arrays[i], 0, 0, row, height, kind, handle), "cudaMemcpy2DFromArrayAsync")
-                covered = gbuffer[0, ..., 3] > 0
-                index = covered.flatten().nonzero().squeeze(1)
-                x = gbuffer[0].reshape(-1, 4)[index, :3]
-                n = gbuffer[1].reshape(-1, 4)[index, :3]
-                omega = torch.nn.functional.normalize(eye.to(self.device) - x, dim=-1)
-                rgb = shade_reference(self._weights, x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
-                color = torch.zeros((height * width, 4), dtype=torch.uint8, device=self.device)
-                color[index, :3] = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-                color[index, 3] = 255
-                _check(rt, rt.cudaMemcpy2DToArrayAsync(
-                    arrays[2], 0, 0, color.data_ptr(), width * 4, width * 4, height, kind, handle), "cudaMemcpy2DToArrayAsync")
-                count = int(index.shape[0])
-        finally:
-            for resource in reversed(mapped):
-                _check(rt, rt.cudaGraphicsUnmapResources(1, resource, handle), "cudaGraphicsUnmapResources")
+        with self._on_device() as handle:
+            mapped: list[Any] = []
+            try:
+                for resource in resources:  # one at a time: the bindings' list handling varies by version
+                    _check(rt, rt.cudaGraphicsMapResources(1, resource, handle), "cudaGraphicsMapResources")
+                    mapped.append(resource)
+                count = self._shade_mapped(resources, width, height, handle, kind, eye, mode, projection, edits,
+                                           centroids, highlight, cell_material)  # fmt: skip
+            except BaseException:
+                self._unmap(mapped, handle, raise_first=False)  # the original error is the one to see
+                raise
+            self._unmap(mapped, handle, raise_first=True)
         return count
+
+    def _unmap(self, mapped: list[Any], handle: int, raise_first: bool) -> None:
+        """Unmap every mapped resource even when one fails; then raise the first failure if asked."""
+        first: RuntimeError | None = None
+        for resource in reversed(mapped):
+            try:
+                _check(self.rt, self.rt.cudaGraphicsUnmapResources(1, resource, handle), "cudaGraphicsUnmapResources")
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                first = first or exc
+        if raise_first and first is not None:
+            raise first
+
+    def _shade_mapped(
+        self,
+        resources: list[Any],
+        width: int,
+        height: int,
+        handle: int,
+        kind: Any,
+        eye: torch.Tensor,
+        mode: str,
+        projection: FeatureProjection | None,
+        edits: FeatureEdits | None,
+        centroids: torch.Tensor | None,
+        highlight: int | None,
+        cell_material: torch.Tensor | None,
+    ) -> int:
+        """Copy the mapped G-buffer into torch, shade the covered pixels, copy the colour back."""
+        rt = self.rt
+        arrays = [
+            _check(rt, rt.cudaGraphicsSubResourceGetMappedArray(r, 0, 0), "cudaGraphicsSubResourceGetMappedArray")
+            for r in resources
+        ]
+        with torch.inference_mode():
+            gbuffer = torch.empty((2, height, width, 4), dtype=torch.float32, device=self.device)
+            row = width * 16
+            for i in range(2):
+                _check(rt, rt.cudaMemcpy2DFromArrayAsync(
+                    gbuffer[i].data_ptr(), row, arrays[i], 0, 0, row, height, kind, handle), "cudaMemcpy2DFromArrayAsync")
+            covered = gbuffer[0, ..., 3] > 0
+            index = covered.flatten().nonzero().squeeze(1)
+            x = gbuffer[0].reshape(-1, 4)[index, :3]
+            n = gbuffer[1].reshape(-1, 4)[index, :3]
+            omega = torch.nn.functional.normalize(eye.to(self.device) - x, dim=-1)
+            rgb = shade_reference(self._weights, x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
+            color = torch.zeros((height * width, 4), dtype=torch.uint8, device=self.device)
+            color[index, :3] = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            color[index, 3] = 255
+            _check(rt, rt.cudaMemcpy2DToArrayAsync(
+                arrays[2], 0, 0, color.data_ptr(), width * 4, width * 4, height, kind, handle), "cudaMemcpy2DToArrayAsync")
+            if self.stream is not None:
+                self.stream.synchronize()  # `color` must outlive the asynchronous copy out of it
+            return int(index.shape[0])

@@ -588,7 +588,7 @@ class ViewerPipeline:
 
     def _forget(self, targets: _Targets) -> None:
         if self._interop is not None:
-            self._interop.unregister()
+            self._interop.unregister((targets.position, targets.normal, targets.color))
         if self._pick is not None and self._pick[0] is targets:
             self._pick = None
         targets.release()
@@ -666,10 +666,9 @@ class ViewerPipeline:
         if self._interop is None:
             self._interop = interop_module.InteropShader(self._interop_device)
         self._interop.prepare(self._weights)
-        self._interop.register((targets.position, targets.normal, targets.color))
         eye = torch.as_tensor(camera.center, dtype=torch.float32)
         return self._interop.shade(
-            render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight, self._cell_material
+            (targets.position, targets.normal, targets.color), render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight, self._cell_material
         )
 
     def _finish(self, targets: _Targets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:

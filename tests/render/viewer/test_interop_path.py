@@ -68,3 +68,31 @@ def test_interop_matches_torch(scene, config) -> None:
         pipe.render(scene.camera, scene.size, scene.target, mode="neural")
     finally:
         pipe.release()
+
+
+@needs_interop
+@pytest.mark.cuda
+@pytest.mark.gl
+def test_interop_resources_are_created_and_destroyed_fifty_times_without_leaks(scene) -> None:
+    """Each pipeline registers its two target sets (full and reduced scale) once, shades on a
+    stream of its own, and leaves no CUDA memory or registration behind when released."""
+    weights = MLPWeights.random(pe_octaves=1, hidden_h=8, layers_h=1, features=4, hidden_c=8, layers_c=1)
+    allocated = []
+    for i in range(50):
+        pipe = ViewerPipeline(scene.ctx, sync_stats=True)
+        try:
+            if "interop" not in pipe.available_paths():
+                pytest.skip(f"interop unavailable with this GL context: {pipe.unavailable_reasons().get('interop')}")
+            pipe.set_mesh(scene.vertices, scene.faces)
+            pipe.set_shader(weights)
+            pipe.set_path("interop")
+            for scale in (1.0, 0.5, 1.0, 0.5):
+                assert pipe.render(scene.camera, scene.size, scene.target, mode="neural", scale=scale).path == "interop"
+            shader = pipe._interop
+            assert shader is not None and shader.registered_sets == 2
+            assert shader.stream is not None and shader.stream != torch.cuda.default_stream(shader.device)
+        finally:
+            pipe.release()
+        torch.cuda.synchronize()
+        allocated.append(torch.cuda.memory_allocated())
+    assert allocated[-1] <= allocated[4] + 2**20, allocated
