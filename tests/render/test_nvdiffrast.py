@@ -351,7 +351,8 @@ def test_cuda_gradients_match_finite_differences(edges: str) -> None:
     renderer = Renderer("nvdiffrast", "cuda", layers=2, edges=edges)
     v, f, n, cam = _sphere_scene(128, 112)
     v, f, n = v.cuda(), f.cuda(), n.cuda()
-    weights = torch.rand(112, 128, generator=torch.Generator().manual_seed(1)).cuda()
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, 112), torch.linspace(0, 1, 128), indexing="ij")
+    weights = (1 + xs + 0.5 * ys).cuda()  # smooth, so a one-pixel difference quotient is free of aliasing
 
     def loss(t: torch.Tensor) -> torch.Tensor:
         out = renderer.render(v + t, f, cam, _shade, n)
@@ -359,9 +360,8 @@ def test_cuda_gradients_match_finite_differences(edges: str) -> None:
 
     t = torch.zeros(3, device="cuda", requires_grad=True)
     (grad,) = torch.autograd.grad(loss(t), t)
-    h = 2e-3  # about half a pixel at this distance: coverage changes, as it does in optimisation
-    numeric = torch.stack(
-        [(loss(torch.eye(3, device="cuda")[i] * h) - loss(-torch.eye(3, device="cuda")[i] * h)) / (2 * h) for i in range(2)]
-    )
-    assert torch.allclose(grad[:2], numeric, rtol=0.25, atol=0.05 * float(numeric.abs().max()))
+    h = float(np.linalg.norm(cam.center)) / cam.K[0, 0]  # one pixel of motion at the sphere's centre
+    eye = torch.eye(3, device="cuda")
+    numeric = torch.stack([(loss(eye[i] * h) - loss(-eye[i] * h)) / (2 * h) for i in range(2)])
     assert numeric.abs().max() > 1.0
+    assert torch.allclose(grad[:2], numeric, rtol=0.2, atol=0.05 * float(numeric.abs().max())), (grad, numeric)
