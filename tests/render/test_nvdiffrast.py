@@ -20,9 +20,13 @@ def _nvdiffrast_skip_reason() -> str | None:
     if not torch.cuda.is_available():
         return "needs CUDA (torch.cuda.is_available() is False)"
     try:
-        import nvdiffrast.torch  # noqa: F401
+        import nvdiffrast.torch as dr
     except ImportError as exc:
         return f"needs nvdiffrast (pip install 'reconstruct[cuda]'): {exc}"
+    try:  # the first context builds nvdiffrast's CUDA plugin
+        dr.RasterizeCudaContext()
+    except Exception as exc:  # any failure to build or load it means: skip, saying why
+        return f"nvdiffrast imports but its CUDA context fails: {exc}"
     return None
 
 
