@@ -24,6 +24,7 @@ Conventions and argument rules checked against nvdiffrast's sources (0.3.3 and 0
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,26 @@ from render.interpolate import interpolate
 log = logging.getLogger(__name__)
 
 _MAX_FACES = 1 << 24  # triangle ids pass through a float32 channel
+
+
+def _make_context(dr: Any, device: torch.device) -> Any:
+    """nvdiffrast's CUDA context; its first creation builds the CUDA plugin.
+
+    nvdiffrast 0.3.x builds the plugin with torch's JIT loader and then imports it by name, but
+    newer torch (2.11 seen) loads JIT modules without putting their build folder on sys.path, so
+    that import fails after a successful build. The folder is added and creation tried again.
+    """
+    try:
+        return dr.RasterizeCudaContext(device=device)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("nvdiffrast_plugin"):
+            raise
+        from torch.utils import cpp_extension
+
+        folder = cpp_extension._get_build_directory(exc.name, False)
+        log.info("nvdiffrast plugin %s built in %s; importing it from there", exc.name, folder)
+        sys.path.insert(0, folder)
+        return dr.RasterizeCudaContext(device=device)
 
 
 def front_facing(pos_clip: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
@@ -86,7 +107,7 @@ class NvdiffrastRasterizer:
             if self.device.index is None:
                 self.device = torch.device("cuda", torch.cuda.current_device())
         self._dr: Any = dr
-        self._ctx: Any = dr.RasterizeCudaContext(device=self.device)
+        self._ctx: Any = _make_context(dr, self.device)
         log.info("nvdiffrast CUDA rasterizer on %s (%s)", self.device, torch.cuda.get_device_name(self.device))
 
     def rasterize(

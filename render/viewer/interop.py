@@ -78,11 +78,26 @@ def probe() -> tuple[torch.device | None, str]:
     return torch.device("cuda", device), ""
 
 
+_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def _viewer_stream(device: torch.device) -> torch.cuda.Stream:
+    """The one stream per device that viewer frames run on, shared by every pipeline.
+
+    One, not one per pipeline: torch keeps a cuBLAS workspace (32 MiB on Hopper) for each stream
+    that ever ran a matmul and never frees it, so a stream per pipeline leaked 33 MiB each.
+    """
+    key = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+    if key not in _STREAMS:
+        _STREAMS[key] = torch.cuda.Stream(key)
+    return _STREAMS[key]
+
+
 class InteropShader:
     """Per-pipeline CUDA state: registered textures, the GPU copy of the weights, the chosen precision.
 
-    Frames run on a stream of their own, so they never queue behind a training thread's kernels on
-    torch's default stream, and with both torch and cuda-python's runtime on `device` (the GL
+    Frames run on the viewer's stream (one per device), so they never queue behind a training
+    thread's kernels on torch's default stream, and with both torch and cuda-python's runtime on `device` (the GL
     context's), whatever device the calling thread had current. Each render-target set is
     registered once, so switching between full and reduced scale registers nothing.
     All methods need the pipeline's GL context current on the calling thread.
@@ -99,7 +114,7 @@ class InteropShader:
         self._ordinal = int(device.index) if device.index is not None else (
             torch.cuda.current_device() if device.type == "cuda" else 0
         )
-        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.stream = _viewer_stream(device) if device.type == "cuda" else None
         self._weights: MLPWeights | None = None
         self._weights_source: MLPWeights | None = None
         self._registered: dict[tuple[int, ...], list[Any]] = {}

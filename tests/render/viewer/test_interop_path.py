@@ -74,10 +74,11 @@ def test_interop_matches_torch(scene, config) -> None:
 @pytest.mark.cuda
 @pytest.mark.gl
 def test_interop_resources_are_created_and_destroyed_fifty_times_without_leaks(scene) -> None:
-    """Each pipeline registers its two target sets (full and reduced scale) once, shades on a
-    stream of its own, and leaves no CUDA memory or registration behind when released."""
+    """Each pipeline registers its two target sets (full and reduced scale) once, shades on the
+    viewer's stream (not torch's default one; the same for every pipeline, since torch keeps a
+    cuBLAS workspace per stream forever) and leaves no CUDA memory behind when released."""
     weights = MLPWeights.random(pe_octaves=1, hidden_h=8, layers_h=1, features=4, hidden_c=8, layers_c=1)
-    allocated = []
+    allocated, streams = [], set()
     for i in range(50):
         pipe = ViewerPipeline(scene.ctx, sync_stats=True)
         try:
@@ -91,8 +92,10 @@ def test_interop_resources_are_created_and_destroyed_fifty_times_without_leaks(s
             shader = pipe._interop
             assert shader is not None and shader.registered_sets == 2
             assert shader.stream is not None and shader.stream != torch.cuda.default_stream(shader.device)
+            streams.add(shader.stream.cuda_stream)
         finally:
             pipe.release()
         torch.cuda.synchronize()
         allocated.append(torch.cuda.memory_allocated())
+    assert len(streams) == 1
     assert allocated[-1] <= allocated[4] + 2**20, allocated
