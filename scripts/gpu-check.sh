@@ -112,8 +112,10 @@ except Exception as exc:
 print(json.dumps(info))
 PY
 step nvdiffrast 420 "$py" -c "
-import time, torch, nvdiffrast.torch as dr
-t = time.perf_counter(); dr.RasterizeCudaContext(); print(f'nvdiffrast context in {time.perf_counter() - t:.1f} s')"
+import logging, time
+from render.backends.nvdiffrast import NvdiffrastRasterizer
+logging.basicConfig(level=logging.INFO)
+t = time.perf_counter(); NvdiffrastRasterizer(); print(f'nvdiffrast context in {time.perf_counter() - t:.1f} s')"
 # Without a working nvdiffrast (its plugin failed to build) the rest runs on the GL rasterizer,
 # instead of every process trying to build the plugin again.
 renderer=auto

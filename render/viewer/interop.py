@@ -9,7 +9,8 @@ the result into the colour array and unmaps (all of them, even when one step fai
 error is the one raised). Nothing goes through the CPU.
 
 Precision: the MLP runs in float16 when its error against float32 on probe samples stays below
-1/255 (checked per shader in `prepare`), else float32. TF32 is not used: its switch is
+1/255 (checked per shader in `prepare`), else float32; frames that assign materials by nearest
+centroid (materials mode, feature edits) always run in float32. TF32 is not used: its switch is
 process-global in torch and would also change the training thread's matmuls.
 
 Requirements, each checked by `probe` with a reason when missing: torch with CUDA, cuda-python,
@@ -116,6 +117,7 @@ class InteropShader:
         )
         self.stream = _viewer_stream(device) if device.type == "cuda" else None
         self._weights: MLPWeights | None = None
+        self._weights_full: MLPWeights | None = None
         self._weights_source: MLPWeights | None = None
         self._registered: dict[tuple[int, ...], list[Any]] = {}
 
@@ -146,6 +148,7 @@ class InteropShader:
             error = float((mlp_color(half, mlp_features(half, x), n, n) - reference).abs().max())
         self.dtype = torch.float16 if error < _HALF_TOLERANCE else torch.float32
         self._weights = half if self.dtype == torch.float16 else full
+        self._weights_full = full
         self._weights_source = weights
         log.info("CUDA interop shading in %s (float16 error %.2f/255)", self.dtype, error * 255)
 
@@ -192,7 +195,15 @@ class InteropShader:
 
     def release(self) -> None:
         self.unregister()
-        self._weights = self._weights_source = None
+        self._weights = self._weights_full = self._weights_source = None
+
+    def weights_for(self, mode: str, edits: FeatureEdits | None) -> MLPWeights:
+        """The weights a frame shades with: float32 whenever a nearest-centroid decision is made
+        (materials mode, edits), since float16 features flip pixels near a boundary to another
+        material (up to 0.1 off, seen on an H200); else the precision `prepare` chose."""
+        if self._weights is None or self._weights_full is None:
+            raise RuntimeError("InteropShader.shade before prepare")
+        return self._weights_full if mode == "materials" or edits is not None else self._weights
 
     # -- per frame --------------------------------------------------------------------------
 
@@ -274,7 +285,7 @@ class InteropShader:
             x = gbuffer[0].reshape(-1, 4)[index, :3]
             n = gbuffer[1].reshape(-1, 4)[index, :3]
             omega = torch.nn.functional.normalize(eye.to(self.device) - x, dim=-1)
-            rgb = shade_reference(self._weights, x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
+            rgb = shade_reference(self.weights_for(mode, edits), x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
             color = torch.zeros((height * width, 4), dtype=torch.uint8, device=self.device)
             color[index, :3] = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             color[index, 3] = 255

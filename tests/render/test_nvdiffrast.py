@@ -20,11 +20,11 @@ def _nvdiffrast_skip_reason() -> str | None:
     if not torch.cuda.is_available():
         return "needs CUDA (torch.cuda.is_available() is False)"
     try:
-        import nvdiffrast.torch as dr
+        import nvdiffrast.torch  # noqa: F401
     except ImportError as exc:
         return f"needs nvdiffrast (pip install 'reconstruct[cuda]'): {exc}"
-    try:  # the first context builds nvdiffrast's CUDA plugin
-        dr.RasterizeCudaContext()
+    try:  # the first context builds nvdiffrast's CUDA plugin; our backend's way of making it
+        NvdiffrastRasterizer()
     except Exception as exc:  # any failure to build or load it means: skip, saying why
         return f"nvdiffrast imports but its CUDA context fails: {exc}"
     return None
@@ -369,3 +369,35 @@ def test_cuda_gradients_match_finite_differences(edges: str) -> None:
     numeric = torch.stack([(loss(eye[i] * h) - loss(-eye[i] * h)) / (2 * h) for i in range(2)])
     assert numeric.abs().max() > 1.0
     assert torch.allclose(grad[:2], numeric, rtol=0.2, atol=0.05 * float(numeric.abs().max())), (grad, numeric)
+
+
+def test_a_plugin_built_but_not_importable_is_imported_from_its_build_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nvdiffrast 0.3.x imports its JIT-built plugin by name; torch 2.11 no longer puts the build
+    folder on sys.path (seen on an H200: 'No module named nvdiffrast_plugin_…'). The backend adds
+    the folder and tries again; other import errors pass through."""
+    from torch.utils import cpp_extension
+
+    from render.backends.nvdiffrast import _make_context
+
+    name = "nvdiffrast_plugin_0_3_3_1_torch_test"
+    folder = cpp_extension._get_build_directory(name, False)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p != folder])
+
+    class FakeDr:
+        calls = 0
+
+        def RasterizeCudaContext(self, device=None):  # noqa: N802 - nvdiffrast's name
+            FakeDr.calls += 1
+            if folder not in __import__("sys").path:
+                raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+            return SimpleNamespace(device=device)
+
+    assert _make_context(FakeDr(), torch.device("cpu")).device == torch.device("cpu")
+    assert FakeDr.calls == 2
+
+    class Broken:
+        def RasterizeCudaContext(self, device=None):  # noqa: N802
+            raise ModuleNotFoundError("No module named 'numpy'", name="numpy")
+
+    with pytest.raises(ModuleNotFoundError, match="numpy"):
+        _make_context(Broken(), torch.device("cpu"))

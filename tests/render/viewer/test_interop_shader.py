@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.viewer import MLPWeights, shade_reference
+from render.viewer import FeatureEdits, MLPWeights, shade_reference
 from render.viewer.interop import GL_TEXTURE_2D, InteropShader
 
 pytestmark = pytest.mark.gl
@@ -211,4 +211,21 @@ def test_a_failing_frame_unmaps_everything_and_raises_its_own_error(gbuffers) ->
     with pytest.raises(RuntimeError, match="cudaGraphicsUnmapResources failed"):
         shader.shade(textures, textures[0].size, eye, "neural", None, None, None, None)  # a failure of its own shows
     assert runtime.mapped() == 1
+    shader.release()
+
+
+def test_material_decisions_are_made_in_float32(gbuffers) -> None:
+    """Half-precision features flip pixels near a material boundary (seen on an H200: 0.1 off),
+    so edits and materials mode shade with the float32 weights even when float16 was chosen."""
+    textures, _, _ = gbuffers[0]
+    shader = InteropShader(torch.device("cpu"), runtime=FakeCudaRuntime(list(textures)))
+    shader.prepare(MLPWeights.random(**WEIGHTS, seed=5, gain=0.5))
+    assert shader.dtype == torch.float16  # a gentle shader passes the 1/255 probe
+    edits = FeatureEdits(
+        centroids=torch.randn(2, 6), source=torch.tensor([1]), target=torch.randn(1, 6),
+        weight=torch.tensor([0.5]), centre=torch.zeros(1, 3), radius=torch.tensor([float("inf")]),
+    )  # fmt: skip
+    assert shader.weights_for("neural", None).h_layers[0][0].dtype == torch.float16
+    assert shader.weights_for("neural", edits).h_layers[0][0].dtype == torch.float32
+    assert shader.weights_for("materials", None).h_layers[0][0].dtype == torch.float32
     shader.release()
