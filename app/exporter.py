@@ -37,18 +37,18 @@ def shader_from_snapshot(snapshot: Snapshot, config: ShaderConfig) -> NeuralShad
 def export_snapshot_mesh(
     snapshot: Snapshot, config: ShaderConfig, path: Path, bake: bool = True, edits: FeatureEdits | None = None
 ) -> Path:
-    """The snapshot's mesh in world units, colours baked from its shader (ω = n) with `edits`, format by suffix."""
-    from recon.export import bake_vertex_colors, export_mesh
+    """The snapshot's mesh in world units, its shader's colours (ω = n) with `edits` baked as the
+    CLI bakes them (a texture atlas for GLB and OBJ, vertex colours for PLY); format by suffix."""
+    from recon.export import export_baked, export_mesh
     from recon.mesh import Mesh
 
     vertices = torch.from_numpy(snapshot.world_vertices)
     faces = torch.from_numpy(snapshot.faces)
-    colors = None
-    if bake:
-        normals = Mesh(vertices, faces).vertex_normals()
-        shader = shader_from_snapshot(snapshot, config)
-        colors = bake_vertex_colors(shader, vertices, normals, snapshot.normalization, edits=edits)
-    return export_mesh(vertices.numpy(), faces.numpy(), path, colors=colors)
+    if not bake:
+        return export_mesh(vertices.numpy(), faces.numpy(), path)
+    normals = Mesh(vertices, faces).vertex_normals()
+    shader = shader_from_snapshot(snapshot, config)
+    return export_baked(shader, vertices, faces, normals, snapshot.normalization, path, edits=edits)[0]
 
 
 def export_snapshot_shader(snapshot: Snapshot, config: ShaderConfig, path: Path) -> Path:

@@ -279,18 +279,24 @@ def _eval_views(run_dir: Path, dataset: Path, scale: float, all_views: bool = Fa
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from recon.export import bake_vertex_colors, export_mesh
+    from recon.export import TEXTURED_FORMATS, export_baked
 
     folder = Path(args.dir)
     if not folder.is_dir():
         raise ReconstructError(f"{folder}: not a run folder (pass a folder written by `reconstruct run`)")
+    if args.texture_size is not None and not 16 <= args.texture_size <= 16384:
+        raise ReconstructError(f"--texture-size {args.texture_size}: give 16 to 16384 texels")
+    if args.texture and args.format == "ply":
+        raise ReconstructError("--texture: PLY has no texture (use --format glb or obj, or vertex colours)")
     mesh, shader, normalization = _load_run(folder)
     edits = _feature_edits_of_run(folder, mesh, shader, normalization, args.edits) if args.edits else None
-    colors = bake_vertex_colors(shader, mesh.vertices, mesh.vertex_normals(), normalization, edits=edits)
     out = Path(args.out) if args.out else folder / f"mesh_colored.{args.format}"
-    export_mesh(mesh.vertices.numpy(), mesh.faces.numpy(), out, colors=colors, file_type=args.format)
+    written = export_baked(shader, mesh.vertices, mesh.faces, mesh.vertex_normals(), normalization, out, args.format,
+                           args.texture, args.texture_size, edits)  # fmt: skip
     what = f"with the material edits of {args.edits}" if edits is not None else "from the shader"
-    print(f"wrote {out} ({mesh.num_faces} faces, vertex colours baked {what})")
+    textured = args.texture if args.texture is not None else args.format in TEXTURED_FORMATS
+    kind = "a texture atlas" if textured else "vertex colours"
+    print(f"wrote {', '.join(str(p) for p in written)} ({mesh.num_faces} faces, {kind} baked {what})")
     return 0
 
 
@@ -474,10 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --views: compare every view of DATASET, not only those the run held out")
     p.add_argument("--json", action="store_true")
 
-    p = add("export", cmd_export, "Export a run's mesh with vertex colours baked from its shader.")
+    p = add("export", cmd_export, "Export a run's mesh with its shader's colours baked into a texture atlas (GLB, OBJ) "
+            "or vertex colours (PLY).")
     p.add_argument("dir", help="run folder written by `reconstruct run`")
     p.add_argument("--format", choices=["ply", "obj", "glb"], default="ply")
-    p.add_argument("--out", help="output file (default DIR/mesh_colored.FORMAT)")
+    p.add_argument("--out", help="output file (default DIR/mesh_colored.FORMAT); OBJ writes its .mtl and .png beside it")
+    colours = p.add_mutually_exclusive_group()
+    colours.add_argument("--texture", dest="texture", action="store_true", default=None,
+                         help="bake a UV texture atlas (the default for GLB and OBJ: what Blender, game engines and trimesh show)")
+    colours.add_argument("--vertex-colors", dest="texture", action="store_false",
+                         help="one colour per vertex instead (the default for PLY)")
+    p.add_argument("--texture-size", type=int, metavar="N",
+                   help="texture side in texels (default: about 16 texels per face, a power of two in 256..4096)")
     p.add_argument("--edits", metavar="FILE",
                    help="bake the appearance with these material edits (edits.json; needs `reconstruct materials DIR` first)")
 

@@ -35,6 +35,7 @@ import trimesh
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import FileError
 from recon.shader import NeuralShader, Normalization
+from recon.texture import TexturedMesh
 from render.viewer.features import FeatureEdits, apply_feature_edits
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,25 @@ def _glb_pack(tree: dict[str, Any], binary: bytes) -> bytes:
     return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
 
 
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+
+def _buffer_view_targets(tree: dict[str, Any]) -> dict[str, Any]:
+    """Set each vertex and index bufferView's `target`, which trimesh leaves out (the glTF
+    validator's BUFFER_VIEW_TARGET_MISSING: some loaders guess the buffer kind without it)."""
+    accessors, views = tree.get("accessors", []), tree.get("bufferViews", [])
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh.get("primitives", []):
+            uses = [(a, _ARRAY_BUFFER) for a in primitive.get("attributes", {}).values()]
+            if "indices" in primitive:
+                uses.append((primitive["indices"], _ELEMENT_ARRAY_BUFFER))
+            for accessor, target in uses:
+                view = accessors[accessor].get("bufferView")
+                if view is not None:
+                    views[view]["target"] = target
+    return tree
+
+
 def _export_glb(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None) -> bytes:
     linear = None if colors is None else srgb_to_linear(colors)
     blob = trimesh.exchange.gltf.export_glb(_trimesh(vertices, faces, linear), include_normals=False)
@@ -133,7 +153,7 @@ def _export_glb(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | No
     for mesh in tree.get("meshes", []):
         for primitive in mesh.get("primitives", []):
             primitive.setdefault("material", len(materials) - 1)
-    return _glb_pack(tree, binary)
+    return _glb_pack(_buffer_view_targets(tree), binary)
 
 
 MeshExporter = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], bytes]
@@ -198,39 +218,39 @@ def _as_double(a: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(a, dtype=np.float64))  # a copy: inputs may be read-only
 
 
-def bake_vertex_colors(
+def shade_surface_points(
     shader: NeuralShader,
-    vertices_world: np.ndarray | torch.Tensor,
+    points_world: np.ndarray | torch.Tensor,
     normals: np.ndarray | torch.Tensor,
     normalization: Normalization,
     view: str | np.ndarray | torch.Tensor = "normal",
     edits: FeatureEdits | None = None,
 ) -> np.ndarray:
-    """Evaluate the shader at each vertex to get a single (view-independent) colour per vertex.
+    """The shader's colour at surface points, seen from one view each: vertices or texels.
 
-    The shader is view dependent; a vertex colour must pick one view. The default `"normal"`
+    The shader is view dependent; a baked colour must pick one view. The default `"normal"`
     looks straight at each surface point (ω = n), the view that sees the point best and the
     one most photos of it are close to. Alternatively pass a fixed unit direction (3,) or one
-    per vertex (V, 3), pointing from the surface towards the viewer.
+    per point (N, 3), pointing from the surface towards the viewer.
 
     Args:
         shader: the trained shader (its device and dtype are used).
-        vertices_world: (V, 3) world positions.
-        normals: (V, 3) unit vertex normals (renormalised here).
+        points_world: (N, 3) world positions.
+        normals: (N, 3) unit normals (renormalised here).
         normalization: (centre, scale) with x_n = (x - centre) · scale.
         view: "normal", or view directions as above.
         edits: material edits applied between h and c (recon.materials.feature_edits), so the
             baked colours show the edited appearance; None bakes the shader as trained.
 
     Returns:
-        (V, 3) float32 sRGB in [0, 1].
+        (N, 3) float32 sRGB in [0, 1].
     """
     param = next(shader.parameters())
     device, dtype = param.device, param.dtype
     centre, scale = normalization
-    x, n = _as_double(vertices_world), _as_double(normals)
+    x, n = _as_double(points_world), _as_double(normals)
     if x.ndim != 2 or x.shape[1] != 3 or n.shape != x.shape:
-        raise ValueError(f"need vertices and normals of shape (V, 3), got {tuple(x.shape)} and {tuple(n.shape)}")
+        raise ValueError(f"need points and normals of shape (N, 3), got {tuple(x.shape)} and {tuple(n.shape)}")
     # Normalise in float64 before casting, so large world coordinates keep their precision.
     x = (x - _as_double(centre)) * float(scale)
     n = torch.nn.functional.normalize(n, dim=-1)
@@ -241,7 +261,7 @@ def bake_vertex_colors(
     else:
         omega = torch.nn.functional.normalize(_as_double(view).reshape(-1, 3), dim=-1)
         if omega.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"view directions must be (3,) or (V, 3) = {tuple(x.shape)}, got {tuple(omega.shape)}")
+            raise ValueError(f"view directions must be (3,) or (N, 3) = {tuple(x.shape)}, got {tuple(omega.shape)}")
         omega = omega.expand_as(x)
 
     out = torch.empty((x.shape[0], 3), dtype=torch.float32)
@@ -258,6 +278,114 @@ def bake_vertex_colors(
     finally:
         shader.train(was_training)
     return out.numpy()
+
+
+def bake_vertex_colors(
+    shader: NeuralShader,
+    vertices_world: np.ndarray | torch.Tensor,
+    normals: np.ndarray | torch.Tensor,
+    normalization: Normalization,
+    view: str | np.ndarray | torch.Tensor = "normal",
+    edits: FeatureEdits | None = None,
+) -> np.ndarray:
+    """One (view-independent) sRGB colour per vertex, (V, 3) float32: `shade_surface_points` at
+    the vertices with their normals."""
+    return shade_surface_points(shader, vertices_world, normals, normalization, view, edits)
+
+
+# ----------------------------------------------------------------------------- textured meshes
+
+TEXTURED_FORMATS = ("glb", "obj")
+
+
+def _textured_trimesh(mesh: TexturedMesh, name: str) -> trimesh.Trimesh:
+    from PIL import Image
+
+    image = Image.fromarray(np.round(mesh.image * 255).astype(np.uint8))
+    # trimesh's UVs have v upwards (OpenGL); ours grow down the image, as glTF's and PNG's rows do.
+    uv = np.column_stack([mesh.uv[:, 0], 1.0 - mesh.uv[:, 1]])
+    material = trimesh.visual.material.PBRMaterial(
+        name=name, baseColorTexture=image, metallicFactor=0.0, roughnessFactor=1.0, doubleSided=False
+    )
+    visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, visual=visual, process=False)
+
+
+def _unlit(tree: dict[str, Any]) -> dict[str, Any]:
+    """Mark every material unlit (the baked colours already hold the lighting)."""
+    for material in tree.get("materials", []):
+        material.setdefault("extensions", {})["KHR_materials_unlit"] = {}
+    used = tree.setdefault("extensionsUsed", [])
+    if "KHR_materials_unlit" not in used:
+        used.append("KHR_materials_unlit")
+    return tree
+
+
+def export_textured_mesh(mesh: TexturedMesh, path: Path | str, file_type: str | None = None) -> list[Path]:
+    """Write a textured mesh: GLB (texture embedded, unlit material) or OBJ + MTL + PNG beside it.
+
+    Returns:
+        The files written, the mesh first.
+
+    Raises:
+        ExportError: a format without textures.
+    """
+    path = Path(path)
+    kind = (file_type or path.suffix.lstrip(".")).lower()
+    if kind not in TEXTURED_FORMATS:
+        raise ExportError(path, f"textures need one of {', '.join(TEXTURED_FORMATS)}, not {kind!r} (PLY takes vertex colours)")
+    tm = _textured_trimesh(mesh, path.stem)
+    if kind == "glb":
+        tree, binary = _glb_chunks(trimesh.exchange.gltf.export_glb(tm, include_normals=False))
+        write_bytes_atomic(path, _glb_pack(_buffer_view_targets(_unlit(tree)), binary))
+        written = [path]
+    else:
+        text, files = trimesh.exchange.obj.export_obj(
+            tm, include_normals=False, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl"
+        )
+        write_bytes_atomic(path, text.encode("utf-8"))
+        written = [path]
+        for name, data in files.items():
+            written.append(write_bytes_atomic(path.parent / name, data))
+    log.info("exported %d faces with a %d×%d texture to %s", len(mesh.faces), mesh.image.shape[1], mesh.image.shape[0], path)
+    return written
+
+
+def export_baked(
+    shader: NeuralShader,
+    vertices_world: np.ndarray | torch.Tensor,
+    faces: np.ndarray | torch.Tensor,
+    normals: np.ndarray | torch.Tensor,
+    normalization: Normalization,
+    path: Path | str,
+    file_type: str | None = None,
+    texture: bool | None = None,
+    texture_size: int | None = None,
+    edits: FeatureEdits | None = None,
+) -> list[Path]:
+    """The shader's appearance baked into a mesh file, as every front end exports it.
+
+    `texture=None` picks what the format's readers show: a texture atlas for GLB and OBJ (trimesh,
+    Blender and game engines ignore vertex colours beside a material), vertex colours for PLY.
+    `texture_size=None` sizes the atlas from the face count (`texture.auto_texture_size`).
+
+    Returns:
+        The files written, the mesh first.
+    """
+    path = Path(path)
+    kind = (file_type or path.suffix.lstrip(".")).lower()
+    if kind not in EXPORTERS:
+        raise ExportError(path, f"unknown mesh format {kind!r}; known formats: {', '.join(sorted(EXPORTERS))}")
+    if texture is None:
+        texture = kind in TEXTURED_FORMATS
+    if texture:
+        from recon.texture import bake_texture
+
+        baked = bake_texture(shader, vertices_world, faces, normals, normalization, texture_size, edits)
+        return export_textured_mesh(baked, path, kind)
+    colors = bake_vertex_colors(shader, vertices_world, normals, normalization, edits=edits)
+    v = _as_double(vertices_world).numpy()
+    return [export_mesh(v, _as_double(faces).long().numpy(), path, colors=colors, file_type=kind)]
 
 
 # ----------------------------------------------------------------------------- run records

@@ -32,4 +32,9 @@ $pip install -q --upgrade pip >/dev/null 2>&1 || true
 # and to the normal (CUDA) build elsewhere.
 .venv/bin/python -c "import torch" 2>/dev/null || $pip install -q "torch==2.13.0" || $pip install -q torch
 $pip install -q -e ".$extras"
+# The Khronos glTF validator, for the export tests (npm's registry; skipped with a reason without npm).
+if [ "${1:-}" = "--test" ] && command -v npm >/dev/null && [ ! -d .tools/node_modules/gltf-validator ]; then
+  npm install --silent --no-audit --no-fund --prefix .tools gltf-validator@2.0.0-dev.3.10 >/dev/null 2>&1 \
+    || echo "setup: could not install gltf-validator with npm; its tests will be skipped" >&2
+fi
 echo "setup: ready (.venv)"

@@ -131,10 +131,18 @@ def test_eval_and_export(finished_run, small_demo) -> None:
     views = json.loads(result.stdout)
     assert views["views"] == 12 and 5 < views["psnr"] < 60 and views["silhouette_iou"] > 0.7
     out = finished_run / "colored.glb"
-    result = run_cli("export", str(finished_run), "--format", "glb", "--out", str(out))
+    result = run_cli("export", str(finished_run), "--format", "glb", "--out", str(out), "--texture-size", "256")
     assert result.returncode == 0, result.stderr
-    scene = trimesh.load(out)
-    assert sum(len(g.faces) for g in scene.geometry.values()) > 0
+    assert "texture atlas" in result.stdout
+    (mesh,) = trimesh.load(out).geometry.values()
+    assert len(mesh.faces) > 0
+    # The shader's colours, as trimesh shows them (a material beside vertex colours showed white).
+    colours = mesh.visual.to_color().vertex_colors[:, :3]
+    assert colours.mean() < 240 and colours.std(0).max() > 0.5
+    result = run_cli("export", str(finished_run), "--format", "glb", "--vertex-colors", "--out", str(out))
+    assert result.returncode == 0 and "vertex colours" in result.stdout, result.stderr
+    result = run_cli("export", str(finished_run), "--format", "ply", "--texture")
+    assert result.returncode == 2 and "PLY has no texture" in result.stderr
 
 
 @pytest.mark.parametrize(
