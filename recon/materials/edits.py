@@ -33,6 +33,7 @@ import torch
 
 from recon.atomic import write_text_atomic
 from recon.errors import FileError
+from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
 from recon.shader import Normalization
 from render.viewer.features import FeatureEdits
@@ -220,14 +221,7 @@ def load_edits(path: Path | str, materials: Materials) -> MaterialEdits:
             unknown material ids, wrong types, weight outside [0, 1], bad region; names the file.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EditsFileError(path, "edits file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EditsFileError(path, f"cannot read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise EditsFileError(path, f"not valid JSON ({e})") from e
+    data = read_json_object(path, EditsFileError, missing="edits file not found")
     try:
         return edits_from_dict(data, materials)
     except (ValueError, TypeError) as e:

@@ -19,6 +19,7 @@ import torch
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import FileError
+from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
 from render.viewer.features import FeatureProjection
 
@@ -80,15 +81,8 @@ def save_materials(run_dir: Path | str, materials: Materials) -> tuple[Path, Pat
 
 
 def _read_record(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MaterialsFileError(path, "no stored materials; run `reconstruct materials DIR` first") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise MaterialsFileError(path, f"cannot read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise MaterialsFileError(path, f"not valid JSON ({e}); run `reconstruct materials DIR` again") from e
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+    record = read_json_object(path, MaterialsFileError, missing="no stored materials; run `reconstruct materials DIR` first")
+    if record.get("format") != FORMAT_NAME:
         raise MaterialsFileError(path, f"not a materials record (expected \"format\": \"{FORMAT_NAME}\")")
     if record.get("version") != FORMAT_VERSION:
         raise MaterialsFileError(path, f"unsupported version {record.get('version')!r} (this build reads {FORMAT_VERSION})")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from recon.data.scene import Scene
-from recon.errors import ReconstructError
+from recon.errors import SessionError  # noqa: F401  (re-exported: callers import it from here)
 from recon.mesh import (
     Mesh,
     MeshError,
@@ -447,7 +447,3 @@ def _clone_state(state: dict) -> dict:
     for key, value in state["state"].items():
         out["state"][key] = {k: v.clone() if torch.is_tensor(v) else v for k, v in value.items()}
     return out
-
-
-class SessionError(ReconstructError):
-    """A session cannot be built or resumed (bad checkpoint, mismatching dataset)."""
