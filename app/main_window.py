@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl
@@ -43,13 +44,15 @@ from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
 from app.orbit import scene_up
 from app.plots_panel import PlotsPanel
-from app.run_panel import DEFAULT_LIVE_RATE, RunPanel
-from app.session_worker import RunRequest, SessionThread, resolve_device
+from app.run_panel import RunPanel
+from app.session_worker import RunRequest, SessionThread
 from app.views_panel import ViewsPanel
 from app.viewport import MODES, Viewport
 from recon.data import Scene
 from recon.errors import ReconstructError
-from recon.methods.nds import Snapshot, normalized_camera
+from recon.methods.session import Snapshot, normalized_camera
+from recon.run_folder import RunFolder
+from recon.runs import ResumeOptions, RunOptions, describe_levels, plan, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -352,24 +355,28 @@ class MainWindow(QMainWindow):
         name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
         return self.runs_root() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
+    def run_options(self) -> RunOptions | None:
+        """What Start would run now (the Run panel's choices on the current scene), or None without a scene."""
+        if self.scene is None:
+            return None
+        out = Path(self.run_panel.out.text().strip() or self._default_out(self.scene)).expanduser()
+        return self.run_panel.options(self.scene.source, out)
+
     def _update_device_hint(self) -> None:
+        """Say what the panel's choices mean on this machine: the device, and the resolution "auto" picks."""
         try:
             device, why = resolve_device(self.run_panel.device.currentData())
         except ReconstructError as exc:
             self.run_panel.show_choice("no device", str(exc))
             return
         self.run_panel.show_choice(f"device {device}", why)
-        if self.scene is not None:
-            from recon.runner import auto_resolution
-
+        options = self.run_options()
+        if options is not None:
+            auto = plan(replace(options, image_scale=None))
             width, height = self.scene.resolution
-            scale, changes = auto_resolution(device)
-            if not isinstance(scale, float):
-                scale = scale.for_size(width, height)
-            hint = f"{round(width * scale)}×{round(height * scale)} px on {device}"
-            if changes.get("coarse_images"):
-                hint = f"{round(width * scale / 2)}×{round(height * scale / 2)}, then {hint} in the last stage"
-            self.run_panel.set_resolution_hint(width, height, hint)
+            scale = auto.scale if isinstance(auto.scale, float) else auto.scale.for_size(width, height)
+            levels = describe_levels(round(width * scale), round(height * scale), auto.config)
+            self.run_panel.set_resolution_hint(width, height, f"{levels} px on {device}")
 
     def _on_failed(self, message: str) -> None:
         self.status.setText("Could not open the dataset (see the message).")
@@ -412,8 +419,9 @@ class MainWindow(QMainWindow):
         panel.resume_folder_requested.connect(self._ask_resume_folder)
         panel.browse_requested.connect(self._ask_out)
         panel.live_rate_changed.connect(self._on_live_rate)
-        panel.device.currentIndexChanged.connect(lambda _: self._update_device_hint())
-        panel.scale.currentIndexChanged.connect(lambda _: self._update_device_hint())
+        for box in (panel.method, panel.device, panel.scale):
+            box.currentIndexChanged.connect(lambda _: self._update_device_hint())
+        panel.iterations.valueChanged.connect(lambda _: self._update_device_hint())
 
     def _ask_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.runs_root()))
@@ -422,29 +430,16 @@ class MainWindow(QMainWindow):
 
     def start_run(self) -> None:
         """A new reconstruction of the current scene with the panel's settings."""
-        from recon.runner import CHECKPOINT, config_for
-
-        if self.scene is None or self.running:
+        options = self.run_options()
+        if options is None or self.running:
             return
-        panel = self.run_panel
-        out = Path(panel.out.text().strip() or self._default_out(self.scene)).expanduser()
-        if (out / CHECKPOINT).exists():
+        if RunFolder(options.out).holds_run:
             self._show_error(
                 "Run folder in use",
-                f"{out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
+                f"{options.out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
             )
             return
-        request = RunRequest(
-            dataset=self.scene.source,
-            out=out,
-            config=config_for(panel.iterations.value(), seed=panel.seed.value()),
-            device=panel.device.currentData(),
-            renderer=panel.renderer.currentData(),
-            image_scale=panel.scale_value(),
-            live_rate=panel.live_rate_value(),
-            holdout=panel.holdout.isChecked(),
-        )
-        self._start(request)
+        self._start(RunRequest(options, live_rate=self.run_panel.live_rate_value()))
 
     def resume_from(self, folder: Path, until: int | None = None) -> None:
         """Continue the run in `folder` from its checkpoint (its own dataset and settings).
@@ -454,16 +449,9 @@ class MainWindow(QMainWindow):
         if self.running:
             self._ask_to_stop(f"A reconstruction is running. Stop it and resume {folder}?", lambda: self.resume_from(folder, until))
             return
-        request = RunRequest(
-            dataset=None,
-            out=Path(folder),
-            until=until,
-            device=self.run_panel.device.currentData(),
-            renderer=self.run_panel.renderer.currentData(),
-            resume=True,
-            live_rate=self.run_panel.live_rate_value(),
-        )
-        self._start(request)
+        panel = self.run_panel
+        resume = ResumeOptions(Path(folder), device=panel.device.currentData(), renderer=panel.renderer.currentData(), until=until)
+        self._start(RunRequest(resume, live_rate=panel.live_rate_value()))
 
     def _ask_resume_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume the run in folder", str(self.runs_root()))
@@ -719,30 +707,16 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
-        panel = self.run_panel
-        panel.iterations.setValue(int(s.value("run/iterations", panel.iterations.value())))
-        panel.seed.setValue(int(s.value("run/seed", 0)))
-        for box, key in ((panel.device, "run/device"), (panel.renderer, "run/renderer")):
-            index = box.findData(s.value(key, "auto"))
-            box.setCurrentIndex(max(index, 0))
-        panel.scale.setCurrentIndex(int(s.value("run/scale_index", 0)))
-        panel.set_live_rate(float(s.value("run/live_rate", DEFAULT_LIVE_RATE)))
-        panel.holdout.setChecked(s.value("run/holdout", "false") in (True, "true"))
+        self.run_panel.restore(s)
         self._set_mode(str(s.value("view/mode", "neural")) if s.value("view/mode", "neural") in MODES else "neural")
         self.frusta_box.setChecked(s.value("view/frusta", "true") in (True, "true"))
         self.opacity.setValue(int(s.value("view/opacity", 50)))
 
     def _save_settings(self) -> None:
-        s, panel = self.settings, self.run_panel
+        s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
-        s.setValue("run/iterations", panel.iterations.value())
-        s.setValue("run/seed", panel.seed.value())
-        s.setValue("run/device", panel.device.currentData())
-        s.setValue("run/renderer", panel.renderer.currentData())
-        s.setValue("run/scale_index", panel.scale.currentIndex())
-        s.setValue("run/live_rate", panel.live_rate_value())
-        s.setValue("run/holdout", panel.holdout.isChecked())
+        self.run_panel.save(s)
         s.setValue("view/mode", self.viewport.mode)
         s.setValue("view/frusta", self.frusta_box.isChecked())
         s.setValue("view/opacity", self.opacity.value())

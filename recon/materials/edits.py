@@ -35,12 +35,13 @@ from recon.atomic import write_text_atomic
 from recon.errors import FileError
 from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
+from recon.run_folder import EDITS
 from recon.shader import Normalization
 from render.viewer.features import FeatureEdits
 
 FORMAT_NAME = "reconstruct.material_edits"
 FORMAT_VERSION = 1
-EDITS_FILE = "edits.json"
+EDITS_FILE = EDITS  # beside the run (recon.run_folder)
 
 
 class EditsFileError(FileError):

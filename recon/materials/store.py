@@ -21,13 +21,13 @@ from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import FileError
 from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
+from recon.run_folder import RunFolder
 from render.viewer.features import FeatureProjection
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "reconstruct.materials"
 FORMAT_VERSION = 1
-STEM = "materials"
 
 
 class MaterialsFileError(FileError):
@@ -36,8 +36,7 @@ class MaterialsFileError(FileError):
 
 def materials_paths(run_dir: Path | str) -> tuple[Path, Path]:
     """(tensors, record) paths of the clustering stored in a run folder."""
-    folder = Path(run_dir)
-    return folder / f"{STEM}.safetensors", folder / f"{STEM}.json"
+    return RunFolder(run_dir).materials_files
 
 
 def save_materials(run_dir: Path | str, materials: Materials) -> tuple[Path, Path]:
