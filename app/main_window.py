@@ -73,7 +73,6 @@ class MainWindow(QMainWindow):
         self.run_result: dict | None = None
         self.paused_at: int | None = None
         self.snapshot: Snapshot | None = None
-        self.shader_config = None
         self._after_run: Callable[[], None] | None = None
         self._closing = False
         self.setWindowTitle("reconstruct")
@@ -491,14 +490,14 @@ class MainWindow(QMainWindow):
 
     def _update_materials(self) -> None:
         """Hand the model the shader when it rests (run finished or paused), withdraw it otherwise."""
-        if self.snapshot is None or self.shader_config is None or not self.run_info.get("out"):
+        if self.snapshot is None or not self.run_info.get("out"):
             self.materials.clear("No shader yet: run a reconstruction (or resume a run folder), then pause it or let it finish.")
         elif self.running and self.run_panel.state != "paused":
             self.materials.set_unavailable(
                 "A run is going on: pause it or let it finish to find and edit materials (the shader still changes)."
             )
         else:
-            self.materials.set_source(self.snapshot, self.shader_config, Path(self.run_info["out"]))
+            self.materials.set_source(self.snapshot, Path(self.run_info["out"]))
 
     def _sync_viewport_materials(self) -> None:
         """The viewport shows the model's edits, materials and selection only for the shader they belong to."""
@@ -551,7 +550,6 @@ class MainWindow(QMainWindow):
         if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
             self._show_scene(scene)
         self.run_info = info
-        self.shader_config = self.run.worker.session.config.shader  # immutable; safe to read here
         self.run_panel.begin(info["iteration"], info["total"])
         self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
         width, height = info["resolution"]
@@ -569,8 +567,7 @@ class MainWindow(QMainWindow):
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        if self.shader_config is not None:
-            self.viewport.set_snapshot(snapshot, self.shader_config)
+        self.viewport.set_snapshot(snapshot)
 
     def _on_paused(self, iteration: int) -> None:
         self.paused_at = iteration
@@ -649,7 +646,7 @@ class MainWindow(QMainWindow):
 
     def export(self, kind: str, path: Path) -> bool:
         """Start a background export of the latest snapshot ("mesh" by suffix, or "shader")."""
-        if self.snapshot is None or self.shader_config is None:
+        if self.snapshot is None:
             self._show_error("Nothing to export", "there is no reconstruction yet: start a run (or resume one) first")
             return False
         if self.exporter.busy:
@@ -657,7 +654,7 @@ class MainWindow(QMainWindow):
             return False
         edits = self.materials.shading_edits() if kind == "mesh" and self.materials.available else None
         self.export_progress.show()
-        self.exporter.start(kind, self.snapshot, self.shader_config, path, edits=edits)
+        self.exporter.start(kind, self.snapshot, path, edits=edits)
         return True
 
     def save_screenshot(self, path: Path) -> Path | None:

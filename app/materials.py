@@ -42,8 +42,7 @@ from recon.materials import (
     stored_materials,
     surface_features,
 )
-from recon.methods.nds import Snapshot
-from recon.shader import ShaderConfig
+from recon.methods.session import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +61,12 @@ class Discovered:
     edits_error: str | None
 
 
-def appearance_of(snapshot: Snapshot, config: ShaderConfig) -> RunAppearance:
+def appearance_of(snapshot: Snapshot) -> RunAppearance:
     """recon's RunAppearance (world mesh, CPU shader, normalisation) of an immutable snapshot."""
-    from app.exporter import shader_from_snapshot
     from recon.mesh import Mesh
 
     mesh = Mesh(torch.from_numpy(snapshot.world_vertices), torch.from_numpy(np.asarray(snapshot.faces, np.int64)))
-    return RunAppearance(mesh, shader_from_snapshot(snapshot, config), snapshot.normalization)
+    return RunAppearance(mesh, snapshot.shader(), snapshot.normalization)
 
 
 def discover(
@@ -185,7 +183,7 @@ class MaterialsModel(QObject):
         self._signals.failed.connect(self._on_failed)
 
     # ---- the shader ---------------------------------------------------------------------------
-    def set_source(self, snapshot: Snapshot, config: ShaderConfig, run_dir: Path) -> None:
+    def set_source(self, snapshot: Snapshot, run_dir: Path) -> None:
         """A shader at rest: keep the state if it is the same run and iteration, else start over.
 
         A stored clustering of this exact shader (and edits.json made on it) is loaded in the
@@ -198,7 +196,7 @@ class MaterialsModel(QObject):
             return
         self._reset()
         self.run_dir, self.iteration = run_dir, snapshot.iteration
-        self.run = appearance_of(snapshot, config)
+        self.run = appearance_of(snapshot)
         run, token = self.run, self._token
         self._start(token, "load", lambda: discover(run_dir, run, None, stored_only=True), "Looking for saved materials …")
         self._set_available(True, "")

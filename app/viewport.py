@@ -102,7 +102,6 @@ class Viewport(QOpenGLWidget):
         self.pipe = None
         self.error: str | None = None
         self.snapshot = None
-        self.shader_config = None
         self._mesh_dirty = False
         self._frusta_dirty = False
         self._overlay_dirty = False
@@ -246,9 +245,9 @@ class Viewport(QOpenGLWidget):
         self._frusta_dirty = self._overlay_dirty = True
         self.update()
 
-    def set_snapshot(self, snapshot, shader_config) -> None:
+    def set_snapshot(self, snapshot) -> None:
         """Show a new mesh and shader; uploaded at the next paint, in this widget's context."""
-        self.snapshot, self.shader_config = snapshot, shader_config
+        self.snapshot = snapshot
         self._mesh_dirty = True
         self._token += 1  # shade again; the last colours stay on screen until then
         self.message.setText("")
@@ -329,7 +328,7 @@ class Viewport(QOpenGLWidget):
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
-                self._weights = mlp_weights(self.snapshot.shader_state, self.shader_config)
+                self._weights = self.snapshot.shader().mlp_weights()
             pipe.set_shader(self._weights)
         if self._extras_dirty:
             self._extras_dirty = False
@@ -560,12 +559,3 @@ def _letterboxed_photo(image: np.ndarray, width: int, height: int) -> np.ndarray
     x0, y0 = (out_w - w) // 2, (out_h - h) // 2
     out[y0 : y0 + h, x0 : x0 + w] = image[..., :3]
     return out
-
-
-def mlp_weights(shader_state: dict, shader_config):
-    """render.viewer's MLPWeights for a snapshot's shader state (render cannot import recon)."""
-    from recon.shader import NeuralShader
-
-    shader = NeuralShader(shader_config)
-    shader.load_state_dict(shader_state)
-    return shader.mlp_weights()
