@@ -501,12 +501,7 @@ class MainWindow(QMainWindow):
 
     def _sync_viewport_materials(self) -> None:
         """The viewport shows the model's edits, materials and selection only for the shader they belong to."""
-        model = self.materials
-        usable = model.available and model.materials is not None
-        self.viewport.set_edits(model.shading_edits() if usable else None)
-        m = model.materials if usable else None
-        self.viewport.set_materials(None if m is None else m.centroids, model.selected, None if m is None else m.cell_material)
-        self.viewport.set_feature_projection(model.projection)
+        self.viewport.set_shading_inputs(self.materials.shading_inputs())
 
     def _on_surface_picked(self, point) -> None:
         if not self.materials.available:

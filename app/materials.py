@@ -43,6 +43,7 @@ from recon.materials import (
     surface_features,
 )
 from recon.methods.session import Snapshot
+from render.viewer.inputs import ShadingInputs
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +378,21 @@ class MaterialsModel(QObject):
         if self.materials is None or self.run is None or not len(self.edits):
             return None
         return feature_edits(self.materials, self.edits, self.run.normalization)
+
+    def shading_inputs(self) -> ShadingInputs:
+        """What the viewport's neural modes show of this model: projection, edits, cells, selection.
+
+        Edits and materials belong to the shader at rest; while none is available only the
+        projection and the selection remain.
+        """
+        m = self.materials if self.available else None
+        return ShadingInputs(
+            projection=self.projection,
+            edits=self.shading_edits() if m is not None else None,
+            centroids=None if m is None else m.centroids,
+            highlight=self.selected,
+            cell_material=None if m is None else m.cell_material,
+        )
 
     def _save(self) -> None:
         from recon.materials import save_edits

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from render.viewer.features import FeatureEdits, FeatureProjection
+from render.viewer.inputs import ShadingInputs
 from render.viewer.mlp import MLPWeights, mlp_color, mlp_features, shade_reference
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,7 @@ class InteropShader:
         size: tuple[int, int],
         eye: torch.Tensor,
         mode: str,
-        projection: FeatureProjection | None,
-        edits: FeatureEdits | None,
-        centroids: torch.Tensor | None,
-        highlight: int | None,
-        cell_material: torch.Tensor | None = None,
+        inputs: ShadingInputs,
     ) -> int:
         """Shade the registered G-buffer of `size` (w, h) into its colour texture; returns covered pixels."""
         if self._weights is None or len(self._resources) != 3:
@@ -176,7 +172,7 @@ class InteropShader:
                 x = gbuffer[0].reshape(-1, 4)[index, :3]
                 n = gbuffer[1].reshape(-1, 4)[index, :3]
                 omega = torch.nn.functional.normalize(eye.to(self.device) - x, dim=-1)
-                rgb = shade_reference(self._weights, x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
+                rgb = shade_reference(self._weights, x, n, omega, mode, inputs)
                 color = torch.zeros((height * width, 4), dtype=torch.uint8, device=self.device)
                 color[index, :3] = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
                 color[index, 3] = 255

@@ -35,7 +35,7 @@ import torch
 from render.camera import Camera
 from render.viewer import interop as interop_module
 from render.viewer.cpu import GBufferFrame, shade_cpu
-from render.viewer.features import FeatureEdits, FeatureProjection
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 from render.viewer.glsl_mlp import GLSLShader
 from render.viewer.mlp import NEURAL_MODES, MLPWeights
 from render.viewer.programs import (
@@ -192,11 +192,7 @@ class ViewerPipeline:
         self._pick: tuple[_Targets, tuple[int, int]] | None = None
         # Shading state and paths.
         self._weights: MLPWeights | None = None
-        self._projection: FeatureProjection | None = None
-        self._edits: FeatureEdits | None = None
-        self._centroids: torch.Tensor | None = None
-        self._cell_material: torch.Tensor | None = None
-        self._highlight: int | None = None
+        self._inputs = NO_INPUTS
         self._glsl: GLSLShader | None = None
         self._glsl_dirty = True
         self._interop: interop_module.InteropShader | None = None
@@ -315,27 +311,9 @@ class ViewerPipeline:
         self._weights = weights
         self._glsl_dirty = True
 
-    def set_feature_projection(self, projection: FeatureProjection | None) -> None:
-        """The PCA projection of the "features" mode."""
-        self._projection = projection
-        self._glsl_dirty = True
-
-    def set_edits(self, edits: FeatureEdits | None) -> None:
-        """Feature edits applied between h and c in the "neural" and "features" modes."""
-        self._edits = edits
-        self._glsl_dirty = True
-
-    def set_materials(
-        self, centroids: torch.Tensor | None, highlight: int | None = None, cell_material: torch.Tensor | None = None
-    ) -> None:
-        """Centroids (K, F) of the "materials" mode and the index to highlight (None: no highlight).
-
-        With `cell_material` (K,) int the centroids are cells (recon.materials clusters a material
-        into several): colours and `highlight` then refer to material ids, not centroid indices.
-        """
-        self._centroids = centroids
-        self._cell_material = cell_material if centroids is not None else None
-        self._highlight = highlight
+    def set_shading_inputs(self, inputs: ShadingInputs) -> None:
+        """Projection, edits, material centroids and highlight of the neural modes, as one value."""
+        self._inputs = inputs
         self._glsl_dirty = True
 
     def set_overlay(self, image: np.ndarray | None, opacity: float = 0.5) -> None:
@@ -400,10 +378,7 @@ class ViewerPipeline:
         if mode in NEURAL_MODES and self._path == "cpu":
             frame = self.capture_gbuffer(camera, size, scale)
             start = time.perf_counter()
-            colors = shade_cpu(
-                self._weights, frame, mode, self._projection, self._edits, self._centroids,  # type: ignore[arg-type]
-                self._highlight, self._cell_material,
-            )
+            colors = shade_cpu(self._weights, frame, mode, self._inputs)  # type: ignore[arg-type]
             shading_ms = 1000 * (time.perf_counter() - start)
             stats = self.present(frame, colors, target, wireframe)
             return dataclasses.replace(stats, shading_ms=stats.shading_ms + shading_ms)
@@ -552,12 +527,8 @@ class ViewerPipeline:
 
     def _effective_mode(self, mode: str) -> str:
         missing = None
-        if mode in NEURAL_MODES and self._weights is None:
-            missing = "no shader"
-        elif mode == "features" and self._projection is None:
-            missing = "no feature projection"
-        elif mode == "materials" and self._centroids is None:
-            missing = "no material centroids"
+        if mode in NEURAL_MODES:
+            missing = "no shader" if self._weights is None else self._inputs.missing(mode)
         if missing is None:
             return mode
         if mode not in self._fallback_logged:
@@ -658,19 +629,18 @@ class ViewerPipeline:
                 self._glsl_dirty = True
             if self._glsl_dirty:
                 self._glsl.set_weights(self._weights)
-                self._glsl.set_extras(self._projection, self._edits, self._centroids, self._cell_material)
+                self._glsl.set_extras(self._inputs)
                 self._glsl_dirty = False
             return self._glsl.shade(
-                targets.position, targets.normal, targets.color, render_size, camera.center, mode, self._highlight, self.sync_stats
+                targets.position, targets.normal, targets.color, render_size, camera.center, mode, self._inputs.highlight,
+                self.sync_stats,
             )
         if self._interop is None:
             self._interop = interop_module.InteropShader(self._interop_device)
         self._interop.prepare(self._weights)
         self._interop.register((targets.position, targets.normal, targets.color))
         eye = torch.as_tensor(camera.center, dtype=torch.float32)
-        return self._interop.shade(
-            render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight, self._cell_material
-        )
+        return self._interop.shade(render_size, eye, mode, self._inputs)
 
     def _finish(self, targets: _Targets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:
         """Overlays into the colour texture, then the display pass into `target`."""
