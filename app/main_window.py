@@ -1,9 +1,10 @@
 """The main window: open a dataset, run a reconstruction on a worker thread, watch it, export it.
 
-The window owns the current Scene and at most one run (`SessionThread`). Widgets never talk to
-each other directly: the window connects the worker's signals (immutable snapshots, batched step
-records) to the viewport, plots and run panel, and the panels' requests back to the worker's
-thread-safe controls. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
+The window owns the current Scene; its `RunController` owns at most one run (the worker thread
+and what the run reported). Widgets never talk to each other directly: the window connects the
+run's signals (immutable snapshots, batched step records) to the viewport, plots and run panel,
+and the panels' requests back to the run's thread-safe controls. The Run panel turns its choices
+into `recon.runs.RunOptions`; the view toolbar (`app.view_toolbar`) drives the viewport. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
 the window hands it the snapshot of a finished or paused run and withdraws it while a run goes on;
 the model's state reaches the viewport only through `_sync_viewport_materials`. Running work is
 never dropped silently: opening another dataset or resuming during a run asks first, and closing
@@ -20,19 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QStandardItemModel
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QPushButton,
-    QSlider,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -44,8 +40,10 @@ from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
 from app.orbit import scene_up
 from app.plots_panel import PlotsPanel
+from app.run_controller import RunController
 from app.run_panel import RunPanel
-from app.session_worker import RunRequest, SessionThread
+from app.session_worker import RunRequest
+from app.view_toolbar import ViewToolbar
 from app.views_panel import ViewsPanel
 from app.viewport import MODES, Viewport
 from recon.data import Scene
@@ -68,10 +66,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("reconstruct", "reconstruct-gui")
         self.scene: Scene | None = None
         self.last_error: str | None = None
-        self.run: SessionThread | None = None
-        self.run_info: dict = {}
-        self.run_result: dict | None = None
-        self.paused_at: int | None = None
+        self.run = RunController(self)
         self.snapshot: Snapshot | None = None
         self._after_run: Callable[[], None] | None = None
         self._closing = False
@@ -115,6 +110,7 @@ class MainWindow(QMainWindow):
         self.exporter.finished.connect(self._on_exported)
         self.exporter.failed.connect(self._on_export_failed)
         self._connect_run_panel()
+        self._connect_run()
         self._connect_materials()
         self.views_panel.currentRowChanged.connect(self._on_view_selected)
         self._build_menus()
@@ -129,45 +125,18 @@ class MainWindow(QMainWindow):
         return dock
 
     def _viewport_with_toolbar(self) -> QWidget:
-        self.mode_box = QComboBox()
-        for mode in MODES:
-            self.mode_box.addItem(mode, mode)
-        self.mode_box.setToolTip("Shading mode (keys 1–6); 'features' and 'materials' come from the Materials panel")
-        self.mode_box.currentIndexChanged.connect(lambda _: self._on_mode(self.mode_box.currentData()))
-        self.path_box = QComboBox()
-        self.path_box.setToolTip("Shading path of the neural modes: CUDA–GL interop, GLSL compute shader, or CPU")
-        self.path_box.activated.connect(lambda index: self.viewport.set_path(self.path_box.itemData(index)))
-        self.viewport.paths_changed.connect(self._show_paths)
-        self.wire_box = QCheckBox("wireframe")
-        self.wire_box.setToolTip("Wireframe overlay (W)")
-        self.wire_box.toggled.connect(self.viewport.set_wireframe)
-        self.frusta_box = QCheckBox("cameras")
-        self.frusta_box.setChecked(True)
-        self.frusta_box.setToolTip("Camera frusta of the input views (C)")
-        self.frusta_box.toggled.connect(self.viewport.set_frusta_visible)
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(50)
-        self.opacity.setMaximumWidth(120)
-        self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
-        self.opacity.valueChanged.connect(lambda v: self.viewport.set_overlay_opacity(v / 100))
-        reset = QPushButton("Reset view")
-        reset.setToolTip("Frame the object again (R)")
-        reset.clicked.connect(self.viewport.reset_camera)
+        self.view_bar = ViewToolbar(self.viewport)
+        bar = self.view_bar
+        self.mode_box, self.path_box, self.wire_box = bar.mode_box, bar.path_box, bar.wire_box
+        self.frusta_box, self.opacity = bar.frusta_box, bar.opacity
+        bar.mode_chosen.connect(self._on_mode)
         self.viewport.view_snapped.connect(self._on_viewport_snapped)
         self.viewport.camera_moved.connect(self._on_camera_moved)
-        # A QToolBar, not a row of widgets: what does not fit a narrow window goes behind its » button
-        # instead of raising the window's minimum width.
-        self.view_bar = QToolBar("View")
-        self.view_bar.setMovable(False)
-        for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
-                       QLabel(" Photo "), self.opacity, reset):
-            self.view_bar.addWidget(widget)
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.view_bar)
+        layout.addWidget(bar)
         layout.addWidget(self.viewport, 1)
         return holder
 
@@ -222,31 +191,11 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
     def _set_mode(self, mode: str) -> None:
-        self.mode_box.setCurrentIndex(MODES.index(mode))
+        self.view_bar.set_mode(mode)
 
     def _on_mode(self, mode: str) -> None:
         self.viewport.set_mode(mode)
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
-
-    def _show_paths(self) -> None:
-        """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""
-        from render.viewer import PATHS
-
-        usable, reasons = self.viewport.paths()
-        self.path_box.blockSignals(True)
-        self.path_box.clear()
-        model = self.path_box.model()
-        assert isinstance(model, QStandardItemModel)
-        for name in PATHS:
-            self.path_box.addItem(name, name)
-            item = model.item(self.path_box.count() - 1)
-            if name not in usable:
-                item.setEnabled(False)
-                item.setToolTip(reasons.get(name, "not available with this OpenGL context"))
-        if self.viewport.path is not None:
-            self.path_box.setCurrentIndex(self.path_box.findData(self.viewport.path))
-        self.path_box.setEnabled(bool(usable))
-        self.path_box.blockSignals(False)
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self._last_folder())
@@ -407,7 +356,21 @@ class MainWindow(QMainWindow):
     # ---- the run -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.run is not None
+        return self.run.running
+
+    @property
+    def run_info(self) -> dict:
+        """What the current or last run said about itself (device, resolution, out, …)."""
+        return self.run.info
+
+    @property
+    def run_result(self) -> dict | None:
+        """The last finished run's record (run.json contents)."""
+        return self.run.result
+
+    @property
+    def paused_at(self) -> int | None:
+        return self.run.paused_at
 
     def _connect_run_panel(self) -> None:
         panel = self.run_panel
@@ -459,24 +422,22 @@ class MainWindow(QMainWindow):
 
     def _start(self, request: RunRequest) -> None:
         self.plots.clear()
-        self.run_result = None
-        self.run_info = {"out": str(request.out)}
-        self.run = SessionThread(request, self)
-        worker = self.run.worker
-        worker.started.connect(self._on_run_started)
-        worker.steps.connect(self._on_steps)
-        worker.snapshot.connect(self._on_snapshot)
-        worker.paused.connect(self._on_paused)
-        worker.psnr.connect(self.plots.add_psnr)
-        worker.status.connect(self.run_panel.status.setText)
-        worker.finished.connect(self._on_run_finished)
-        worker.failed.connect(self._on_run_failed)
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
         self.viewport.set_live(request.live_rate > 0)
+        self.run.start(request)
         self._update_materials()
-        self.run.start()
-        log.info("run started: %s", request.out)
+
+    def _connect_run(self) -> None:
+        run = self.run
+        run.started.connect(self._on_run_started)
+        run.steps.connect(self._on_steps)
+        run.snapshot.connect(self._on_snapshot)
+        run.paused.connect(self._on_paused)
+        run.psnr.connect(self.plots.add_psnr)
+        run.status.connect(self.run_panel.status.setText)
+        run.finished.connect(self._on_run_finished)
+        run.failed.connect(self._on_run_failed)
 
     # ---- materials ---------------------------------------------------------------------------
     def _connect_materials(self) -> None:
@@ -515,36 +476,35 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Picked material {material}")
 
     def pause_run(self) -> None:
-        if self.run is not None:
-            self.run.worker.pause()
+        if self.running:
+            self.run.pause()
             self.run_panel.status.setText("Pausing after this iteration …")
             self.run_panel.pause_button.setEnabled(False)
 
     def resume_run(self) -> None:
-        if self.run is not None:
-            self.run.worker.resume()
+        if self.running:
+            self.run.resume()
             self.run_panel.set_state("running")
             self.run_panel.status.setText("Running")
             self._update_materials()
 
     def stop_run(self) -> None:
         """Stop after the current step; outputs and a checkpoint are written, then `finished` arrives."""
-        if self.run is not None:
-            self.run.worker.stop()
+        if self.running:
+            self.run.stop()
             self.run_panel.set_state("stopping")
             self.run_panel.status.setText("Stopping after this iteration; writing the checkpoint …")
 
     def _on_live_rate(self, rate: float) -> None:
         self.settings.setValue("run/live_rate", rate)
-        if self.run is not None:
-            self.run.worker.set_live_rate(rate)
+        if self.running:
+            self.run.set_live_rate(rate)
             self.viewport.set_live(rate > 0)
 
     def _on_run_started(self, info: dict) -> None:
-        scene = info.pop("scene")
+        scene = info["scene"]
         if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
             self._show_scene(scene)
-        self.run_info = info
         self.run_panel.begin(info["iteration"], info["total"])
         self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
         width, height = info["resolution"]
@@ -565,14 +525,12 @@ class MainWindow(QMainWindow):
         self.viewport.set_snapshot(snapshot)
 
     def _on_paused(self, iteration: int) -> None:
-        self.paused_at = iteration
-        if self.run is not None and self.run.worker.is_paused:
+        if self.run.is_paused:
             self.run_panel.set_state("paused")
             self.run_panel.status.setText(f"Paused after iteration {iteration}")
             self._update_materials()
 
     def _on_run_finished(self, result: dict) -> None:
-        self.run_result = result
         stopped = result.get("stopped", False)
         out = self.run_info.get("out", "")
         text = (f"Stopped at iteration {result['iteration']}; checkpoint in {out}" if stopped
@@ -592,11 +550,6 @@ class MainWindow(QMainWindow):
 
     def _end_run(self) -> None:
         self.viewport.set_live(False)  # refine the last frame at full resolution
-        if self.run is not None:
-            self.run.thread.quit()
-            self.run.thread.wait()
-            self.run.deleteLater()
-        self.run = None
         self.run_panel.set_state("ready" if self.scene is not None else "idle")
         self._update_materials()
         after, self._after_run = self._after_run, None
@@ -717,10 +670,9 @@ class MainWindow(QMainWindow):
         """Stop and join the worker (it writes a checkpoint), finish exports, free GL, then close."""
         self._closing = True
         self._save_settings()
-        if self.run is not None:
+        if self.running:
             log.info("closing during a run: stopping it and keeping a checkpoint in %s", self.run_info.get("out"))
             self.run.stop_and_wait()
-            self.run = None
         self.loader.wait()
         self.exporter.wait()
         self.materials.wait()
