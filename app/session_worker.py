@@ -179,17 +179,16 @@ class SessionWorker(QObject):
 
     def _report_psnr(self) -> float:
         """PSNR of the held-out photo against the current mesh shaded by the current shader (over black)."""
-        from recon.eval import psnr
         from recon.mesh import Mesh
-        from recon.shaded_views import render_shaded
+        from recon.run_folder import RunAppearance
+        from recon.view_eval import compare_view
 
-        session, view = self.session, self.heldout
+        session = self.session
         snap = session.snapshot()
         mesh = Mesh(torch.from_numpy(snap.world_vertices), torch.from_numpy(snap.faces))
-        rgb, _ = render_shaded(mesh, session.shader, session.normalization, view.camera, session.renderer)
-        value = psnr(rgb, view.image * view.mask[..., None])
-        self.psnr.emit(snap.iteration, float(value))
-        return float(value)
+        value = float(compare_view(RunAppearance(mesh, session.shader, session.normalization), self.heldout, session.renderer)["psnr"])
+        self.psnr.emit(snap.iteration, value)
+        return value
 
     def _flush(self) -> None:
         if self._batch:

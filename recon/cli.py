@@ -167,7 +167,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         result = chamfer(read_trimesh(target), read_trimesh(Path(args.reference)))
     elif args.views:
-        result = _eval_views(target, Path(args.views), args.image_scale, args.all_views)
+        from recon.view_eval import evaluate_run_views
+
+        result = evaluate_run_views(target, Path(args.views), args.image_scale, args.all_views)
     else:
         raise ReconstructError("eval needs --reference REF (a mesh) or --views DATASET (held-out views)")
     if args.json:
@@ -182,62 +184,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_views(run_dir: Path, dataset: Path, scale: float, all_views: bool = False) -> dict:
-    """PSNR (over black) and silhouette IoU of the run's shaded mesh on the views it held out.
-
-    A run made with --holdout (or the GUI's hold-out) records the held-out names in run.json and
-    exactly those are compared; `all_views` (or a run without a hold-out) compares every view
-    of the dataset, training views included.
-    """
-    from recon.data import holdout, load
-    from recon.eval import psnr, silhouette_iou
-    from recon.run_folder import RunFolder
-    from recon.shaded_views import render_shaded
-    from render.renderer import Renderer
-
-    folder = RunFolder(run_dir).require()
-    names = [] if all_views else folder.heldout_names()
-    run = folder.appearance()
-    scene = load(dataset, image_scale=scale)
-    views = holdout.split(scene, names)[1] if names else scene.views
-    if not names:
-        log.warning("%s: evaluating all %d views of %s (the run held none out, or --all-views)", run_dir, len(views), dataset)
-    renderer = Renderer("auto")
-    per_view = []
-    for view in views:
-        rgb, alpha = render_shaded(run.mesh, run.shader, run.normalization, view.camera, renderer)
-        target = view.image * view.mask[..., None]  # both over black
-        per_view.append({"name": view.name, "psnr": psnr(rgb, target), "silhouette_iou": silhouette_iou(alpha, view.mask)})
-    return {
-        "views": len(views),
-        "split": "held-out" if names else "all",
-        "psnr": float(np.mean([v["psnr"] for v in per_view])),
-        "silhouette_iou": float(np.mean([v["silhouette_iou"] for v in per_view])),
-        "per_view": per_view,
-    }
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from recon.export import bake_vertex_colors, export_mesh
-    from recon.run_folder import RunFolder
+    from recon.run_export import export_run
 
-    folder = RunFolder(args.dir).require()
-    run = folder.appearance()
-    edits = _feature_edits_of_run(folder, run, args.edits) if args.edits else None
-    colors = bake_vertex_colors(run.shader, run.mesh.vertices, run.mesh.vertex_normals(), run.normalization, edits=edits)
-    out = Path(args.out) if args.out else folder.path / f"mesh_colored.{args.format}"
-    export_mesh(run.mesh.vertices.numpy(), run.mesh.faces.numpy(), out, colors=colors, file_type=args.format)
-    what = f"with the material edits of {args.edits}" if edits is not None else "from the shader"
-    print(f"wrote {out} ({run.mesh.num_faces} faces, vertex colours baked {what})")
+    out, faces = export_run(args.dir, args.format, args.out, args.edits)
+    what = f"with the material edits of {args.edits}" if args.edits else "from the shader"
+    print(f"wrote {out} ({faces} faces, vertex colours baked {what})")
     return 0
-
-
-def _feature_edits_of_run(folder, run, edits_file: str):
-    """An edits file checked against the run's stored clustering, in shading form."""
-    from recon.materials import feature_edits, load_edits, stored_materials
-
-    materials = stored_materials(folder.path, run)
-    return feature_edits(materials, load_edits(edits_file, materials), run.normalization)
 
 
 def cmd_materials(args: argparse.Namespace) -> int:

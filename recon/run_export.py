@@ -1,0 +1,34 @@
+"""`reconstruct export`: a run folder's mesh with vertex colours baked from its shader, edits optional.
+
+The edits file is checked against the run's stored clustering (made by `reconstruct materials`)
+and applied between h and c while baking, exactly as the viewer applies it when shading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recon.export import bake_vertex_colors, export_mesh
+from recon.run_folder import RunAppearance, RunFolder
+from render.viewer.features import FeatureEdits
+
+
+def run_feature_edits(folder: RunFolder, run: RunAppearance, edits_file: Path | str) -> FeatureEdits:
+    """An edits file checked against the run's stored clustering, in shading form."""
+    from recon.materials import feature_edits, load_edits, stored_materials
+
+    materials = stored_materials(folder.path, run)
+    return feature_edits(materials, load_edits(edits_file, materials), run.normalization)
+
+
+def export_run(
+    run_dir: Path | str, file_type: str = "ply", out: Path | str | None = None, edits_file: Path | str | None = None
+) -> tuple[Path, int]:
+    """Write the baked mesh (default DIR/mesh_colored.FORMAT); returns (path written, faces)."""
+    folder = RunFolder(run_dir).require()
+    run = folder.appearance()
+    edits = run_feature_edits(folder, run, edits_file) if edits_file else None
+    colors = bake_vertex_colors(run.shader, run.mesh.vertices, run.mesh.vertex_normals(), run.normalization, edits=edits)
+    path = Path(out) if out else folder.path / f"mesh_colored.{file_type}"
+    export_mesh(run.mesh.vertices.numpy(), run.mesh.faces.numpy(), path, colors=colors, file_type=file_type)
+    return path, run.mesh.num_faces
