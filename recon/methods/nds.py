@@ -420,5 +420,4 @@ METHOD = Method(
     session_type=NDSSession,
     make_config=nds_config,
     auto_changes=auto_changes,
-    loss_terms=LOSS_TERMS,
 )

@@ -32,7 +32,6 @@ class Method:
         make_config: (iterations or None, **changes) → config; a given iteration count wins over
             any schedule in `changes` and keeps the method's schedule in proportion.
         auto_changes: device → the config changes `--image-scale auto` brings on that device.
-        loss_terms: names of the weighted loss terms its StepRecords carry (plots, progress).
     """
 
     name: str
@@ -41,7 +40,6 @@ class Method:
     session_type: type
     make_config: Callable[..., Any]
     auto_changes: Callable[[str], dict[str, Any]]
-    loss_terms: tuple[str, ...]
 
 
 def method_names() -> list[str]:
