@@ -62,14 +62,6 @@ class Discovered:
     edits_error: str | None
 
 
-def appearance_of(snapshot: Snapshot) -> RunAppearance:
-    """recon's RunAppearance (world mesh, CPU shader, normalisation) of an immutable snapshot."""
-    from recon.mesh import Mesh
-
-    mesh = Mesh(torch.from_numpy(snapshot.world_vertices), torch.from_numpy(np.asarray(snapshot.faces, np.int64)))
-    return RunAppearance(mesh, snapshot.shader(), snapshot.normalization)
-
-
 def discover(
     run_dir: Path, run: RunAppearance, k: int | None, stored_only: bool, samples: int = DEFAULT_SAMPLES
 ) -> Discovered | None:
@@ -197,7 +189,7 @@ class MaterialsModel(QObject):
             return
         self._reset()
         self.run_dir, self.iteration = run_dir, snapshot.iteration
-        self.run = appearance_of(snapshot)
+        self.run = snapshot.appearance()
         run, token = self.run, self._token
         self._start(token, "load", lambda: discover(run_dir, run, None, stored_only=True), "Looking for saved materials …")
         self._set_available(True, "")

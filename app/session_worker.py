@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from recon.errors import ReconstructError
@@ -179,14 +178,11 @@ class SessionWorker(QObject):
 
     def _report_psnr(self) -> float:
         """PSNR of the held-out photo against the current mesh shaded by the current shader (over black)."""
-        from recon.mesh import Mesh
-        from recon.run_folder import RunAppearance
         from recon.view_eval import compare_view
 
         session = self.session
         snap = session.snapshot()
-        mesh = Mesh(torch.from_numpy(snap.world_vertices), torch.from_numpy(snap.faces))
-        value = float(compare_view(RunAppearance(mesh, session.shader, session.normalization), self.heldout, session.renderer)["psnr"])
+        value = float(compare_view(snap.appearance(session.shader), self.heldout, session.renderer)["psnr"])
         self.psnr.emit(snap.iteration, value)
         return value
 

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from recon.data.scene import Scene
+from recon.mesh import Mesh
 from recon.profiling import Profiler
+from recon.run_folder import RunAppearance
 from recon.shader import NeuralShader, Normalization, ShaderConfig
 from render.camera import Camera
 from render.renderer import Renderer
@@ -69,6 +71,11 @@ class Snapshot:
         shader = NeuralShader(self.shader_config)
         shader.load_state_dict(self.shader_state)
         return shader.eval()
+
+    def appearance(self, shader: NeuralShader | None = None) -> RunAppearance:
+        """World mesh, shader (`shader`, e.g. the live one of a session, or the snapshot's) and normalisation."""
+        mesh = Mesh(torch.from_numpy(self.world_vertices), torch.from_numpy(np.asarray(self.faces, np.int64)))
+        return RunAppearance(mesh, self.shader() if shader is None else shader, self.normalization)
 
 
 class MethodConfig(Protocol):
