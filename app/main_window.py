@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
             auto = plan(replace(options, image_scale=None))
             width, height = self.scene.resolution
             scale = auto.scale if isinstance(auto.scale, float) else auto.scale.for_size(width, height)
-            levels = describe_levels(round(width * scale), round(height * scale), auto.config)
+            levels = describe_levels(auto, round(width * scale), round(height * scale))
             self.run_panel.set_resolution_hint(width, height, f"{levels} px on {device}")
 
     def _on_failed(self, message: str) -> None:

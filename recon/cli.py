@@ -8,11 +8,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recon.errors import ReconstructError
+
+if TYPE_CHECKING:  # imported where used: `reconstruct info` should not pay for torch and the methods
+    from recon.runs import OpenedRun, RunOptions
 
 log = logging.getLogger("recon")
 
@@ -64,7 +67,7 @@ def _image_scale(value: str) -> float | None:
         raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
 
 
-def _options(args: argparse.Namespace, dataset: Path, overwrite: bool):
+def _options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> RunOptions:
     """The RunOptions of `run` and `demo` (the GUI builds the same from its Run panel)."""
     from recon.runs import RunOptions
 
@@ -111,7 +114,7 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _run_and_report(run) -> dict:
+def _run_and_report(run: OpenedRun) -> dict:
     """Drive an OpenedRun (recon.runs) with a progress line; print what it wrote and, with --profile, where time went."""
     from recon import runs
 
@@ -128,10 +131,10 @@ def _run_and_report(run) -> dict:
     return record
 
 
-def _levels(run) -> str:
+def _levels(run: OpenedRun) -> str:
     from recon.runs import describe_levels
 
-    return describe_levels(*run.scene.resolution, run.session.config)
+    return describe_levels(run, *run.scene.resolution)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -128,11 +128,10 @@ def plan(options: RunOptions) -> RunPlan:
     return RunPlan(method, device, why, scale, config)
 
 
-def describe_levels(width: int, height: int, config: Any) -> str:
-    """'W×H', or 'w×h, then W×H from iteration N' when the config starts on halved images."""
-    if not getattr(config, "coarse_images", False):
-        return f"{width}×{height}"
-    return f"{round(width / 2)}×{round(height / 2)}, then {width}×{height} from iteration {max(config.remesh_at, default=0)}"
+def describe_levels(plan_or_run: RunPlan | OpenedRun, width: int, height: int) -> str:
+    """The working resolution(s) of a planned or opened run at width × height, in words (the method's)."""
+    config = plan_or_run.config if isinstance(plan_or_run, RunPlan) else plan_or_run.session.config
+    return plan_or_run.method.describe_levels(width, height, config)
 
 
 @dataclass

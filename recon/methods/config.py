@@ -139,6 +139,13 @@ def auto_changes(device: str) -> dict[str, Any]:
     return {"coarse_images": True, **CPU_SCHEDULE} if device == "cpu" else {}
 
 
+def describe_levels(width: int, height: int, config: NDSConfig) -> str:
+    """'W×H', or 'w×h, then W×H from iteration N' when the config starts on halved images."""
+    if not config.coarse_images:
+        return f"{width}×{height}"
+    return f"{round(width / 2)}×{round(height / 2)}, then {width}×{height} from iteration {max(config.remesh_at, default=0)}"
+
+
 def nds_config(iterations: int | None = None, /, **changes: Any) -> NDSConfig:
     """NDS defaults with `changes`; a given iteration count wins over any schedule in `changes`
     and keeps remeshing at the same fractions (1/4, 1/2, 3/4) of it."""

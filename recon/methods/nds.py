@@ -38,7 +38,7 @@ from recon.mesh import (
     visual_hull,
 )
 from recon.mesh.smooth import SmoothParameterization
-from recon.methods.config import NDSConfig, auto_changes, nds_config
+from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
 from recon.methods.registry import Method
 from recon.methods.session import Snapshot, StepRecord, normalized_camera
 from recon.profiling import Profiler
@@ -420,4 +420,5 @@ METHOD = Method(
     session_type=NDSSession,
     make_config=nds_config,
     auto_changes=auto_changes,
+    describe_levels=describe_levels,
 )

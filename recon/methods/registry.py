@@ -32,6 +32,8 @@ class Method:
         make_config: (iterations or None, **changes) → config; a given iteration count wins over
             any schedule in `changes` and keeps the method's schedule in proportion.
         auto_changes: device → the config changes `--image-scale auto` brings on that device.
+        describe_levels: (width, height, config) → the working resolution(s) in words, for the
+            front ends to show (e.g. "128×128, then 256×256 from iteration 1500").
     """
 
     name: str
@@ -40,6 +42,7 @@ class Method:
     session_type: type
     make_config: Callable[..., Any]
     auto_changes: Callable[[str], dict[str, Any]]
+    describe_levels: Callable[[int, int, Any], str]
 
 
 def method_names() -> list[str]:

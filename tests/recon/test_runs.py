@@ -43,8 +43,8 @@ def test_cuda_without_a_device_is_refused_in_one_line() -> None:
 
 
 def test_levels_are_described_as_the_run_will_use_them() -> None:
-    assert describe_levels(256, 128, NDSConfig()) == "256×128"
-    assert describe_levels(256, 128, plan(OPTIONS).config) == "128×64, then 256×128 from iteration 1500"
+    assert describe_levels(plan(RunOptions(Path("d"), Path("o"), device="cpu", image_scale=1.0)), 256, 128) == "256×128"
+    assert describe_levels(plan(OPTIONS), 256, 128) == "128×64, then 256×128 from iteration 1500"
 
 
 def test_the_registry_finds_nds_and_refuses_unknown_methods() -> None:
