@@ -324,7 +324,7 @@ class MainWindow(QMainWindow):
             width, height = self.scene.resolution
             scale = auto.scale if isinstance(auto.scale, float) else auto.scale.for_size(width, height)
             levels = describe_levels(auto, round(width * scale), round(height * scale))
-            self.run_panel.set_resolution_hint(width, height, f"{levels} px on {device}")
+            self.run_panel.set_resolution_hint(width, height, f"{levels} on {device}")
 
     def _on_failed(self, message: str) -> None:
         self.status.setText("Could not open the dataset (see the message).")

@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 from recon.errors import ReconstructError
-from recon.methods.session import StepRecord
+from recon.methods.session import Session, StepRecord
 from recon.runs import OpenedRun, ResumeOptions, RunOptions
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class SessionWorker(QObject):
             self.failed.emit(f"unexpected error ({exc.__class__.__name__}: {exc}); see the log for details")
 
     @property
-    def session(self):
+    def session(self) -> Session | None:
         """The run's session, once opened (worker thread; the UI reads only immutable parts)."""
         return None if self.opened is None else self.opened.session
 
@@ -145,7 +145,8 @@ class SessionWorker(QObject):
         )
         self.snapshot.emit(session.snapshot())
         self._last_batch = self._last_snapshot = time.perf_counter()
-        self.status.emit(f"Reconstructing {len(scene.views)} views at {width}×{height} on {opened.device}")
+        levels = runs.describe_levels(opened, width, height)
+        self.status.emit(f"Reconstructing {len(scene.views)} views at {levels} on {opened.device}")
         if self.heldout is not None:
             self.psnr_every = max(10, session.config.iterations // 20)
             self._report_psnr()
