@@ -20,23 +20,13 @@ from PySide6.QtGui import QImage
 from app.background import BackgroundJob
 from recon.atomic import write_bytes_atomic
 from recon.errors import ReconstructError
-from recon.methods.nds import Snapshot
-from recon.shader import NeuralShader, ShaderConfig
+from recon.methods.session import Snapshot
 from render.viewer.features import FeatureEdits
 
 MESH_FORMATS = ("ply", "obj", "glb")
 
 
-def shader_from_snapshot(snapshot: Snapshot, config: ShaderConfig) -> NeuralShader:
-    """A CPU NeuralShader holding the snapshot's weights (eval mode)."""
-    shader = NeuralShader(config)
-    shader.load_state_dict(snapshot.shader_state)
-    return shader.eval()
-
-
-def export_snapshot_mesh(
-    snapshot: Snapshot, config: ShaderConfig, path: Path, bake: bool = True, edits: FeatureEdits | None = None
-) -> Path:
+def export_snapshot_mesh(snapshot: Snapshot, path: Path, bake: bool = True, edits: FeatureEdits | None = None) -> Path:
     """The snapshot's mesh in world units, its shader's colours (ω = n) with `edits` baked as the
     CLI bakes them (a texture atlas for GLB and OBJ, vertex colours for PLY); format by suffix."""
     from recon.export import export_baked, export_mesh
@@ -47,15 +37,14 @@ def export_snapshot_mesh(
     if not bake:
         return export_mesh(vertices.numpy(), faces.numpy(), path)
     normals = Mesh(vertices, faces).vertex_normals()
-    shader = shader_from_snapshot(snapshot, config)
-    return export_baked(shader, vertices, faces, normals, snapshot.normalization, path, edits=edits)[0]
+    return export_baked(snapshot.shader(), vertices, faces, normals, snapshot.normalization, path, edits=edits)[0]
 
 
-def export_snapshot_shader(snapshot: Snapshot, config: ShaderConfig, path: Path) -> Path:
+def export_snapshot_shader(snapshot: Snapshot, path: Path) -> Path:
     """`<stem>.safetensors` + `<stem>.json` with the run's normalisation; returns the JSON path."""
     from recon.shader import save_shader
 
-    _, config_path = save_shader(shader_from_snapshot(snapshot, config), snapshot.normalization, Path(path))
+    _, config_path = save_shader(snapshot.shader(), snapshot.normalization, Path(path))
     return config_path
 
 
@@ -70,15 +59,15 @@ def save_png_atomic(image: QImage, path: Path) -> Path:
     return write_bytes_atomic(path, bytes(data.data()))
 
 
-def _export(kind: str, snapshot: Snapshot, config: ShaderConfig, path: Path, edits: FeatureEdits | None, report: Callable[[str], None]) -> str:
+def _export(kind: str, snapshot: Snapshot, path: Path, edits: FeatureEdits | None, report: Callable[[str], None]) -> str:
     """The export itself, on the job's thread; returns the path written."""
     if kind == "mesh":
         edited = f" with {edits.count} material edit row(s)" if edits is not None else ""
         report(f"Baking colours for {len(snapshot.vertices)} vertices{edited} …")
-        return str(export_snapshot_mesh(snapshot, config, path, edits=edits))
+        return str(export_snapshot_mesh(snapshot, path, edits=edits))
     if kind == "shader":
         report("Writing the shader weights …")
-        return str(export_snapshot_shader(snapshot, config, path))
+        return str(export_snapshot_shader(snapshot, path))
     raise ReconstructError(f"unknown export {kind!r}")
 
 
@@ -88,9 +77,7 @@ class Exporter(BackgroundJob):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__("an export", parent)
 
-    def start(
-        self, kind: str, snapshot: Snapshot, config: ShaderConfig, path: Path, edits: FeatureEdits | None = None
-    ) -> None:
+    def start(self, kind: str, snapshot: Snapshot, path: Path, edits: FeatureEdits | None = None) -> None:
         """Export in the background; `edits` (mesh only) are baked into the colours."""
         path = Path(path)
-        self.start_work(lambda report: _export(kind, snapshot, config, path, edits, report), str(path))
+        self.start_work(lambda report: _export(kind, snapshot, path, edits, report), str(path))

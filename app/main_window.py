@@ -1,9 +1,10 @@
 """The main window: open a dataset, run a reconstruction on a worker thread, watch it, export it.
 
-The window owns the current Scene and at most one run (`SessionThread`). Widgets never talk to
-each other directly: the window connects the worker's signals (immutable snapshots, batched step
-records) to the viewport, plots and run panel, and the panels' requests back to the worker's
-thread-safe controls. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
+The window owns the current Scene; its `RunController` owns at most one run (the worker thread
+and what the run reported). Widgets never talk to each other directly: the window connects the
+run's signals (immutable snapshots, batched step records) to the viewport, plots and run panel,
+and the panels' requests back to the run's thread-safe controls. The Run panel turns its choices
+into `recon.runs.RunOptions`; the view toolbar (`app.view_toolbar`) drives the viewport. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
 the window hands it the snapshot of a finished or paused run and withdraws it while a run goes on;
 the model's state reaches the viewport only through `_sync_viewport_materials`. Running work is
 never dropped silently: opening another dataset or resuming during a run asks first, and closing
@@ -16,22 +17,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QStandardItemModel
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QPushButton,
-    QSlider,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -43,13 +40,17 @@ from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
 from app.orbit import scene_up
 from app.plots_panel import PlotsPanel
-from app.run_panel import DEFAULT_LIVE_RATE, RunPanel
-from app.session_worker import RunRequest, SessionThread, resolve_device
+from app.run_controller import RunController
+from app.run_panel import RunPanel
+from app.session_worker import RunRequest
+from app.view_toolbar import ViewToolbar
 from app.views_panel import ViewsPanel
 from app.viewport import MODES, Viewport
 from recon.data import Scene
 from recon.errors import ReconstructError
-from recon.methods.nds import Snapshot, normalized_camera
+from recon.methods.session import Snapshot, normalized_camera
+from recon.run_folder import RunFolder
+from recon.runs import ResumeOptions, RunOptions, describe_levels, plan, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("reconstruct", "reconstruct-gui")
         self.scene: Scene | None = None
         self.last_error: str | None = None
-        self.run: SessionThread | None = None
-        self.run_info: dict = {}
-        self.run_result: dict | None = None
-        self.paused_at: int | None = None
+        self.run = RunController(self)
         self.snapshot: Snapshot | None = None
-        self.shader_config = None
         self._after_run: Callable[[], None] | None = None
         self._closing = False
         self.setWindowTitle("reconstruct")
@@ -113,6 +110,7 @@ class MainWindow(QMainWindow):
         self.exporter.finished.connect(self._on_exported)
         self.exporter.failed.connect(self._on_export_failed)
         self._connect_run_panel()
+        self._connect_run()
         self._connect_materials()
         self.views_panel.currentRowChanged.connect(self._on_view_selected)
         self._build_menus()
@@ -127,45 +125,18 @@ class MainWindow(QMainWindow):
         return dock
 
     def _viewport_with_toolbar(self) -> QWidget:
-        self.mode_box = QComboBox()
-        for mode in MODES:
-            self.mode_box.addItem(mode, mode)
-        self.mode_box.setToolTip("Shading mode (keys 1–6); 'features' and 'materials' come from the Materials panel")
-        self.mode_box.currentIndexChanged.connect(lambda _: self._on_mode(self.mode_box.currentData()))
-        self.path_box = QComboBox()
-        self.path_box.setToolTip("Shading path of the neural modes: CUDA–GL interop, GLSL compute shader, or CPU")
-        self.path_box.activated.connect(lambda index: self.viewport.set_path(self.path_box.itemData(index)))
-        self.viewport.paths_changed.connect(self._show_paths)
-        self.wire_box = QCheckBox("wireframe")
-        self.wire_box.setToolTip("Wireframe overlay (W)")
-        self.wire_box.toggled.connect(self.viewport.set_wireframe)
-        self.frusta_box = QCheckBox("cameras")
-        self.frusta_box.setChecked(True)
-        self.frusta_box.setToolTip("Camera frusta of the input views (C)")
-        self.frusta_box.toggled.connect(self.viewport.set_frusta_visible)
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(50)
-        self.opacity.setMaximumWidth(120)
-        self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
-        self.opacity.valueChanged.connect(lambda v: self.viewport.set_overlay_opacity(v / 100))
-        reset = QPushButton("Reset view")
-        reset.setToolTip("Frame the object again (R)")
-        reset.clicked.connect(self.viewport.reset_camera)
+        self.view_bar = ViewToolbar(self.viewport)
+        bar = self.view_bar
+        self.mode_box, self.path_box, self.wire_box = bar.mode_box, bar.path_box, bar.wire_box
+        self.frusta_box, self.opacity = bar.frusta_box, bar.opacity
+        bar.mode_chosen.connect(self._on_mode)
         self.viewport.view_snapped.connect(self._on_viewport_snapped)
         self.viewport.camera_moved.connect(self._on_camera_moved)
-        # A QToolBar, not a row of widgets: what does not fit a narrow window goes behind its » button
-        # instead of raising the window's minimum width.
-        self.view_bar = QToolBar("View")
-        self.view_bar.setMovable(False)
-        for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
-                       QLabel(" Photo "), self.opacity, reset):
-            self.view_bar.addWidget(widget)
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.view_bar)
+        layout.addWidget(bar)
         layout.addWidget(self.viewport, 1)
         return holder
 
@@ -220,31 +191,11 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
     def _set_mode(self, mode: str) -> None:
-        self.mode_box.setCurrentIndex(MODES.index(mode))
+        self.view_bar.set_mode(mode)
 
     def _on_mode(self, mode: str) -> None:
         self.viewport.set_mode(mode)
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
-
-    def _show_paths(self) -> None:
-        """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""
-        from render.viewer import PATHS
-
-        usable, reasons = self.viewport.paths()
-        self.path_box.blockSignals(True)
-        self.path_box.clear()
-        model = self.path_box.model()
-        assert isinstance(model, QStandardItemModel)
-        for name in PATHS:
-            self.path_box.addItem(name, name)
-            item = model.item(self.path_box.count() - 1)
-            if name not in usable:
-                item.setEnabled(False)
-                item.setToolTip(reasons.get(name, "not available with this OpenGL context"))
-        if self.viewport.path is not None:
-            self.path_box.setCurrentIndex(self.path_box.findData(self.viewport.path))
-        self.path_box.setEnabled(bool(usable))
-        self.path_box.blockSignals(False)
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self._last_folder())
@@ -352,24 +303,28 @@ class MainWindow(QMainWindow):
         name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
         return self.runs_root() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
+    def run_options(self) -> RunOptions | None:
+        """What Start would run now (the Run panel's choices on the current scene), or None without a scene."""
+        if self.scene is None:
+            return None
+        out = Path(self.run_panel.out.text().strip() or self._default_out(self.scene)).expanduser()
+        return self.run_panel.options(self.scene.source, out)
+
     def _update_device_hint(self) -> None:
+        """Say what the panel's choices mean on this machine: the device, and the resolution "auto" picks."""
         try:
             device, why = resolve_device(self.run_panel.device.currentData())
         except ReconstructError as exc:
             self.run_panel.show_choice("no device", str(exc))
             return
         self.run_panel.show_choice(f"device {device}", why)
-        if self.scene is not None:
-            from recon.runner import auto_resolution
-
+        options = self.run_options()
+        if options is not None:
+            auto = plan(replace(options, image_scale=None))
             width, height = self.scene.resolution
-            scale, changes = auto_resolution(device)
-            if not isinstance(scale, float):
-                scale = scale.for_size(width, height)
-            hint = f"{round(width * scale)}×{round(height * scale)} px on {device}"
-            if changes.get("coarse_images"):
-                hint = f"{round(width * scale / 2)}×{round(height * scale / 2)}, then {hint} in the last stage"
-            self.run_panel.set_resolution_hint(width, height, hint)
+            scale = auto.scale if isinstance(auto.scale, float) else auto.scale.for_size(width, height)
+            levels = describe_levels(auto, round(width * scale), round(height * scale))
+            self.run_panel.set_resolution_hint(width, height, f"{levels} on {device}")
 
     def _on_failed(self, message: str) -> None:
         self.status.setText("Could not open the dataset (see the message).")
@@ -401,7 +356,21 @@ class MainWindow(QMainWindow):
     # ---- the run -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.run is not None
+        return self.run.running
+
+    @property
+    def run_info(self) -> dict:
+        """What the current or last run said about itself (device, resolution, out, …)."""
+        return self.run.info
+
+    @property
+    def run_result(self) -> dict | None:
+        """The last finished run's record (run.json contents)."""
+        return self.run.result
+
+    @property
+    def paused_at(self) -> int | None:
+        return self.run.paused_at
 
     def _connect_run_panel(self) -> None:
         panel = self.run_panel
@@ -412,8 +381,9 @@ class MainWindow(QMainWindow):
         panel.resume_folder_requested.connect(self._ask_resume_folder)
         panel.browse_requested.connect(self._ask_out)
         panel.live_rate_changed.connect(self._on_live_rate)
-        panel.device.currentIndexChanged.connect(lambda _: self._update_device_hint())
-        panel.scale.currentIndexChanged.connect(lambda _: self._update_device_hint())
+        for box in (panel.method, panel.device, panel.scale):
+            box.currentIndexChanged.connect(lambda _: self._update_device_hint())
+        panel.iterations.valueChanged.connect(lambda _: self._update_device_hint())
 
     def _ask_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.runs_root()))
@@ -422,29 +392,16 @@ class MainWindow(QMainWindow):
 
     def start_run(self) -> None:
         """A new reconstruction of the current scene with the panel's settings."""
-        from recon.runner import CHECKPOINT, config_for
-
-        if self.scene is None or self.running:
+        options = self.run_options()
+        if options is None or self.running:
             return
-        panel = self.run_panel
-        out = Path(panel.out.text().strip() or self._default_out(self.scene)).expanduser()
-        if (out / CHECKPOINT).exists():
+        if RunFolder(options.out).holds_run:
             self._show_error(
                 "Run folder in use",
-                f"{out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
+                f"{options.out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
             )
             return
-        request = RunRequest(
-            dataset=self.scene.source,
-            out=out,
-            config=config_for(panel.iterations.value(), seed=panel.seed.value()),
-            device=panel.device.currentData(),
-            renderer=panel.renderer.currentData(),
-            image_scale=panel.scale_value(),
-            live_rate=panel.live_rate_value(),
-            holdout=panel.holdout.isChecked(),
-        )
-        self._start(request)
+        self._start(RunRequest(options, live_rate=self.run_panel.live_rate_value()))
 
     def resume_from(self, folder: Path, until: int | None = None) -> None:
         """Continue the run in `folder` from its checkpoint (its own dataset and settings).
@@ -454,16 +411,9 @@ class MainWindow(QMainWindow):
         if self.running:
             self._ask_to_stop(f"A reconstruction is running. Stop it and resume {folder}?", lambda: self.resume_from(folder, until))
             return
-        request = RunRequest(
-            dataset=None,
-            out=Path(folder),
-            until=until,
-            device=self.run_panel.device.currentData(),
-            renderer=self.run_panel.renderer.currentData(),
-            resume=True,
-            live_rate=self.run_panel.live_rate_value(),
-        )
-        self._start(request)
+        panel = self.run_panel
+        resume = ResumeOptions(Path(folder), device=panel.device.currentData(), renderer=panel.renderer.currentData(), until=until)
+        self._start(RunRequest(resume, live_rate=panel.live_rate_value()))
 
     def _ask_resume_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume the run in folder", str(self.runs_root()))
@@ -472,24 +422,22 @@ class MainWindow(QMainWindow):
 
     def _start(self, request: RunRequest) -> None:
         self.plots.clear()
-        self.run_result = None
-        self.run_info = {"out": str(request.out)}
-        self.run = SessionThread(request, self)
-        worker = self.run.worker
-        worker.started.connect(self._on_run_started)
-        worker.steps.connect(self._on_steps)
-        worker.snapshot.connect(self._on_snapshot)
-        worker.paused.connect(self._on_paused)
-        worker.psnr.connect(self.plots.add_psnr)
-        worker.status.connect(self.run_panel.status.setText)
-        worker.finished.connect(self._on_run_finished)
-        worker.failed.connect(self._on_run_failed)
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
         self.viewport.set_live(request.live_rate > 0)
+        self.run.start(request)
         self._update_materials()
-        self.run.start()
-        log.info("run started: %s", request.out)
+
+    def _connect_run(self) -> None:
+        run = self.run
+        run.started.connect(self._on_run_started)
+        run.steps.connect(self._on_steps)
+        run.snapshot.connect(self._on_snapshot)
+        run.paused.connect(self._on_paused)
+        run.psnr.connect(self.plots.add_psnr)
+        run.status.connect(self.run_panel.status.setText)
+        run.finished.connect(self._on_run_finished)
+        run.failed.connect(self._on_run_failed)
 
     # ---- materials ---------------------------------------------------------------------------
     def _connect_materials(self) -> None:
@@ -503,23 +451,18 @@ class MainWindow(QMainWindow):
 
     def _update_materials(self) -> None:
         """Hand the model the shader when it rests (run finished or paused), withdraw it otherwise."""
-        if self.snapshot is None or self.shader_config is None or not self.run_info.get("out"):
+        if self.snapshot is None or not self.run_info.get("out"):
             self.materials.clear("No shader yet: run a reconstruction (or resume a run folder), then pause it or let it finish.")
         elif self.running and self.run_panel.state != "paused":
             self.materials.set_unavailable(
                 "A run is going on: pause it or let it finish to find and edit materials (the shader still changes)."
             )
         else:
-            self.materials.set_source(self.snapshot, self.shader_config, Path(self.run_info["out"]))
+            self.materials.set_source(self.snapshot, Path(self.run_info["out"]))
 
     def _sync_viewport_materials(self) -> None:
         """The viewport shows the model's edits, materials and selection only for the shader they belong to."""
-        model = self.materials
-        usable = model.available and model.materials is not None
-        self.viewport.set_edits(model.shading_edits() if usable else None)
-        m = model.materials if usable else None
-        self.viewport.set_materials(None if m is None else m.centroids, model.selected, None if m is None else m.cell_material)
-        self.viewport.set_feature_projection(model.projection)
+        self.viewport.set_shading_inputs(self.materials.shading_inputs())
 
     def _on_surface_picked(self, point) -> None:
         if not self.materials.available:
@@ -533,37 +476,35 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Picked material {material}")
 
     def pause_run(self) -> None:
-        if self.run is not None:
-            self.run.worker.pause()
+        if self.running:
+            self.run.pause()
             self.run_panel.status.setText("Pausing after this iteration …")
             self.run_panel.pause_button.setEnabled(False)
 
     def resume_run(self) -> None:
-        if self.run is not None:
-            self.run.worker.resume()
+        if self.running:
+            self.run.resume()
             self.run_panel.set_state("running")
             self.run_panel.status.setText("Running")
             self._update_materials()
 
     def stop_run(self) -> None:
         """Stop after the current step; outputs and a checkpoint are written, then `finished` arrives."""
-        if self.run is not None:
-            self.run.worker.stop()
+        if self.running:
+            self.run.stop()
             self.run_panel.set_state("stopping")
             self.run_panel.status.setText("Stopping after this iteration; writing the checkpoint …")
 
     def _on_live_rate(self, rate: float) -> None:
         self.settings.setValue("run/live_rate", rate)
-        if self.run is not None:
-            self.run.worker.set_live_rate(rate)
+        if self.running:
+            self.run.set_live_rate(rate)
             self.viewport.set_live(rate > 0)
 
     def _on_run_started(self, info: dict) -> None:
-        scene = info.pop("scene")
+        scene = info["scene"]
         if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
             self._show_scene(scene)
-        self.run_info = info
-        self.shader_config = self.run.worker.session.config.shader  # immutable; safe to read here
         self.run_panel.begin(info["iteration"], info["total"])
         self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
         width, height = info["resolution"]
@@ -581,18 +522,15 @@ class MainWindow(QMainWindow):
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        if self.shader_config is not None:
-            self.viewport.set_snapshot(snapshot, self.shader_config)
+        self.viewport.set_snapshot(snapshot)
 
     def _on_paused(self, iteration: int) -> None:
-        self.paused_at = iteration
-        if self.run is not None and self.run.worker.is_paused:
+        if self.run.is_paused:
             self.run_panel.set_state("paused")
             self.run_panel.status.setText(f"Paused after iteration {iteration}")
             self._update_materials()
 
     def _on_run_finished(self, result: dict) -> None:
-        self.run_result = result
         stopped = result.get("stopped", False)
         out = self.run_info.get("out", "")
         text = (f"Stopped at iteration {result['iteration']}; checkpoint in {out}" if stopped
@@ -612,11 +550,6 @@ class MainWindow(QMainWindow):
 
     def _end_run(self) -> None:
         self.viewport.set_live(False)  # refine the last frame at full resolution
-        if self.run is not None:
-            self.run.thread.quit()
-            self.run.thread.wait()
-            self.run.deleteLater()
-        self.run = None
         self.run_panel.set_state("ready" if self.scene is not None else "idle")
         self._update_materials()
         after, self._after_run = self._after_run, None
@@ -661,7 +594,7 @@ class MainWindow(QMainWindow):
 
     def export(self, kind: str, path: Path) -> bool:
         """Start a background export of the latest snapshot ("mesh" by suffix, or "shader")."""
-        if self.snapshot is None or self.shader_config is None:
+        if self.snapshot is None:
             self._show_error("Nothing to export", "there is no reconstruction yet: start a run (or resume one) first")
             return False
         if self.exporter.busy:
@@ -669,7 +602,7 @@ class MainWindow(QMainWindow):
             return False
         edits = self.materials.shading_edits() if kind == "mesh" and self.materials.available else None
         self.export_progress.show()
-        self.exporter.start(kind, self.snapshot, self.shader_config, path, edits=edits)
+        self.exporter.start(kind, self.snapshot, path, edits=edits)
         return True
 
     def save_screenshot(self, path: Path) -> Path | None:
@@ -719,30 +652,16 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
-        panel = self.run_panel
-        panel.iterations.setValue(int(s.value("run/iterations", panel.iterations.value())))
-        panel.seed.setValue(int(s.value("run/seed", 0)))
-        for box, key in ((panel.device, "run/device"), (panel.renderer, "run/renderer")):
-            index = box.findData(s.value(key, "auto"))
-            box.setCurrentIndex(max(index, 0))
-        panel.scale.setCurrentIndex(int(s.value("run/scale_index", 0)))
-        panel.set_live_rate(float(s.value("run/live_rate", DEFAULT_LIVE_RATE)))
-        panel.holdout.setChecked(s.value("run/holdout", "false") in (True, "true"))
+        self.run_panel.restore(s)
         self._set_mode(str(s.value("view/mode", "neural")) if s.value("view/mode", "neural") in MODES else "neural")
         self.frusta_box.setChecked(s.value("view/frusta", "true") in (True, "true"))
         self.opacity.setValue(int(s.value("view/opacity", 50)))
 
     def _save_settings(self) -> None:
-        s, panel = self.settings, self.run_panel
+        s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
-        s.setValue("run/iterations", panel.iterations.value())
-        s.setValue("run/seed", panel.seed.value())
-        s.setValue("run/device", panel.device.currentData())
-        s.setValue("run/renderer", panel.renderer.currentData())
-        s.setValue("run/scale_index", panel.scale.currentIndex())
-        s.setValue("run/live_rate", panel.live_rate_value())
-        s.setValue("run/holdout", panel.holdout.isChecked())
+        self.run_panel.save(s)
         s.setValue("view/mode", self.viewport.mode)
         s.setValue("view/frusta", self.frusta_box.isChecked())
         s.setValue("view/opacity", self.opacity.value())
@@ -751,10 +670,9 @@ class MainWindow(QMainWindow):
         """Stop and join the worker (it writes a checkpoint), finish exports, free GL, then close."""
         self._closing = True
         self._save_settings()
-        if self.run is not None:
+        if self.running:
             log.info("closing during a run: stopping it and keeping a checkpoint in %s", self.run_info.get("out"))
             self.run.stop_and_wait()
-            self.run = None
         self.loader.wait()
         self.exporter.wait()
         self.materials.wait()

@@ -42,8 +42,8 @@ from recon.materials import (
     stored_materials,
     surface_features,
 )
-from recon.methods.nds import Snapshot
-from recon.shader import ShaderConfig
+from recon.methods.session import Snapshot
+from render.viewer.inputs import ShadingInputs
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,6 @@ class Discovered:
     swatches: np.ndarray  # (K, s, s, 3) float32 sRGB
     edits: MaterialEdits | None
     edits_error: str | None
-
-
-def appearance_of(snapshot: Snapshot, config: ShaderConfig) -> RunAppearance:
-    """recon's RunAppearance (world mesh, CPU shader, normalisation) of an immutable snapshot."""
-    from app.exporter import shader_from_snapshot
-    from recon.mesh import Mesh
-
-    mesh = Mesh(torch.from_numpy(snapshot.world_vertices), torch.from_numpy(np.asarray(snapshot.faces, np.int64)))
-    return RunAppearance(mesh, shader_from_snapshot(snapshot, config), snapshot.normalization)
 
 
 def discover(
@@ -185,7 +176,7 @@ class MaterialsModel(QObject):
         self._signals.failed.connect(self._on_failed)
 
     # ---- the shader ---------------------------------------------------------------------------
-    def set_source(self, snapshot: Snapshot, config: ShaderConfig, run_dir: Path) -> None:
+    def set_source(self, snapshot: Snapshot, run_dir: Path) -> None:
         """A shader at rest: keep the state if it is the same run and iteration, else start over.
 
         A stored clustering of this exact shader (and edits.json made on it) is loaded in the
@@ -198,7 +189,7 @@ class MaterialsModel(QObject):
             return
         self._reset()
         self.run_dir, self.iteration = run_dir, snapshot.iteration
-        self.run = appearance_of(snapshot, config)
+        self.run = snapshot.appearance()
         run, token = self.run, self._token
         self._start(token, "load", lambda: discover(run_dir, run, None, stored_only=True), "Looking for saved materials …")
         self._set_available(True, "")
@@ -379,6 +370,21 @@ class MaterialsModel(QObject):
         if self.materials is None or self.run is None or not len(self.edits):
             return None
         return feature_edits(self.materials, self.edits, self.run.normalization)
+
+    def shading_inputs(self) -> ShadingInputs:
+        """What the viewport's neural modes show of this model: projection, edits, cells, selection.
+
+        Edits and materials belong to the shader at rest; while none is available only the
+        projection and the selection remain.
+        """
+        m = self.materials if self.available else None
+        return ShadingInputs(
+            projection=self.projection,
+            edits=self.shading_edits() if m is not None else None,
+            centroids=None if m is None else m.centroids,
+            highlight=self.selected,
+            cell_material=None if m is None else m.cell_material,
+        )
 
     def _save(self) -> None:
         from recon.materials import save_edits

@@ -1,4 +1,8 @@
-"""Loss terms against iteration on a log scale (pyqtgraph), plus a PSNR curve when one is computed."""
+"""Loss terms against iteration on a log scale (pyqtgraph), plus a PSNR curve when one is computed.
+
+The curves are the terms the step records carry, whatever the method: one appears with the
+first record that has it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from recon.methods.nds import LOSS_TERMS, StepRecord
+from recon.methods.session import StepRecord
 
 COLOURS = {"total": "w", "silhouette": "c", "shading": "y", "laplacian": "m", "normal": "g"}
 
@@ -29,12 +33,15 @@ class PlotsPanel(QWidget):
         self.psnr_plot.hide()  # until a PSNR is computed
         layout.addWidget(self.loss_plot, 3)
         layout.addWidget(self.psnr_plot, 1)
-        self.curves = {
-            name: self.loss_plot.plot([], [], name=name, pen=pg.mkPen(COLOURS.get(name, "w"), width=1.5))
-            for name in ("total", *LOSS_TERMS)
-        }
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._curve("total")
         self.psnr_curve = self.psnr_plot.plot([], [], pen=pg.mkPen("w", width=1.5), symbol="o", symbolSize=5)
         self.clear()
+
+    def _curve(self, name: str) -> pg.PlotDataItem:
+        if name not in self.curves:
+            self.curves[name] = self.loss_plot.plot([], [], name=name, pen=pg.mkPen(COLOURS.get(name, "w"), width=1.5))
+        return self.curves[name]
 
     def clear(self) -> None:
         self.iterations: list[int] = []
@@ -47,10 +54,15 @@ class PlotsPanel(QWidget):
 
     def add_steps(self, records: list[StepRecord]) -> None:
         for record in records:
+            for name in record.losses:
+                if name not in self.values:  # a term seen first now: no value at the earlier iterations
+                    self._curve(name)
+                    self.values[name] = [np.nan] * len(self.iterations)
             self.iterations.append(record.iteration)
             self.values["total"].append(record.total)
-            for name in LOSS_TERMS:
-                self.values[name].append(record.losses.get(name, np.nan))
+            for name in self.values:
+                if name != "total":
+                    self.values[name].append(record.losses.get(name, np.nan))
         x = np.asarray(self.iterations, dtype=np.float64)
         for name, curve in self.curves.items():
             y = np.asarray(self.values[name], dtype=np.float64)

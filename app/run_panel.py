@@ -1,7 +1,9 @@
 """Run controls: method, device, renderer, iterations, working resolution, seed, live-view budget,
 run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
 
-The panel only collects choices and shows state; the main window turns them into a RunRequest.
+The panel only collects choices and shows state: `options()` turns them into the `RunOptions` the
+CLI builds from its arguments ("auto" iterations and resolution mean what they mean there), and
+`save`/`restore` keep them in QSettings.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,7 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from recon.methods.nds import StepRecord
+from recon.methods.registry import get_method, method_names
+from recon.methods.session import StepRecord
+from recon.runs import RunOptions
 
 SCALES = [("auto", None), ("full", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)]
 LIVE_RATES = [("off", 0.0), ("1 / s", 1.0), ("2 / s", 2.0), ("5 / s", 5.0), ("10 / s", 10.0)]
@@ -48,7 +52,8 @@ class RunPanel(QWidget):
         super().__init__()
         form = QFormLayout()
         self.method = QComboBox()
-        self.method.addItem("NDS — neural deferred shading", "nds")
+        for name in method_names():
+            self.method.addItem(get_method(name).title, name)
         self.device = QComboBox()
         for name in ("auto", "cpu", "cuda"):
             self.device.addItem(name, name)
@@ -59,9 +64,12 @@ class RunPanel(QWidget):
         self.chosen.setStyleSheet("color: palette(mid);")
         self.chosen.setMinimumHeight(2 * self.chosen.fontMetrics().lineSpacing() + 2)
         self.iterations = QSpinBox()
-        self.iterations.setRange(1, 100_000)
+        self.iterations.setRange(0, 100_000)
         self.iterations.setSingleStep(100)
-        self.iterations.setValue(2000)
+        self.iterations.setSpecialValueText("auto")  # 0: the method's schedule for the device, as the CLI's default
+        self.iterations.setToolTip("auto: the method's schedule on the chosen device (NDS: 2000, or 1750 on the CPU "
+                                   "with auto resolution); a count keeps remeshing at its 1/4, 1/2, 3/4")
+        self.iterations.setValue(0)
         self.scale = QComboBox()
         for text, value in SCALES:
             self.scale.addItem(text, value)
@@ -133,6 +141,43 @@ class RunPanel(QWidget):
     # ---- values -------------------------------------------------------------------------------
     def scale_value(self) -> float | None:
         return self.scale.currentData()
+
+    def iterations_value(self) -> int | None:
+        """None for "auto" (the method's schedule on the device)."""
+        return self.iterations.value() or None
+
+    def options(self, dataset: Path, out: Path) -> RunOptions:
+        """The run these choices ask for, exactly as `reconstruct run` would take it."""
+        return RunOptions(
+            dataset=Path(dataset),
+            out=Path(out),
+            method=self.method.currentData(),
+            iterations=self.iterations_value(),
+            image_scale=self.scale_value(),
+            seed=self.seed.value(),
+            device=self.device.currentData(),
+            renderer=self.renderer.currentData(),
+            holdout_last=self.holdout.isChecked(),
+        )
+
+    def save(self, settings: QSettings) -> None:
+        settings.setValue("run/method", self.method.currentData())
+        settings.setValue("run/iterations", self.iterations.value())
+        settings.setValue("run/seed", self.seed.value())
+        settings.setValue("run/device", self.device.currentData())
+        settings.setValue("run/renderer", self.renderer.currentData())
+        settings.setValue("run/scale_index", self.scale.currentIndex())
+        settings.setValue("run/live_rate", self.live_rate_value())
+        settings.setValue("run/holdout", self.holdout.isChecked())
+
+    def restore(self, settings: QSettings) -> None:
+        self.iterations.setValue(int(settings.value("run/iterations", self.iterations.value())))
+        self.seed.setValue(int(settings.value("run/seed", 0)))
+        for box, key in ((self.method, "run/method"), (self.device, "run/device"), (self.renderer, "run/renderer")):
+            box.setCurrentIndex(max(box.findData(settings.value(key, box.currentData())), 0))
+        self.scale.setCurrentIndex(int(settings.value("run/scale_index", 0)))
+        self.set_live_rate(float(settings.value("run/live_rate", DEFAULT_LIVE_RATE)))
+        self.holdout.setChecked(settings.value("run/holdout", "false") in (True, "true"))
 
     def live_rate_value(self) -> float:
         return float(self.live_rate.currentData())

@@ -1,8 +1,9 @@
 """Runs one reconstruction in a QThread; the UI sees it only through signals carrying immutable values.
 
-The worker builds the session itself (loading at the working resolution and the visual hull take
-seconds) and drives it through `recon.runner.run`, the loop the CLI uses, so a GUI run leaves the
-same run folder and checkpoints as `reconstruct run`. Control calls (`pause`, `resume`, `stop`,
+The worker opens the run through `recon.runs` (loading at the working resolution and the visual
+hull take seconds), the module the CLI calls, and drives it there too, so a GUI run uses the
+config the CLI would and leaves the same run folder and checkpoints as `reconstruct run`. This
+module adds only threading and signals. Control calls (`pause`, `resume`, `stop`,
 `set_live_rate`) are thread-safe and take effect after the step in progress, i.e. within one
 iteration. Snapshots go out at most `live_rate` times a second (0 = live view off), step records
 in batches a few times a second, so the UI thread never sees per-iteration traffic.
@@ -10,21 +11,17 @@ in batches a few times a second, so the UI thread never sees per-iteration traff
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from recon.errors import ReconstructError
-from recon.methods.config import NDSConfig
-from recon.methods.nds import NDSSession, StepRecord
+from recon.methods.session import Session, StepRecord
+from recon.runs import OpenedRun, ResumeOptions, RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -33,51 +30,27 @@ BATCH_SECONDS = 0.25  # step records reach the UI at most 4 times a second
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What to run: a new reconstruction of `dataset`, or `resume` a run folder; outputs go to `out`.
+    """What to run — a new run (`RunOptions`) or a resume (`ResumeOptions`) — and the live-view rate.
 
     Attributes:
-        dataset: dataset folder or main file (new run); ignored when resuming.
-        out: run folder (for a resume, the folder itself).
-        config: NDS settings of a new run (ignored when resuming: the checkpoint has its own).
-        device: "auto", "cpu" or "cuda".
-        renderer: "auto", "gl" or "nvdiffrast".
-        image_scale: working resolution as a factor of the dataset's; None = automatic.
-        resume: True to continue the run in `out` from its checkpoint.
+        what: the options `recon.runs.open_run` or `resume_run` takes.
         live_rate: snapshots per second for the live view; 0 turns the live view off.
-        holdout: leave the last view out of the optimisation and report its PSNR as the run goes.
-        until: resume only: stop at this iteration (extending the schedule if needed); None = the
-            run's own schedule.
     """
 
-    dataset: Path | None
-    out: Path
-    config: NDSConfig = field(default_factory=NDSConfig)
-    device: str = "auto"
-    renderer: str = "auto"
-    image_scale: float | None = None
-    resume: bool = False
+    what: RunOptions | ResumeOptions
     live_rate: float = 2.0
-    holdout: bool = False
-    until: int | None = None
 
-
-def resolve_device(name: str) -> tuple[str, str]:
-    """(device, why) for a device choice; 'auto' picks CUDA when PyTorch sees one."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda", f"auto: CUDA device {torch.cuda.get_device_name(0)}"
-        return "cpu", "auto: no CUDA device visible to PyTorch"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ReconstructError("device cuda: no CUDA device is available to PyTorch; choose cpu or auto")
-    return name, "chosen"
+    @property
+    def out(self) -> Path:
+        return Path(self.what.out)
 
 
 class SessionWorker(QObject):
-    """Owns the NDSSession; lives in its own QThread (see `SessionThread`)."""
+    """Owns the run (`recon.runs.OpenedRun`); lives in its own QThread (see `SessionThread`)."""
 
     started = Signal(dict)  # what was chosen: device, why, renderer, resolution, scale, out, iteration, total
     steps = Signal(list)  # list[StepRecord], batched
-    snapshot = Signal(object)  # recon.methods.nds.Snapshot
+    snapshot = Signal(object)  # recon.methods.session.Snapshot
     paused = Signal(int)  # the iteration it paused after
     psnr = Signal(int, float)  # iteration, PSNR (dB) of the held-out view
     status = Signal(str)
@@ -95,7 +68,7 @@ class SessionWorker(QObject):
         self._batch: list[StepRecord] = []
         self._last_batch = 0.0
         self._last_snapshot = 0.0
-        self.session: NDSSession | None = None  # touched only in the worker thread
+        self.opened: OpenedRun | None = None  # touched only in the worker thread
         self.heldout = None  # recon.data.View left out of the optimisation, if any
         self.step_clock: list[float] = []  # perf_counter after each step (measuring the live view's cost)
         self.psnr_every = 0
@@ -139,65 +112,45 @@ class SessionWorker(QObject):
             log.exception("the reconstruction failed")
             self.failed.emit(f"unexpected error ({exc.__class__.__name__}: {exc}); see the log for details")
 
-    def _run(self) -> None:
-        from recon import runner
-        from recon.data import load
+    @property
+    def session(self) -> Session | None:
+        """The run's session, once opened (worker thread; the UI reads only immutable parts)."""
+        return None if self.opened is None else self.opened.session
 
-        req = self.request
-        device, why = resolve_device(req.device)
-        if req.resume:
-            record = _read_run_record(req.out)
-            scale = float(record.get("image_scale", 1.0))
-            self.status.emit(f"Loading {record['dataset']['source']} for the resume …")
-            held = record.get("holdout") or []
-            scene = self._hold_out(load(record["dataset"]["source"], image_scale=scale), [held] if isinstance(held, str) else held)
-            self.status.emit("Restoring the checkpoint …")
-            session = NDSSession.load(req.out / runner.CHECKPOINT, scene, device=device, renderer=req.renderer)
-            if req.until is not None and req.until > session.config.iterations:
-                session.config = session.config.replace(iterations=req.until)
+    def _run(self) -> None:
+        from recon import runs
+
+        what = self.request.what
+        if isinstance(what, ResumeOptions):
+            opened = runs.resume_run(what, status=self.status.emit)
         else:
-            if req.dataset is None:
-                raise ReconstructError("no dataset to reconstruct")
-            scale, config = req.image_scale, req.config
-            if scale is None:  # the CLI's --image-scale auto
-                scale, changes = runner.auto_resolution(device)
-                # The panel's iteration count is the user's; only the image levels follow the device.
-                config = config.replace(coarse_images=bool(changes.get("coarse_images")))
-            self.status.emit("Loading the views at the working resolution …")
-            scene = load(req.dataset, image_scale=scale)
-            scale = scene.image_scale
-            if req.holdout and len(scene.views) >= 3:
-                scene = self._hold_out(scene, [scene.views[-1].name])
-            self.status.emit("Building the initial mesh (visual hull) …")
-            session = NDSSession(scene, config, device=device, renderer=req.renderer)
-        self.session = session
-        total = session.config.iterations if req.until is None else min(req.until, session.config.iterations)
+            opened = runs.open_run(what, status=self.status.emit)
+        self.opened, session, scene = opened, opened.session, opened.scene
+        if opened.heldout:
+            self.heldout = opened.heldout[0]
         width, height = scene.resolution
         self.started.emit(
             {
-                "device": device,
-                "why": why,
+                "device": opened.device,
+                "why": opened.why,
                 "renderer": session.renderer.backend,
                 "resolution": (width, height),
-                "scale": scale,
-                "out": str(req.out),
+                "scale": opened.extra["image_scale"],
+                "out": str(opened.folder.path),
                 "iteration": session.iteration,
-                "total": total,
+                "total": opened.total,
                 "views": len(scene.views),
                 "scene": scene,  # at the working resolution, held-out view removed
             }
         )
         self.snapshot.emit(session.snapshot())
         self._last_batch = self._last_snapshot = time.perf_counter()
-        self.status.emit(f"Reconstructing {len(scene.views)} views at {width}×{height} on {device}")
-        extra = {"image_scale": scale, "gui": True}
+        levels = runs.describe_levels(opened, width, height)
+        self.status.emit(f"Reconstructing {len(scene.views)} views at {levels} on {opened.device}")
         if self.heldout is not None:
-            extra["holdout"] = [self.heldout.name]  # the CLI's form: `reconstruct eval --views` uses it
             self.psnr_every = max(10, session.config.iterations // 20)
             self._report_psnr()
-        result = runner.run(
-            session, req.out, max(0, total - session.iteration), on_step=self._on_step, extra=extra, should_stop=self._stop.is_set
-        )
+        result = runs.drive(opened, on_step=self._on_step, should_stop=self._stop.is_set, extra={"gui": True})
         if self.heldout is not None:
             result["psnr_heldout"] = self._report_psnr()
         self._flush()
@@ -224,50 +177,21 @@ class SessionWorker(QObject):
             self._go.wait()
             self._last_batch = self._last_snapshot = time.perf_counter()
 
-    def _hold_out(self, scene, names: list[str]):
-        """The scene without the named view (kept aside for PSNR); unchanged when `names` is empty.
-
-        recon.data.holdout re-estimates an estimated bounding box from the training views, so the
-        held-out silhouette never reaches the optimisation.
-        """
-        from recon.data import holdout
-
-        if not names:
-            return scene
-        train, held = holdout.split(scene, names)
-        self.heldout = held[0]
-        log.info("holding out view %s for PSNR; optimising on %d views", held[0].name, len(train.views))
-        return train
-
     def _report_psnr(self) -> float:
         """PSNR of the held-out photo against the current mesh shaded by the current shader (over black)."""
-        from recon.eval import psnr
-        from recon.mesh import Mesh
-        from recon.shaded_views import render_shaded
+        from recon.view_eval import compare_view
 
-        session, view = self.session, self.heldout
+        session = self.session
         snap = session.snapshot()
-        mesh = Mesh(torch.from_numpy(snap.world_vertices), torch.from_numpy(snap.faces))
-        rgb, _ = render_shaded(mesh, session.shader, session.normalization, view.camera, session.renderer)
-        value = psnr(rgb, view.image * view.mask[..., None])
-        self.psnr.emit(snap.iteration, float(value))
-        return float(value)
+        value = float(compare_view(snap.appearance(session.shader), self.heldout, session.renderer)["psnr"])
+        self.psnr.emit(snap.iteration, value)
+        return value
 
     def _flush(self) -> None:
         if self._batch:
             self.steps.emit(self._batch)
             self._batch = []
         self._last_batch = time.perf_counter()
-
-
-def _read_run_record(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "run.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReconstructError(f"{path}: missing; choose a folder written by a run (it holds run.json and checkpoint/)") from None
-    except (OSError, ValueError) as exc:
-        raise ReconstructError(f"{path}: unreadable ({exc})") from None
 
 
 class SessionThread(QObject):

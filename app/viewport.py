@@ -14,8 +14,8 @@ controller (`app.orbit`), input, and scheduling:
 - `release()` frees every GL object with the context current; the window calls it on close,
   before QApplication goes away (moderngl objects freed after their context segfault at exit).
 - Material editing feeds the "features" and "materials" modes and the edits through
-  `set_feature_projection`, `set_materials` and `set_edits`; like snapshots they are immutable
-  values handed to the pipeline at the next paint, so a shading job never sees them change.
+  `set_shading_inputs` (one immutable `render.viewer.ShadingInputs`); like snapshots it is handed
+  to the pipeline at the next paint, so a shading job never sees it change.
   In pick mode (or with Ctrl) a click reports the surface point under the cursor instead of orbiting.
 """
 
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QLabel
 
 from app.orbit import OrbitCamera
 from render.camera import Camera
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ class Viewport(QOpenGLWidget):
         self.pipe = None
         self.error: str | None = None
         self.snapshot = None
-        self.shader_config = None
         self._mesh_dirty = False
         self._frusta_dirty = False
         self._overlay_dirty = False
@@ -120,11 +120,7 @@ class Viewport(QOpenGLWidget):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._weights = None  # render.viewer.MLPWeights of the current snapshot
-        self.projection = None  # render.viewer.FeatureProjection of the "features" mode
-        self.edits = None  # render.viewer.FeatureEdits applied between h and c
-        self.centroids = None  # (C, F) material cells of the "materials" mode
-        self.cell_material = None  # (C,) material id of each cell
-        self.highlight: int | None = None
+        self.shading = NO_INPUTS  # projection, edits, material cells and highlight of the neural modes
         self._extras_dirty = False
         self.pick_mode = False
         self._press_pick = False
@@ -210,21 +206,9 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     # ---- material editing inputs --------------------------------------------------------------
-    def set_feature_projection(self, projection) -> None:
-        """The PCA false colour of the "features" mode (render.viewer.FeatureProjection or None)."""
-        self.projection = projection
-        self._extras_changed()
-
-    def set_edits(self, edits) -> None:
-        """Material edits (render.viewer.FeatureEdits or None) applied at shading time."""
-        self.edits = edits
-        self._extras_changed()
-
-    def set_materials(self, centroids, highlight: int | None = None, cell_material=None) -> None:
-        """Material cells (C, F) or None, the material id to highlight, each cell's material id (C,).
-
-        Same order as `ViewerPipeline.set_materials`; recon clusters a material into several cells."""
-        self.centroids, self.cell_material, self.highlight = centroids, cell_material, highlight
+    def set_shading_inputs(self, inputs: ShadingInputs) -> None:
+        """What the "features"/"materials" modes and the edits need, from the materials model."""
+        self.shading = inputs
         self._extras_changed()
 
     def set_pick_mode(self, on: bool) -> None:
@@ -246,9 +230,9 @@ class Viewport(QOpenGLWidget):
         self._frusta_dirty = self._overlay_dirty = True
         self.update()
 
-    def set_snapshot(self, snapshot, shader_config) -> None:
+    def set_snapshot(self, snapshot) -> None:
         """Show a new mesh and shader; uploaded at the next paint, in this widget's context."""
-        self.snapshot, self.shader_config = snapshot, shader_config
+        self.snapshot = snapshot
         self._mesh_dirty = True
         self._token += 1  # shade again; the last colours stay on screen until then
         self.message.setText("")
@@ -329,13 +313,11 @@ class Viewport(QOpenGLWidget):
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
-                self._weights = mlp_weights(self.snapshot.shader_state, self.shader_config)
+                self._weights = self.snapshot.shader().mlp_weights()
             pipe.set_shader(self._weights)
         if self._extras_dirty:
             self._extras_dirty = False
-            pipe.set_feature_projection(self.projection)
-            pipe.set_edits(self.edits)
-            pipe.set_materials(self.centroids, self.highlight, self.cell_material)
+            pipe.set_shading_inputs(self.shading)
         if self._frusta_dirty:
             self._frusta_dirty = False
             pipe.set_frusta(self.view_cameras if self.show_frusta and self.view_cameras else None, self.snapped_view)
@@ -386,8 +368,7 @@ class Viewport(QOpenGLWidget):
             frame = self.pipe.capture_gbuffer(camera, size, scale)
             self._inflight = True
             self.shade_jobs += 1
-            shade = partial(shade_cpu, mode=self.mode, projection=self.projection, edits=self.edits,
-                            centroids=self.centroids, highlight=self.highlight, cell_material=self.cell_material)
+            shade = partial(shade_cpu, mode=self.mode, inputs=self.shading)
             self._pool.start(_ShadeJob(self._token, shade, self._weights, frame, self._shade_signals))
         if ready is not None and ready.frame.size == size:
             return self.pipe.present(ready.frame, ready.colors, target, wireframe=self.wireframe)
@@ -395,11 +376,7 @@ class Viewport(QOpenGLWidget):
 
     def _has_mode_inputs(self) -> bool:
         """The current neural mode has what it needs (else the pipeline draws "smooth" instead)."""
-        if self.mode == "features":
-            return self.projection is not None
-        if self.mode == "materials":
-            return self.centroids is not None
-        return True
+        return self.shading.missing(self.mode) is None
 
     def _on_shaded(self, result: _ShadeResult) -> None:
         self._inflight = False
@@ -560,12 +537,3 @@ def _letterboxed_photo(image: np.ndarray, width: int, height: int) -> np.ndarray
     x0, y0 = (out_w - w) // 2, (out_h - h) // 2
     out[y0 : y0 + h, x0 : x0 + w] = image[..., :3]
     return out
-
-
-def mlp_weights(shader_state: dict, shader_config):
-    """render.viewer's MLPWeights for a snapshot's shader state (render cannot import recon)."""
-    from recon.shader import NeuralShader
-
-    shader = NeuralShader(shader_config)
-    shader.load_state_dict(shader_state)
-    return shader.mlp_weights()

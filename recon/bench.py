@@ -170,17 +170,16 @@ VIEWER_MODE = "neural"
 
 def _viewer_scene(run: str | None) -> tuple[object, np.ndarray, np.ndarray, str]:
     """(MLPWeights, vertices in the normalised cube, faces, description of the shader and mesh)."""
-    from pathlib import Path
-
     from recon.mesh.visual_hull import read_trimesh
+    from recon.run_folder import RunFolder
     from recon.shader import NeuralShader, ShaderConfig, load_shader
 
     if run is not None:
-        folder = Path(run)
-        shader, (centre, scale) = load_shader(folder / "shader")
-        mesh = read_trimesh(folder / "mesh.ply")
+        folder = RunFolder(run)
+        shader, (centre, scale) = load_shader(folder.shader_file)
+        mesh = read_trimesh(folder.mesh_file)
         vertices = (np.asarray(mesh.vertices) - centre) * scale  # world → the shader's normalised cube
-        return shader.mlp_weights(), vertices.astype(np.float32), np.asarray(mesh.faces), f"trained shader and mesh of {folder}"
+        return shader.mlp_weights(), vertices.astype(np.float32), np.asarray(mesh.faces), f"trained shader and mesh of {folder.path}"
     from recon.demo import demo_dataset
 
     mesh = read_trimesh(demo_dataset() / "gt_mesh.ply")

@@ -8,11 +8,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recon.errors import ReconstructError
+
+if TYPE_CHECKING:  # imported where used: `reconstruct info` should not pay for torch and the methods
+    from recon.runs import OpenedRun, RunOptions
 
 log = logging.getLogger("recon")
 
@@ -54,30 +57,34 @@ def _print_scene(scene) -> None:
         print(f"  {v.name}: {fmt(v.camera.center)}")
 
 
-def _device(name: str) -> str:
-    import torch
+def _image_scale(value: str) -> float | None:
+    """--image-scale: a factor, or None for 'auto' (what auto means per device: `recon.runs.resolution`)."""
+    if value == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ReconstructError("--device cuda: no CUDA device is available to PyTorch; use --device cpu")
-    return name
 
+def _options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> RunOptions:
+    """The RunOptions of `run` and `demo` (the GUI builds the same from its Run panel)."""
+    from recon.runs import RunOptions
 
-def _resolution(value: str, device: str) -> tuple[Any, dict[str, Any]]:
-    """The load scale and config changes for --image-scale: a number, or 'auto' (runner.auto_resolution).
-
-    On the CPU 'auto' is an AutoScale that the loader resolves on the first image it decodes,
-    so the dataset is read once (the loaded Scene's `image_scale` says what was chosen).
-    """
-    if value != "auto":
-        try:
-            return float(value), {}
-        except ValueError:
-            raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
-    from recon.runner import auto_resolution
-
-    return auto_resolution(device)
+    return RunOptions(
+        dataset=dataset,
+        out=Path(args.out),
+        method=args.method,
+        iterations=args.iterations,
+        image_scale=_image_scale(args.image_scale),
+        seed=args.seed,
+        init=args.init,
+        device=args.device,
+        renderer=args.renderer,
+        profile=args.profile,
+        holdout_every=getattr(args, "holdout", 0),
+        overwrite=overwrite,
+    )
 
 
 class _Progress:
@@ -107,117 +114,52 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _drive(session, out: Path, iterations: int | None, extra: dict) -> dict:
-    from recon import runner
+def _run_and_report(run: OpenedRun) -> dict:
+    """Drive an OpenedRun (recon.runs) with a progress line; print what it wrote and, with --profile, where time went."""
+    from recon import runs
 
-    progress = _Progress(session.config.iterations if iterations is None else session.iteration + iterations, session.iteration)
+    session = run.session
+    progress = _Progress(run.total, session.iteration)
     try:
-        return runner.run(session, out, iterations, on_step=progress, extra=extra)
+        record = runs.drive(run, on_step=progress)
     finally:
         progress.close()
-
-
-def _resolutions(session) -> str:
-    """'W×H', or 'w×h, then W×H from iteration N' when the session starts on halved images."""
-    width, height = session.scene.resolution
-    if not session.config.coarse_images:
-        return f"{width}×{height}"
-    coarse = session.scene.views[0].camera.scaled(0.5)
-    return f"{coarse.width}×{coarse.height}, then {width}×{height} from iteration {max(session.config.remesh_at, default=0)}"
-
-
-def _config_from_args(args: argparse.Namespace, changes: dict[str, Any]):
-    """NDSConfig for --seed, --init, --iterations and a device's changes (runner.auto_resolution).
-
-    A given --iterations wins over a device's schedule and keeps remeshing at its 1/4, 1/2, 3/4.
-    """
-    from recon.methods.config import NDSConfig
-    from recon.runner import config_for
-
-    changes = {**changes, "seed": args.seed, "init": args.init}
-    if args.iterations is None:
-        return NDSConfig().replace(**changes)
-    return config_for(args.iterations, **{k: v for k, v in changes.items() if k not in ("iterations", "remesh_at")})
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from recon.data import holdout, load
-    from recon.methods.nds import NDSSession
-
-    device = _device(args.device)
-    out = Path(args.out)
-    if (out / "checkpoint").exists() and not args.overwrite:
-        raise ReconstructError(f"{out}: already holds a run; `reconstruct resume {out}` continues it, --overwrite replaces it")
-    scale, changes = _resolution(args.image_scale, device)
-    scene = load(args.dataset, image_scale=scale)
-    extra: dict = {"image_scale": scene.image_scale}
-    if args.holdout:
-        names = holdout.every_nth(scene, args.holdout)
-        scene, held = holdout.split(scene, names)
-        extra.update(holdout=names, holdout_every=args.holdout)
-        print(f"holding out {len(held)} of {len(held) + len(scene.views)} views (every {args.holdout}th): {', '.join(names)}")
-    session = NDSSession(scene, _config_from_args(args, changes), device=device, renderer=args.renderer, profile=args.profile)
-    log.info("reconstructing %d views at %s on %s (%s renderer)", len(scene.views), _resolutions(session), device, session.renderer.backend)
-    _run_and_report(session, out, None, extra)
-    return 0
-
-
-def _heldout_names(record: dict) -> list[str]:
-    """Views a run kept out of its optimisation: a list (CLI --holdout) or one name (the GUI)."""
-    names = record.get("holdout") or []
-    return [names] if isinstance(names, str) else list(names)
-
-
-def _run_and_report(session, out: Path, iterations: int | None, extra: dict) -> dict:
-    record = _drive(session, out, iterations, extra)
-    print(f"wrote {out}/mesh.ply ({record['mesh']['faces']} faces), shader, run.json in {record['seconds']:.1f} s")
+    print(f"wrote {run.folder.mesh_file} ({record['mesh']['faces']} faces), shader, run.json in {record['seconds']:.1f} s")
     if session.profiler.enabled:
         for row in record["profile"]:
             print(f"  {row['stage']:<20} {row['seconds']:9.3f} s  {row['mean_ms']:8.2f} ms/call")
     return record
 
 
-def _run_record(folder: Path) -> dict:
-    path = folder / "run.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReconstructError(f"{path}: missing; is {folder} a folder written by `reconstruct run`?") from None
-    except (OSError, ValueError) as exc:
-        raise ReconstructError(f"{path}: unreadable ({exc})") from None
+def _levels(run: OpenedRun) -> str:
+    from recon.runs import describe_levels
+
+    return describe_levels(run, *run.scene.resolution)
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    from recon.data import holdout, load
-    from recon.methods.nds import NDSSession
+def cmd_run(args: argparse.Namespace) -> int:
+    from recon.runs import open_run
 
-    out = Path(args.dir)
-    record = _run_record(out)
-    device = _device(args.device)
-    scale = float(record.get("image_scale", 1.0))
-    scene = load(record["dataset"]["source"], image_scale=scale)
-    extra = {k: record[k] for k in ("image_scale", "holdout", "holdout_every") if k in record}
-    extra["image_scale"] = scale
-    if _heldout_names(record):  # the same views stay out, and an estimated bbox comes from the rest again
-        scene, _ = holdout.split(scene, _heldout_names(record))
-    session = NDSSession.load(out / "checkpoint", scene, device=device, renderer=args.renderer, profile=args.profile)
-    if args.iterations is not None and session.iteration + args.iterations > session.config.iterations:
-        session.config = session.config.replace(iterations=session.iteration + args.iterations)
-    if session.done and args.iterations is None:
-        print(f"{out}: already finished ({session.iteration} iterations); pass --iterations N to go further")
-        return 0
-    _run_and_report(session, out, args.iterations, extra)
+    run = open_run(_options(args, Path(args.dataset), overwrite=args.overwrite))
+    if run.heldout:
+        names = ", ".join(v.name for v in run.heldout)
+        total = len(run.heldout) + len(run.scene.views)
+        print(f"holding out {len(run.heldout)} of {total} views (every {args.holdout}th): {names}")
+    log.info("reconstructing %d views at %s on %s (%s renderer)", len(run.scene.views), _levels(run), run.device,
+             run.session.renderer.backend)
+    _run_and_report(run)
     return 0
 
 
-def _load_run(folder: Path):
-    """(world mesh, shader, normalization) of a run folder."""
-    from recon.mesh import load_mesh
-    from recon.shader import load_shader
+def cmd_resume(args: argparse.Namespace) -> int:
+    from recon.runs import ResumeOptions, resume_run
 
-    mesh = load_mesh(folder / "mesh.ply")
-    shader, normalization = load_shader(folder / "shader.json")
-    return mesh, shader, normalization
+    run = resume_run(ResumeOptions(Path(args.dir), args.device, args.renderer, args.profile, more=args.iterations))
+    if run.session.done and args.iterations is None:
+        print(f"{run.folder.path}: already finished ({run.session.iteration} iterations); pass --iterations N to go further")
+        return 0
+    _run_and_report(run)
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -228,7 +170,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         result = chamfer(read_trimesh(target), read_trimesh(Path(args.reference)))
     elif args.views:
-        result = _eval_views(target, Path(args.views), args.image_scale, args.all_views)
+        from recon.view_eval import evaluate_run_views
+
+        result = evaluate_run_views(target, Path(args.views), args.image_scale, args.all_views)
     else:
         raise ReconstructError("eval needs --reference REF (a mesh) or --views DATASET (held-out views)")
     if args.json:
@@ -243,69 +187,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_views(run_dir: Path, dataset: Path, scale: float, all_views: bool = False) -> dict:
-    """PSNR (over black) and silhouette IoU of the run's shaded mesh on the views it held out.
-
-    A run made with --holdout (or the GUI's hold-out) records the held-out names in run.json and
-    exactly those are compared; `all_views` (or a run without a hold-out) compares every view
-    of the dataset, training views included.
-    """
-    from recon.data import holdout, load
-    from recon.eval import psnr, silhouette_iou
-    from recon.shaded_views import render_shaded
-    from render.renderer import Renderer
-
-    if not run_dir.is_dir():
-        raise ReconstructError(f"{run_dir}: not a run folder (pass a folder written by `reconstruct run`)")
-    names = [] if all_views else _heldout_names(_run_record(run_dir))
-    mesh, shader, normalization = _load_run(run_dir)
-    scene = load(dataset, image_scale=scale)
-    views = holdout.split(scene, names)[1] if names else scene.views
-    if not names:
-        log.warning("%s: evaluating all %d views of %s (the run held none out, or --all-views)", run_dir, len(views), dataset)
-    renderer = Renderer("auto")
-    per_view = []
-    for view in views:
-        rgb, alpha = render_shaded(mesh, shader, normalization, view.camera, renderer)
-        target = view.image * view.mask[..., None]  # both over black
-        per_view.append({"name": view.name, "psnr": psnr(rgb, target), "silhouette_iou": silhouette_iou(alpha, view.mask)})
-    return {
-        "views": len(views),
-        "split": "held-out" if names else "all",
-        "psnr": float(np.mean([v["psnr"] for v in per_view])),
-        "silhouette_iou": float(np.mean([v["silhouette_iou"] for v in per_view])),
-        "per_view": per_view,
-    }
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from recon.export import TEXTURED_FORMATS, export_baked
+    from recon.export import TEXTURED_FORMATS
+    from recon.run_export import export_run
 
-    folder = Path(args.dir)
-    if not folder.is_dir():
-        raise ReconstructError(f"{folder}: not a run folder (pass a folder written by `reconstruct run`)")
     if args.texture_size is not None and not 16 <= args.texture_size <= 16384:
         raise ReconstructError(f"--texture-size {args.texture_size}: give 16 to 16384 texels")
     if args.texture and args.format == "ply":
         raise ReconstructError("--texture: PLY has no texture (use --format glb or obj, or vertex colours)")
-    mesh, shader, normalization = _load_run(folder)
-    edits = _feature_edits_of_run(folder, mesh, shader, normalization, args.edits) if args.edits else None
-    out = Path(args.out) if args.out else folder / f"mesh_colored.{args.format}"
-    written = export_baked(shader, mesh.vertices, mesh.faces, mesh.vertex_normals(), normalization, out, args.format,
-                           args.texture, args.texture_size, edits)  # fmt: skip
-    what = f"with the material edits of {args.edits}" if edits is not None else "from the shader"
+    written, faces = export_run(args.dir, args.format, args.out, args.edits, args.texture, args.texture_size)
+    what = f"with the material edits of {args.edits}" if args.edits else "from the shader"
     textured = args.texture if args.texture is not None else args.format in TEXTURED_FORMATS
     kind = "a texture atlas" if textured else "vertex colours"
-    print(f"wrote {', '.join(str(p) for p in written)} ({mesh.num_faces} faces, {kind} baked {what})")
+    print(f"wrote {', '.join(str(p) for p in written)} ({faces} faces, {kind} baked {what})")
     return 0
-
-
-def _feature_edits_of_run(folder: Path, mesh, shader, normalization, edits_file: str):
-    """An edits file checked against the run's stored clustering, in shading form."""
-    from recon.materials import RunAppearance, feature_edits, load_edits, stored_materials
-
-    materials = stored_materials(folder, RunAppearance(mesh, shader, normalization))
-    return feature_edits(materials, load_edits(edits_file, materials), normalization)
 
 
 def cmd_materials(args: argparse.Namespace) -> int:
@@ -349,28 +244,23 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo (once), reconstruct it, and measure the result against its ground truth."""
-    from recon.data import load
     from recon.demo import demo_dataset
     from recon.eval import chamfer
     from recon.export import write_run_record
     from recon.mesh import read_trimesh
-    from recon.methods.nds import NDSSession
+    from recon.runs import open_run
 
     path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
-    device = _device(args.device)
-    scale, changes = _resolution(args.image_scale, device)
-    scene = load(path, image_scale=scale)
-    out = Path(args.out)
-    session = NDSSession(scene, _config_from_args(args, changes), device=device, renderer=args.renderer, profile=args.profile)
-    print(f"demo: {len(scene.views)} views at {_resolutions(session)} from {path}")
-    record = _run_and_report(session, out, None, {"image_scale": scene.image_scale})
-    figures = chamfer(read_trimesh(out / "mesh.ply"), read_trimesh(path / "gt_mesh.ply"))
+    run = open_run(_options(args, path, overwrite=True))  # the demo's folder is remade each time
+    print(f"demo: {len(run.scene.views)} views at {_levels(run)} from {path}")
+    record = _run_and_report(run)
+    figures = chamfer(read_trimesh(run.folder.mesh_file), read_trimesh(path / "gt_mesh.ply"))
     record["chamfer"] = figures
-    write_run_record(out / "run.json", record)
+    write_run_record(run.folder.record_file, record)
     print(
         f"demo: Chamfer-L1 {figures['chamfer']:.5f} world units = {100 * figures['chamfer_rel']:.3f} % of the "
         f"diagonal (accuracy {100 * figures['accuracy_rel']:.3f} %, completeness {100 * figures['completeness_rel']:.3f} %), "
-        f"{record['seconds']:.0f} s on {device}"
+        f"{record['seconds']:.0f} s on {run.device}"
     )
     return 0
 
@@ -444,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_run_options(p: argparse.ArgumentParser, with_scale: bool = True) -> None:
         from recon.data import CPU_MAX_SIDE
+        from recon.methods.registry import DEFAULT, method_names
 
         p.add_argument("--iterations", type=int, help="gradient steps (default 2000, the paper; 1750 on the CPU with --image-scale auto, its last "
                             "stage halved; a given count keeps remeshing at its 1/4, 1/2, 3/4 points)")
@@ -452,13 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rasterizer: auto = nvdiffrast on CUDA when installed, else OpenGL (EGL) + RtS splatting")
         p.add_argument("--profile", action="store_true", help="record per-stage times (run.json 'profile' and printed)")
         if with_scale:
+            p.add_argument("--method", choices=method_names(), default=DEFAULT,
+                           help="reconstruction method (recon.methods.registry); resume finds it in run.json")
             p.add_argument("--image-scale", default="auto",
                            help=f"working resolution; auto = 1 on CUDA; on CPU halved until the long side ≤ {CPU_MAX_SIDE} px, "
                                 "and once more until the last remesh (coarse-to-fine images)")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
 
-    p = add("run", cmd_run, "Reconstruct a dataset with Neural Deferred Shading into an output folder.")
+    p = add("run", cmd_run, "Reconstruct a dataset (Neural Deferred Shading by default) into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")
     p.add_argument("--out", required=True, help="run folder: mesh.ply, shader.*, run.json, checkpoint/")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

@@ -20,3 +20,7 @@ class FileError(ReconstructError):
 
 class DatasetError(FileError):
     """A dataset cannot be read: `path` is the file or folder at fault."""
+
+
+class SessionError(ReconstructError):
+    """A session cannot be built or resumed (bad checkpoint, mismatching dataset)."""

@@ -1,10 +1,10 @@
-"""Drives an NDS session to completion and writes the run folder (the CLI's `run`/`resume`/`demo`).
+"""Drives a method's session to completion and writes its run folder (`recon.runs.drive` calls it).
 
-Run folder (docs/architecture.md): mesh.ply (world units), shader.safetensors + shader.json,
-run.json (config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
+Run folder (`recon.run_folder`): mesh.ply (world units), shader.safetensors + shader.json,
+run.json (method, config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
 Checkpoints are written every `config.checkpoint_every` steps, on Ctrl-C and when a caller's
 `should_stop` says so (the GUI's Stop and window close); a bad mesh is never written because the
-session rolls back before anything is saved. The CLI and the GUI drive sessions through `run`, so
+session rolls back before anything is saved. The CLI and the GUI drive sessions through here, so
 both leave the same run folder.
 """
 
@@ -16,54 +16,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recon.data import CPU_MAX_SIDE, AutoScale
-from recon.data.images import ImageScale
 from recon.export import export_mesh, versions, write_run_record
-from recon.methods.config import NDSConfig
-from recon.methods.nds import NDSSession, StepRecord
+from recon.methods.registry import DEFAULT
+from recon.methods.session import Session, StepRecord
+from recon.run_folder import RunFolder
 from recon.shader import save_shader
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint"
 
-
-# The CPU's default schedule: the paper's, with its last stage (on the full images) halved.
-CPU_SCHEDULE: dict[str, Any] = {"iterations": 1750, "remesh_at": (500, 1000, 1500)}
-
-
-def auto_resolution(device: str) -> tuple[ImageScale, dict[str, Any]]:
-    """What `--image-scale auto` means on `device`: the scale to load with, and config changes.
-
-    On CUDA the images as they are, one resolution and the paper's schedule. On the CPU the images
-    are loaded halved until their long side is at most CPU_MAX_SIDE and worked on halved once more
-    until the last remesh (`NDSConfig.coarse_images`), with the last stage 250 iterations long
-    (`CPU_SCHEDULE`; an explicit iteration count keeps remeshing at 1/4, 1/2, 3/4 instead): the
-    demo runs at 128² and finishes at 256², inside five minutes on two cores.
-    """
-    if device != "cpu":
-        return 1.0, {}
-    return AutoScale(CPU_MAX_SIDE), {"coarse_images": True, **CPU_SCHEDULE}
-
-
-def config_for(iterations: int | None = None, **changes: Any) -> NDSConfig:
-    """NDS defaults with `changes`; a shortened schedule keeps remeshing at 1/4, 1/2, 3/4 of it."""
-    if iterations is not None:
-        defaults = NDSConfig()
-        fractions = [i / defaults.iterations for i in defaults.remesh_at]
-        changes.update(iterations=iterations, remesh_at=[round(f * iterations) for f in fractions])
-    return NDSConfig().replace(**changes)
-
-
-def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_outputs(
+    session: Session, folder: RunFolder, extra: dict[str, Any] | None = None, method: str = DEFAULT
+) -> dict[str, Any]:
     """mesh.ply, shader files, a checkpoint and run.json for the session's current state."""
-    out.mkdir(parents=True, exist_ok=True)
+    folder.path.mkdir(parents=True, exist_ok=True)
     snap = session.snapshot()
-    export_mesh(snap.world_vertices, snap.faces, out / "mesh.ply")
-    save_shader(session.shader, session.normalization, out / "shader")
-    session.save(out / CHECKPOINT)
+    export_mesh(snap.world_vertices, snap.faces, folder.mesh_file)
+    save_shader(session.shader, session.normalization, folder.shader_stem)
+    session.save(folder.checkpoint)
     record = {
-        "method": "nds",
+        "method": method,
         "dataset": {
             "source": str(session.scene.source),
             "format": session.scene.format,
@@ -82,17 +54,18 @@ def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None =
         "versions": versions(),
         **(extra or {}),
     }
-    write_run_record(out / "run.json", record)
+    write_run_record(folder.record_file, record)
     return record
 
 
 def run(
-    session: NDSSession,
-    out: Path,
+    session: Session,
+    out: RunFolder | Path,
     iterations: int | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     extra: dict[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    method: str = DEFAULT,
 ) -> dict[str, Any]:
     """Step `session` (to the end of its schedule, or `iterations` more), checkpointing as it goes.
 
@@ -105,21 +78,25 @@ def run(
     written and `"stopped": true` in run.json.
     """
     extra = dict(extra or {})
-    out = Path(out)
+    folder = out if isinstance(out, RunFolder) else RunFolder(out)
     start = time.perf_counter()
-    write_outputs(session, out, extra)  # a resumable folder from the first moment, even if killed hard
+
+    def write(**more: Any) -> dict[str, Any]:
+        return write_outputs(session, folder, {**extra, **more}, method)
+
+    write()  # a resumable folder from the first moment, even if killed hard
     try:
         for record in session.run(iterations):
             if on_step is not None:
                 on_step(record)
             if should_stop is not None and should_stop():
-                log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, out)
-                return write_outputs(session, out, {**extra, "stopped": True, "seconds": time.perf_counter() - start})
+                log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, folder.path)
+                return write(stopped=True, seconds=time.perf_counter() - start)
             if session.iteration % session.config.checkpoint_every == 0:
-                session.save(out / CHECKPOINT)
+                session.save(folder.checkpoint)
     except KeyboardInterrupt:
-        log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, out / CHECKPOINT)
-        write_outputs(session, out, {**extra, "interrupted": True, "seconds": time.perf_counter() - start})
+        log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, folder.checkpoint)
+        write(interrupted=True, seconds=time.perf_counter() - start)
         raise
-    return write_outputs(session, out, {**extra, "seconds": time.perf_counter() - start})
+    return write(seconds=time.perf_counter() - start)
 

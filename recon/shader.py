@@ -53,6 +53,7 @@ from torch import nn
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import FileError
+from recon.jsonfile import read_json_object
 from render.viewer.mlp import MLPWeights, positional_encoding
 
 log = logging.getLogger(__name__)
@@ -259,17 +260,8 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
 
 
 def _read_record(config_path: Path) -> dict[str, Any]:
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ShaderFileError(config_path, "shader config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ShaderFileError(config_path, f"cannot read the shader config: {e}") from e
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ShaderFileError(config_path, f"not valid JSON ({e}); the file is corrupt, save the shader again") from e
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+    record = read_json_object(config_path, ShaderFileError, missing="shader config file not found")
+    if record.get("format") != FORMAT_NAME:
         raise ShaderFileError(config_path, f"not a shader config (expected \"format\": \"{FORMAT_NAME}\")")
     version = record.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:

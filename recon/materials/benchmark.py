@@ -34,6 +34,7 @@ from recon.materials.run import RunAppearance, load_run_appearance
 from recon.materials.sampling import sample_surface, surface_features
 from recon.materials.views import shade_view
 from recon.mesh import read_trimesh
+from recon.run_folder import RunFolder
 from render.camera import Camera
 from render.renderer import Renderer
 
@@ -127,10 +128,7 @@ def bench_materials(run_dir: Path | str, dataset: Path | str | None = None, k: i
     """IoU per true material at k (default: the number of true materials), the automatic k, edit distances."""
     run_dir = Path(run_dir)
     if dataset is None:
-        try:
-            dataset = json.loads((run_dir / "run.json").read_text())["dataset"]["source"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise ReconstructError(f"{run_dir / 'run.json'}: cannot tell the run's dataset ({exc}); pass --dataset") from None
+        dataset = RunFolder(run_dir).dataset_source()
     dataset = Path(dataset)
     try:
         truth = np.load(dataset / "gt_materials.npy", allow_pickle=False)

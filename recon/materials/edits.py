@@ -33,13 +33,15 @@ import torch
 
 from recon.atomic import write_text_atomic
 from recon.errors import FileError
+from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
+from recon.run_folder import EDITS
 from recon.shader import Normalization
 from render.viewer.features import FeatureEdits
 
 FORMAT_NAME = "reconstruct.material_edits"
 FORMAT_VERSION = 1
-EDITS_FILE = "edits.json"
+EDITS_FILE = EDITS  # beside the run (recon.run_folder)
 
 
 class EditsFileError(FileError):
@@ -220,14 +222,7 @@ def load_edits(path: Path | str, materials: Materials) -> MaterialEdits:
             unknown material ids, wrong types, weight outside [0, 1], bad region; names the file.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EditsFileError(path, "edits file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EditsFileError(path, f"cannot read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise EditsFileError(path, f"not valid JSON ({e})") from e
+    data = read_json_object(path, EditsFileError, missing="edits file not found")
     try:
         return edits_from_dict(data, materials)
     except (ValueError, TypeError) as e:

@@ -10,43 +10,19 @@ new clustering replaces the stored one. Edits made on the old one are then refus
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from recon.errors import ReconstructError
 from recon.materials.discover import DEFAULT_SAMPLES, Materials, discover_materials, shader_digest
 from recon.materials.store import MaterialsFileError, load_materials, materials_paths, save_materials
-from recon.mesh import Mesh, load_mesh
-from recon.shader import NeuralShader, Normalization, load_shader
+from recon.run_folder import RunAppearance, RunFolder
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunAppearance:
-    """What material editing needs of a run: world mesh, shader and its normalisation."""
-
-    mesh: Mesh
-    shader: NeuralShader
-    normalization: Normalization
-
-    def normalized_vertices(self) -> torch.Tensor:
-        """(V, 3) float32 vertices in the shader's cube: x_n = (x − centre)·scale."""
-        centre, scale = self.normalization
-        v = self.mesh.vertices.detach().to("cpu", torch.float64)
-        return ((v - torch.from_numpy(np.asarray(centre, dtype=np.float64))) * float(scale)).float()
-
-
 def load_run_appearance(run_dir: Path | str) -> RunAppearance:
-    """Mesh (mesh.ply) and shader (shader.json + .safetensors) of a run folder."""
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        raise ReconstructError(f"{folder}: not a run folder (pass a folder written by `reconstruct run`)")
-    shader, normalization = load_shader(folder / "shader.json")
-    return RunAppearance(load_mesh(folder / "mesh.ply"), shader, normalization)
+    """Mesh and shader of a run folder (`RunFolder.appearance`)."""
+    return RunFolder(run_dir).appearance()
 
 
 def run_materials(

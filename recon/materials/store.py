@@ -19,14 +19,15 @@ import torch
 
 from recon.atomic import write_bytes_atomic, write_text_atomic
 from recon.errors import FileError
+from recon.jsonfile import read_json_object
 from recon.materials.discover import Materials
+from recon.run_folder import RunFolder
 from render.viewer.features import FeatureProjection
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "reconstruct.materials"
 FORMAT_VERSION = 1
-STEM = "materials"
 
 
 class MaterialsFileError(FileError):
@@ -35,8 +36,7 @@ class MaterialsFileError(FileError):
 
 def materials_paths(run_dir: Path | str) -> tuple[Path, Path]:
     """(tensors, record) paths of the clustering stored in a run folder."""
-    folder = Path(run_dir)
-    return folder / f"{STEM}.safetensors", folder / f"{STEM}.json"
+    return RunFolder(run_dir).materials_files
 
 
 def save_materials(run_dir: Path | str, materials: Materials) -> tuple[Path, Path]:
@@ -80,15 +80,8 @@ def save_materials(run_dir: Path | str, materials: Materials) -> tuple[Path, Pat
 
 
 def _read_record(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MaterialsFileError(path, "no stored materials; run `reconstruct materials DIR` first") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise MaterialsFileError(path, f"cannot read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise MaterialsFileError(path, f"not valid JSON ({e}); run `reconstruct materials DIR` again") from e
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+    record = read_json_object(path, MaterialsFileError, missing="no stored materials; run `reconstruct materials DIR` first")
+    if record.get("format") != FORMAT_NAME:
         raise MaterialsFileError(path, f"not a materials record (expected \"format\": \"{FORMAT_NAME}\")")
     if record.get("version") != FORMAT_VERSION:
         raise MaterialsFileError(path, f"unsupported version {record.get('version')!r} (this build reads {FORMAT_VERSION})")

@@ -1,1 +1,2 @@
-"""Reconstruction methods as steppable sessions (NDS now; the CLI and GUI drive the same objects)."""
+"""Reconstruction methods as steppable sessions: `registry` names them, `session` says what each
+offers (the Session protocol, StepRecord, Snapshot); NDS (`nds`, `config`, `checkpoint`) is the first."""

@@ -17,6 +17,7 @@ from safetensors.torch import save as save_tensors
 
 from recon.atomic import write_bytes_atomic
 from recon.data.scene import Scene
+from recon.errors import SessionError
 from recon.mesh import Mesh
 from recon.methods.config import ConfigError, NDSConfig
 
@@ -87,8 +88,6 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
 
 def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file."""
-    from recon.methods.nds import SessionError
-
     path = Path(folder) / FILE
     if not path.is_file():
         raise SessionError(f"{path}: no checkpoint here (is this a run folder written by `reconstruct run`?)")
@@ -108,8 +107,6 @@ def load_checkpoint(
     cls: type[NDSSession], folder: Path, scene: Scene, device, renderer: str, profile: bool
 ) -> NDSSession:
     """Rebuild the session saved in `folder` on `scene` (the same views) and restore every state."""
-    from recon.methods.nds import SessionError
-
     record, tensors = read_record(folder)
     if record["views"] != len(scene.views):
         raise SessionError(

@@ -123,3 +123,35 @@ class NDSConfig:
 
     def replace(self, **changes: Any) -> NDSConfig:
         return NDSConfig.from_dict({**self.to_dict(), **changes})
+
+
+# The CPU's default schedule: the paper's, with its last stage (on the full images) halved.
+CPU_SCHEDULE: dict[str, Any] = {"iterations": 1750, "remesh_at": (500, 1000, 1500)}
+
+
+def auto_changes(device: str) -> dict[str, Any]:
+    """The NDS settings `--image-scale auto` changes on `device` (the load scale is `recon.runs`').
+
+    On CUDA none: one resolution and the paper's schedule. On the CPU the images are worked on
+    halved until the last remesh (`coarse_images`), with the last stage 250 iterations long
+    (`CPU_SCHEDULE`): the demo runs at 128² and finishes at 256², inside five minutes on two cores.
+    """
+    return {"coarse_images": True, **CPU_SCHEDULE} if device == "cpu" else {}
+
+
+def describe_levels(width: int, height: int, config: NDSConfig) -> str:
+    """'W×H', or 'w×h, then W×H from iteration N' when the config starts on halved images."""
+    if not config.coarse_images:
+        return f"{width}×{height}"
+    return f"{round(width / 2)}×{round(height / 2)}, then {width}×{height} from iteration {max(config.remesh_at, default=0)}"
+
+
+def nds_config(iterations: int | None = None, /, **changes: Any) -> NDSConfig:
+    """NDS defaults with `changes`; a given iteration count wins over any schedule in `changes`
+    and keeps remeshing at the same fractions (1/4, 1/2, 3/4) of it."""
+    if iterations is not None:
+        defaults = NDSConfig()
+        fractions = [i / defaults.iterations for i in defaults.remesh_at]
+        changes = {k: v for k, v in changes.items() if k not in ("iterations", "remesh_at")}
+        changes.update(iterations=iterations, remesh_at=[round(f * iterations) for f in fractions])
+    return NDSConfig().replace(**changes)

@@ -19,14 +19,13 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from recon.data.scene import Scene
-from recon.errors import ReconstructError
+from recon.errors import SessionError  # noqa: F401  (re-exported: callers import it from here)
 from recon.mesh import (
     Mesh,
     MeshError,
@@ -39,7 +38,9 @@ from recon.mesh import (
     visual_hull,
 )
 from recon.mesh.smooth import SmoothParameterization
-from recon.methods.config import NDSConfig
+from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
+from recon.methods.registry import Method
+from recon.methods.session import Snapshot, StepRecord, normalized_camera
 from recon.profiling import Profiler
 from recon.shader import NeuralShader
 from render.camera import Camera
@@ -50,44 +51,6 @@ log = logging.getLogger(__name__)
 
 LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
 STEP_RECOVERY = 1.01  # per good step, a rolled-back vertex step grows back by this factor
-
-
-def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camera:
-    """The same view for points given in normalised coordinates x_n = (x − centre)·scale.
-
-    x_c = R·x + t = R·(x_n/scale + centre) + t, and scaling x_c by `scale` leaves pixels unchanged,
-    so R stays and t becomes scale·(R·centre + t).
-    """
-    return Camera(camera.K, camera.R, scale * (camera.R @ centre + camera.t), camera.width, camera.height)
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one iteration did: weighted loss terms, their sum, seconds, and any rollback or remesh."""
-
-    iteration: int
-    losses: dict[str, float]
-    total: float
-    seconds: float
-    view: int
-    event: str | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable copy of the session for viewers and exporters (numpy + CPU tensors)."""
-
-    iteration: int
-    vertices: np.ndarray  # (V, 3) float32, normalised space
-    faces: np.ndarray  # (F, 3) int64
-    shader_state: dict[str, torch.Tensor]
-    normalization: tuple[np.ndarray, float]
-    losses: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def world_vertices(self) -> np.ndarray:
-        centre, scale = self.normalization
-        return (self.vertices.astype(np.float64) / scale + centre).astype(np.float32)
 
 
 class NDSSession:
@@ -424,6 +387,7 @@ class NDSSession:
             faces=self.mesh.faces.cpu().numpy().copy(),
             shader_state={k: v.detach().cpu().clone() for k, v in self.shader.state_dict().items()},
             normalization=(self.normalization[0].copy(), float(self.normalization[1])),
+            shader_config=self.config.shader,
             losses={k: float(v) for k, v in last.items() if k in LOSS_TERMS},
         )
 
@@ -449,5 +413,12 @@ def _clone_state(state: dict) -> dict:
     return out
 
 
-class SessionError(ReconstructError):
-    """A session cannot be built or resumed (bad checkpoint, mismatching dataset)."""
+METHOD = Method(
+    name="nds",
+    title="NDS — neural deferred shading",
+    config_type=NDSConfig,
+    session_type=NDSSession,
+    make_config=nds_config,
+    auto_changes=auto_changes,
+    describe_levels=describe_levels,
+)

@@ -6,6 +6,7 @@ recon turns its `NeuralShader` into `MLPWeights`.
 
 from render.viewer.cpu import AdaptiveResolution, GBufferFrame, shade_cpu
 from render.viewer.features import FeatureEdits, FeatureProjection, apply_feature_edits, nearest_material
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 from render.viewer.mlp import (
     MLPWeights,
     material_colors,
@@ -19,6 +20,7 @@ from render.viewer.pipeline import MODES, PATHS, FrameStats, ViewerPipeline
 
 __all__ = [
     "MODES",
+    "NO_INPUTS",
     "PATHS",
     "AdaptiveResolution",
     "FeatureEdits",
@@ -26,6 +28,7 @@ __all__ = [
     "FrameStats",
     "GBufferFrame",
     "MLPWeights",
+    "ShadingInputs",
     "ViewerPipeline",
     "apply_feature_edits",
     "material_colors",

@@ -1,7 +1,7 @@
 """The CPU shading path, split so a GUI can run the expensive part off its UI thread.
 
     frame = pipe.capture_gbuffer(camera, size, scale)      # GL, UI thread: covered pixels → numpy/torch
-    colors = shade_cpu(weights, frame, mode, ...)          # pure torch, no GL: any thread
+    colors = shade_cpu(weights, frame, mode, inputs)       # pure torch, no GL: any thread
     pipe.present(frame, colors, target)                    # GL, UI thread: upload and draw
 
 A full-resolution torch shading of the paper's 256-wide MLP takes around a second on a laptop CPU;
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from render.camera import Camera
-from render.viewer.features import FeatureEdits, FeatureProjection
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 from render.viewer.mlp import MLPWeights, shade_reference
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,11 @@ def shade_cpu(
     weights: MLPWeights,
     frame: GBufferFrame,
     mode: str = "neural",
-    projection: FeatureProjection | None = None,
-    edits: FeatureEdits | None = None,
-    centroids: torch.Tensor | None = None,
-    highlight: int | None = None,
-    cell_material: torch.Tensor | None = None,
+    inputs: ShadingInputs = NO_INPUTS,
 ) -> torch.Tensor:
     """(N, 3) float32 RGB in [0, 1] of the frame's covered pixels, in chunks; no GL, thread-safe.
 
-    `weights` and the mode inputs are only read, so a snapshot can be shared between threads.
+    `weights` and `inputs` are only read, so a snapshot can be shared between threads.
     Modes and inputs as in `render.viewer.mlp.shade_reference`.
     """
     weights = weights.to("cpu", torch.float32)
@@ -80,7 +76,7 @@ def shade_cpu(
         part = slice(start, start + CHUNK_PIXELS)
         out[part] = shade_reference(
             weights, frame.position[part], frame.normal[part], frame.view_dir[part],
-            mode, projection, edits, centroids, highlight, cell_material,
+            mode, inputs,
         )
     return out
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from render.viewer.features import FeatureEdits, FeatureProjection
+from render.viewer.inputs import ShadingInputs
 from render.viewer.mlp import (
     MATERIAL_AMBIENT,
     MATERIAL_DIFFUSE,
@@ -140,13 +140,7 @@ class ExtrasLayout:
     palette: int = -1
 
 
-def pack_extras(
-    features: int,
-    projection: FeatureProjection | None,
-    edits: FeatureEdits | None,
-    centroids: torch.Tensor | None,
-    cell_material: torch.Tensor | None = None,
-) -> tuple[np.ndarray, ExtrasLayout]:
+def pack_extras(features: int, inputs: ShadingInputs) -> tuple[np.ndarray, ExtrasLayout]:
     """The Extras buffer (float32 (N, 4), at least one vec4) for the given mode inputs.
 
     The palette holds one vec4 per centroid: its colour, and in .a the material id `highlight`
@@ -163,6 +157,7 @@ def pack_extras(
         chunks.append(data.reshape(-1, 4).astype(np.float32))
         size += chunks[-1].shape[0]
 
+    projection, edits, centroids, cell_material = inputs.projection, inputs.edits, inputs.centroids, inputs.cell_material
     if projection is not None:
         low = np.zeros(4, np.float32)
         high = np.zeros(4, np.float32)
@@ -414,15 +409,9 @@ class GLSLShader:
         self._weights_buf = _replace_buffer(self.ctx, self._weights_buf, data)
         self._features = w.features
 
-    def set_extras(
-        self,
-        projection: FeatureProjection | None,
-        edits: FeatureEdits | None,
-        centroids: torch.Tensor | None,
-        cell_material: torch.Tensor | None = None,
-    ) -> None:
+    def set_extras(self, inputs: ShadingInputs) -> None:
         """Upload what the features/materials modes and the edits need (sizes must fit the weights)."""
-        data, self._extras_layout = pack_extras(self._features, projection, edits, centroids, cell_material)
+        data, self._extras_layout = pack_extras(self._features, inputs)
         self._extras_buf = _replace_buffer(self.ctx, self._extras_buf, data)
 
     def shade(

@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from render.viewer.features import FeatureEdits, FeatureProjection
+from render.viewer.features import FeatureEdits
+from render.viewer.inputs import ShadingInputs
 from render.viewer.mlp import MLPWeights, mlp_color, mlp_features, shade_reference
 
 log = logging.getLogger(__name__)
@@ -213,11 +214,7 @@ class InteropShader:
         size: tuple[int, int],
         eye: torch.Tensor,
         mode: str,
-        projection: FeatureProjection | None,
-        edits: FeatureEdits | None,
-        centroids: torch.Tensor | None,
-        highlight: int | None,
-        cell_material: torch.Tensor | None = None,
+        inputs: ShadingInputs,
     ) -> int:
         """Shade the G-buffer (position, normal, colour) textures of `size` (w, h) into the colour
         texture, registering them on first use; returns the covered pixels."""
@@ -233,8 +230,7 @@ class InteropShader:
                 for resource in resources:  # one at a time: the bindings' list handling varies by version
                     _check(rt, rt.cudaGraphicsMapResources(1, resource, handle), "cudaGraphicsMapResources")
                     mapped.append(resource)
-                count = self._shade_mapped(resources, width, height, handle, kind, eye, mode, projection, edits,
-                                           centroids, highlight, cell_material)  # fmt: skip
+                count = self._shade_mapped(resources, width, height, handle, kind, eye, mode, inputs)
             except BaseException:
                 self._unmap(mapped, handle, raise_first=False)  # the original error is the one to see
                 raise
@@ -262,11 +258,7 @@ class InteropShader:
         kind: Any,
         eye: torch.Tensor,
         mode: str,
-        projection: FeatureProjection | None,
-        edits: FeatureEdits | None,
-        centroids: torch.Tensor | None,
-        highlight: int | None,
-        cell_material: torch.Tensor | None,
+        inputs: ShadingInputs,
     ) -> int:
         """Copy the mapped G-buffer into torch, shade the covered pixels, copy the colour back."""
         rt = self.rt
@@ -285,7 +277,7 @@ class InteropShader:
             x = gbuffer[0].reshape(-1, 4)[index, :3]
             n = gbuffer[1].reshape(-1, 4)[index, :3]
             omega = torch.nn.functional.normalize(eye.to(self.device) - x, dim=-1)
-            rgb = shade_reference(self.weights_for(mode, edits), x, n, omega, mode, projection, edits, centroids, highlight, cell_material)
+            rgb = shade_reference(self.weights_for(mode, inputs.edits), x, n, omega, mode, inputs)
             color = torch.zeros((height * width, 4), dtype=torch.uint8, device=self.device)
             color[index, :3] = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             color[index, 3] = 255

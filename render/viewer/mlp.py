@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from render.viewer.features import FeatureEdits, FeatureProjection, apply_feature_edits, nearest_material
+from render.viewer.features import apply_feature_edits, nearest_material
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 
 Layer = tuple[torch.Tensor, torch.Tensor]  # W (out, in), b (out,)
 
@@ -195,37 +196,35 @@ def shade_reference(
     n: torch.Tensor,
     omega: torch.Tensor,
     mode: str = "neural",
-    projection: FeatureProjection | None = None,
-    edits: FeatureEdits | None = None,
-    centroids: torch.Tensor | None = None,
-    highlight: int | None = None,
-    cell_material: torch.Tensor | None = None,
+    inputs: ShadingInputs = NO_INPUTS,
 ) -> torch.Tensor:
     """RGB (N, 3) in [0, 1] of samples (x, n, ω) (N, 3) in one of the neural display modes.
 
     - "neural": c(edit(h(x)), n, ω), edits applied between h and c (`apply_feature_edits`).
     - "features": `projection(edit(h(x)))`, so edits show in the false colours too.
     - "materials": the palette colour of the nearest centroid of the *unedited* h (the same
-      membership edits use), lit by a headlight; `highlight` (an index) dims the others. With
-      `cell_material` (C,) int the centroids are cells of materials (recon.materials): colours
-      and `highlight` are per material, `cell_material[nearest cell]`.
+      membership edits use), lit by a headlight; `inputs.highlight` (an index) dims the others.
+      With `inputs.cell_material` (C,) int the centroids are cells of materials
+      (recon.materials): colours and `highlight` are per material, `cell_material[nearest cell]`.
     Missing inputs (no projection, no centroids) raise ValueError; the pipeline checks first.
     """
     if mode not in NEURAL_MODES:
         raise ValueError(f"mode must be one of {NEURAL_MODES}, got {mode!r}")
+    missing = inputs.missing(mode)
+    if missing is not None:
+        raise ValueError(f"{mode} mode: {missing}")
     h = mlp_features(w, x)
     if mode == "materials":
-        if centroids is None:
-            raise ValueError("materials mode needs centroids")
+        centroids, cell_material = inputs.centroids, inputs.cell_material
+        assert centroids is not None
         material = nearest_material(h.float(), centroids.to(x.device))
         count = centroids.shape[0]
         if cell_material is not None:
             material = cell_material.to(material.device)[material]
             count = int(cell_material.max()) + 1
-        return material_colors(material, n.float(), omega.float(), material_palette(count), highlight)
-    h = apply_feature_edits(h, x, edits)
+        return material_colors(material, n.float(), omega.float(), material_palette(count), inputs.highlight)
+    h = apply_feature_edits(h, x, inputs.edits)
     if mode == "features":
-        if projection is None:
-            raise ValueError("features mode needs a FeatureProjection")
-        return projection(h.float())
+        assert inputs.projection is not None
+        return inputs.projection(h.float())
     return mlp_color(w, h, n, omega)

@@ -17,6 +17,9 @@ Per frame (`render`):
 The pipeline never creates or makes current a GL context: every method that touches GL must be
 called with `ctx` current on the calling thread (Qt: inside initializeGL/paintGL/resizeGL, or
 between makeCurrent/doneCurrent). `release()` frees every GL and CUDA resource it made.
+
+This module holds the GL state and the passes; `geometry.py` the pure numpy geometry,
+`targets.py` the render targets per size, `paths.py` the choice of shading path and its fallback.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import dataclasses
 import logging
 import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +35,12 @@ import numpy as np
 import torch
 
 from render.camera import Camera
-from render.viewer import interop as interop_module
 from render.viewer.cpu import GBufferFrame, shade_cpu
-from render.viewer.features import FeatureEdits, FeatureProjection
-from render.viewer.glsl_mlp import GLSLShader
+from render.viewer.geometry import box_corners, enclosing_clip, frustum_lines, matrix_bytes, unique_edges, vertex_normals
+from render.viewer.inputs import NO_INPUTS, ShadingInputs
 from render.viewer.mlp import NEURAL_MODES, MLPWeights
+from render.viewer.paths import PATHS, ShadingPaths
+from render.viewer.targets import RenderTargets, TargetCache
 from render.viewer.programs import (
     DISPLAY_FRAGMENT,
     DISPLAY_VERTEX,
@@ -51,14 +54,14 @@ from render.viewer.programs import (
 
 log = logging.getLogger(__name__)
 
-PATHS = ("interop", "glsl", "cpu")
+__all__ = ["BACKGROUND", "MODES", "PATHS", "FrameStats", "ViewerPipeline"]
+
 MODES = ("neural", "normals", "smooth", "flat", "features", "materials")
 BACKGROUND = (0.16, 0.16, 0.17)
 WIREFRAME_COLOR = (0.05, 0.05, 0.05, 1.0)
 FRUSTUM_COLOR = (0.95, 0.75, 0.2, 1.0)
 FRUSTUM_HIGHLIGHT_COLOR = (0.2, 0.85, 1.0, 1.0)
 LINE_DEPTH_BIAS = 2e-4  # NDC depth the lines are pulled towards the eye (plus polygon offset on faces)
-_SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 
 
 @dataclass(frozen=True)
@@ -82,68 +85,6 @@ class FrameStats:
     @property
     def total_ms(self) -> float:
         return self.gbuffer_ms + self.shading_ms + self.display_ms
-
-
-@dataclass
-class _Targets:
-    """Render targets of one G-buffer size; `serial` is the frame whose G-buffer they hold."""
-
-    size: tuple[int, int]
-    position: Any
-    normal: Any
-    color: Any
-    depth: Any
-    gbuffer_fbo: Any
-    color_fbo: Any
-    serial: int = -1
-
-    def release(self) -> None:
-        for obj in (self.gbuffer_fbo, self.color_fbo, self.position, self.normal, self.color, self.depth):
-            obj.release()
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) float32 area-weighted unit vertex normals (zero-area neighbourhoods give +z)."""
-    v = vertices.astype(np.float64)
-    face_n = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    corners = faces.reshape(-1)
-    weights = np.repeat(face_n, 3, axis=0)
-    n = np.stack([np.bincount(corners, weights=weights[:, k], minlength=len(v)) for k in range(3)], axis=1)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-30, n / np.maximum(length, 1e-30), np.array([0.0, 0.0, 1.0]))
-    return n.astype(np.float32)
-
-
-def unique_edges(faces: np.ndarray) -> np.ndarray:
-    """(E, 2) int32 undirected edges of a triangle list, each once."""
-    pairs = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
-    pairs.sort(axis=1)
-    n = int(pairs.max()) + 1 if len(pairs) else 1
-    keys = np.unique(pairs[:, 0] * n + pairs[:, 1])
-    return np.stack([keys // n, keys % n], axis=1).astype(np.int32)
-
-
-def frustum_lines(cameras: list[Camera], depth: float) -> np.ndarray:
-    """(C · 16, 3) float32 line-list vertices: apex → 4 image corners, and the corner ring, at `depth`."""
-    if not cameras:
-        return np.zeros((0, 3), np.float32)
-    K = np.stack([c.K for c in cameras])
-    R = np.stack([c.R for c in cameras])
-    t = np.stack([c.t for c in cameras])
-    size = np.array([[c.width, c.height] for c in cameras], dtype=np.float64)
-    unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
-    pix = np.concatenate([unit[None] * size[:, None], np.ones((len(cameras), 4, 1))], axis=2)  # (C, 4, 3)
-    rays = np.linalg.solve(K[:, None], pix[..., None])[..., 0]  # (C, 4, 3) camera-space, z = 1
-    corners = np.einsum("cji,ckj->cki", R, rays * depth - t[:, None])  # Rᵀ(x_c − t)
-    apex = -np.einsum("cji,cj->ci", R, t)
-    ring = np.stack([corners, np.roll(corners, -1, axis=1)], axis=2)  # (C, 4, 2, 3)
-    spokes = np.stack([np.broadcast_to(apex[:, None], corners.shape), corners], axis=2)
-    return np.concatenate([spokes, ring], axis=1).reshape(-1, 3).astype(np.float32)
-
-
-def _matrix_bytes(m: np.ndarray) -> bytes:
-    """A row-major numpy (4, 4) as GLSL's column-major mat4."""
-    return np.ascontiguousarray(m.T, dtype=np.float32).tobytes()
 
 
 class ViewerPipeline:
@@ -187,92 +128,38 @@ class ViewerPipeline:
         self._overlay: Any = None
         self._overlay_opacity = 0.0
         # Render targets per G-buffer size (the full one and the reduced one of a moving camera).
-        self._targets: OrderedDict[tuple[int, int], _Targets] = OrderedDict()
+        self._targets = TargetCache(ctx, self._forget)
         self._serial = 0
-        self._pick: tuple[_Targets, tuple[int, int]] | None = None
+        self._pick: tuple[RenderTargets, tuple[int, int]] | None = None
         # Shading state and paths.
         self._weights: MLPWeights | None = None
-        self._projection: FeatureProjection | None = None
-        self._edits: FeatureEdits | None = None
-        self._centroids: torch.Tensor | None = None
-        self._cell_material: torch.Tensor | None = None
-        self._highlight: int | None = None
-        self._glsl: GLSLShader | None = None
-        self._glsl_dirty = True
-        self._interop: interop_module.InteropShader | None = None
-        self._available: list[str] | None = None
-        self._unavailable: dict[str, str] = {}
+        self._inputs = NO_INPUTS
+        self._paths = ShadingPaths(ctx)
         self._fallback_logged: set[str] = set()
-        self._path = self.available_paths()[0]
-        log.info("viewer pipeline on %s: paths %s, using %s", ctx.info["GL_RENDERER"], self._available, self._path)
+        log.info("viewer pipeline on %s: paths %s, using %s", ctx.info["GL_RENDERER"], self._paths.available(), self.path)
 
     # -- paths --------------------------------------------------------------------------------
 
-    def available_paths(self) -> list[str]:
-        """Shading paths usable with this context, fastest first (probed once).
+    @property
+    def interop_shader(self) -> Any:
+        """The interop path's `InteropShader` once it has shaded a frame, else None (diagnostics, tests)."""
+        return self._paths.interop
 
-        "interop" needs torch CUDA, cuda-python and this GL context on the CUDA device; "glsl"
-        needs OpenGL 4.3; "cpu" always works. On a software GL (llvmpipe) "cpu" comes before
-        "glsl": torch's batched matmuls beat per-pixel compute-shader loops there.
-        """
-        if self._available is None:
-            paths = []
-            device, reason = interop_module.probe()
-            if device is not None:
-                paths.append("interop")
-                self._interop_device = device
-            else:
-                self._unavailable["interop"] = reason
-            if self.ctx.version_code >= 430:
-                paths.append("glsl")
-            else:
-                self._unavailable["glsl"] = f"needs OpenGL 4.3 compute shaders, context is {self.ctx.version_code}"
-            renderer = str(self.ctx.info["GL_RENDERER"]).lower()
-            if any(name in renderer for name in _SOFTWARE_RENDERERS) and "glsl" in paths:
-                paths.insert(paths.index("glsl"), "cpu")
-            else:
-                paths.append("cpu")
-            for name, why in self._unavailable.items():
-                log.info("viewer path %r unavailable: %s", name, why)
-            self._available = paths
-        return list(self._available)
+    def available_paths(self) -> list[str]:
+        """Shading paths usable with this context, fastest first (see `render.viewer.paths`)."""
+        return self._paths.available()
 
     def unavailable_reasons(self) -> dict[str, str]:
         """Why each missing path is missing (for a tooltip or the log)."""
-        self.available_paths()
-        return dict(self._unavailable)
+        return self._paths.unavailable_reasons()
 
     @property
     def path(self) -> str:
-        return self._path
+        return self._paths.current
 
     def set_path(self, name: str) -> None:
         """Switch the shading path, releasing the previous one's GL/CUDA resources."""
-        if name not in self.available_paths():
-            reason = self._unavailable.get(name, "unknown path")
-            raise ValueError(f"shading path {name!r} is not available: {reason}")
-        if name != self._path:
-            self._release_path()
-            self._path = name
-            log.info("viewer shading path: %s", name)
-
-    def _release_path(self) -> None:
-        if self._glsl is not None:
-            self._glsl.release()
-            self._glsl = None
-        if self._interop is not None:
-            self._interop.release()
-            self._interop = None
-        self._glsl_dirty = True
-
-    def _drop_path(self, name: str, exc: BaseException) -> None:
-        """A path failed at run time (driver bug, compile error): fall back to the next one."""
-        log.error("viewer path %r failed, disabling it: %s", name, exc)
-        self._release_path()
-        self._unavailable[name] = str(exc)
-        assert self._available is not None
-        self._available = [p for p in self._available if p != name]
-        self._path = self._available[0]
+        self._paths.select(name)
 
     # -- scene state --------------------------------------------------------------------------
 
@@ -307,36 +194,17 @@ class ViewerPipeline:
                 index_element_size=4,
             )
         if len(vertices):
-            lo, hi = vertices.min(0).astype(np.float64), vertices.max(0).astype(np.float64)
-            self._bbox = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+            self._bbox = box_corners(vertices)
 
     def set_shader(self, weights: MLPWeights | None) -> None:
         """The neural shader for the neural modes (None: they fall back to "smooth")."""
         self._weights = weights
-        self._glsl_dirty = True
+        self._paths.invalidate()
 
-    def set_feature_projection(self, projection: FeatureProjection | None) -> None:
-        """The PCA projection of the "features" mode."""
-        self._projection = projection
-        self._glsl_dirty = True
-
-    def set_edits(self, edits: FeatureEdits | None) -> None:
-        """Feature edits applied between h and c in the "neural" and "features" modes."""
-        self._edits = edits
-        self._glsl_dirty = True
-
-    def set_materials(
-        self, centroids: torch.Tensor | None, highlight: int | None = None, cell_material: torch.Tensor | None = None
-    ) -> None:
-        """Centroids (K, F) of the "materials" mode and the index to highlight (None: no highlight).
-
-        With `cell_material` (K,) int the centroids are cells (recon.materials clusters a material
-        into several): colours and `highlight` then refer to material ids, not centroid indices.
-        """
-        self._centroids = centroids
-        self._cell_material = cell_material if centroids is not None else None
-        self._highlight = highlight
-        self._glsl_dirty = True
+    def set_shading_inputs(self, inputs: ShadingInputs) -> None:
+        """Projection, edits, material centroids and highlight of the neural modes, as one value."""
+        self._inputs = inputs
+        self._paths.invalidate()
 
     def set_overlay(self, image: np.ndarray | None, opacity: float = 0.5) -> None:
         """A photo (H, W, 3) float in [0, 1] blended over the whole view (stretched to it), or None."""
@@ -397,18 +265,15 @@ class ViewerPipeline:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._check_alive()
         mode = self._effective_mode(mode)
-        if mode in NEURAL_MODES and self._path == "cpu":
+        if mode in NEURAL_MODES and self.path == "cpu":
             frame = self.capture_gbuffer(camera, size, scale)
             start = time.perf_counter()
-            colors = shade_cpu(
-                self._weights, frame, mode, self._projection, self._edits, self._centroids,  # type: ignore[arg-type]
-                self._highlight, self._cell_material,
-            )
+            colors = shade_cpu(self._weights, frame, mode, self._inputs)  # type: ignore[arg-type]
             shading_ms = 1000 * (time.perf_counter() - start)
             stats = self.present(frame, colors, target, wireframe)
             return dataclasses.replace(stats, shading_ms=stats.shading_ms + shading_ms)
 
-        targets, render_size = self._targets_for(size, scale)
+        targets, render_size = self._targets.get(size, scale)
         start = time.perf_counter()
         self._gbuffer_pass(targets, camera, RASTER_MODES.get(mode, NEURAL_MODE_CODE))
         self._sync()
@@ -416,11 +281,12 @@ class ViewerPipeline:
         start = time.perf_counter()
         covered, path = -1, "raster"
         if mode in NEURAL_MODES:
-            path = self._path
+            path = self.path
             try:
-                covered = self._shade_gpu(targets, render_size, camera, mode)
+                assert self._weights is not None
+                covered = self._paths.shade_gpu(targets, render_size, camera, mode, self._weights, self._inputs, self.sync_stats)
             except Exception as exc:  # a driver/compile failure must not kill the GUI: fall back
-                self._drop_path(path, exc)
+                self._paths.drop(path, exc)
                 return self.render(camera, size, target, mode, wireframe, scale)
         self._sync()
         shading_ms = 1000 * (time.perf_counter() - start)
@@ -436,7 +302,7 @@ class ViewerPipeline:
         Hand the frame to `shade_cpu` (any thread), then to `present` (GL thread).
         """
         self._check_alive()
-        targets, render_size = self._targets_for(size, scale)
+        targets, render_size = self._targets.get(size, scale)
         start = time.perf_counter()
         self._gbuffer_pass(targets, camera, NEURAL_MODE_CODE)
         w, h = render_size
@@ -462,7 +328,7 @@ class ViewerPipeline:
         picking match what is shown.
         """
         self._check_alive()
-        targets, render_size = self._targets_for(frame.size, frame.render_size[0] / max(frame.size[0], 1), frame.render_size)
+        targets, render_size = self._targets.get(frame.size, frame.render_size[0] / max(frame.size[0], 1), frame.render_size)
         start = time.perf_counter()
         if targets.serial != frame.serial:
             self._gbuffer_pass(targets, frame.camera, NEURAL_MODE_CODE)
@@ -487,7 +353,7 @@ class ViewerPipeline:
         if self._pick is None:
             return None
         targets, size = self._pick
-        if targets.size not in self._targets or self._targets[targets.size] is not targets:
+        if not self._targets.holds(targets):
             return None
         gx = int(math.floor(x * targets.size[0] / size[0]))
         gy = int(math.floor(y * targets.size[1] / size[1]))
@@ -522,10 +388,8 @@ class ViewerPipeline:
         """Free every GL and CUDA resource (ctx current); the pipeline can't be used afterwards."""
         if self._released:
             return
-        self._release_path()
-        for targets in self._targets.values():
-            targets.release()
-        self._targets.clear()
+        self._paths.release()
+        self._targets.release()
         self._pick = None
         for obj in (
             self._mesh_vao, self._edge_vao, self._frusta_vao, self._display_vao,
@@ -547,17 +411,13 @@ class ViewerPipeline:
     def _sync(self) -> None:
         if self.sync_stats:
             self.ctx.finish()
-            if self._path == "interop" and torch.cuda.is_available():
+            if self.path == "interop" and torch.cuda.is_available():
                 torch.cuda.synchronize()
 
     def _effective_mode(self, mode: str) -> str:
         missing = None
-        if mode in NEURAL_MODES and self._weights is None:
-            missing = "no shader"
-        elif mode == "features" and self._projection is None:
-            missing = "no feature projection"
-        elif mode == "materials" and self._centroids is None:
-            missing = "no material centroids"
+        if mode in NEURAL_MODES:
+            missing = "no shader" if self._weights is None else self._inputs.missing(mode)
         if missing is None:
             return mode
         if mode not in self._fallback_logged:
@@ -565,72 +425,13 @@ class ViewerPipeline:
             self._fallback_logged.add(mode)
         return "smooth"
 
-    def _targets_for(
-        self, size: tuple[int, int], scale: float, render_size: tuple[int, int] | None = None
-    ) -> tuple[_Targets, tuple[int, int]]:
-        w, h = int(size[0]), int(size[1])
-        if w < 1 or h < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        if render_size is None:
-            s = min(max(float(scale), 1e-3), 1.0)
-            render_size = (max(1, round(w * s)), max(1, round(h * s)))
-        key = (int(render_size[0]), int(render_size[1]))
-        targets = self._targets.get(key)
-        if targets is None:
-            while len(self._targets) >= 2:  # full size and one reduced size (moving camera)
-                _, old = self._targets.popitem(last=False)
-                self._forget(old)
-            targets = self._make_targets(key)
-            self._targets[key] = targets
-        else:
-            self._targets.move_to_end(key)
-        return targets, key
-
-    def _forget(self, targets: _Targets) -> None:
-        if self._interop is not None:
-            self._interop.unregister((targets.position, targets.normal, targets.color))
+    def _forget(self, targets: RenderTargets) -> None:
+        """`targets` are dropped for another size: nothing may keep using them."""
+        self._paths.forget(targets)
         if self._pick is not None and self._pick[0] is targets:
             self._pick = None
-        targets.release()
 
-    def _make_targets(self, size: tuple[int, int]) -> _Targets:
-        ctx = self.ctx
-        position = ctx.texture(size, 4, dtype="f4")
-        normal = ctx.texture(size, 4, dtype="f4")
-        color = ctx.texture(size, 4, dtype="f1")
-        for tex in (position, normal, color):
-            tex.filter = (self._mgl.NEAREST, self._mgl.NEAREST)
-            tex.repeat_x = tex.repeat_y = False
-        depth = ctx.depth_renderbuffer(size)
-        targets = _Targets(
-            size=size,
-            position=position,
-            normal=normal,
-            color=color,
-            depth=depth,
-            gbuffer_fbo=ctx.framebuffer([position, normal, color], depth),
-            color_fbo=ctx.framebuffer([color], depth),
-        )
-        log.debug("viewer render targets %dx%d", *size)
-        return targets
-
-    def _clip(self, camera: Camera) -> np.ndarray:
-        """World → clip with near/far enclosing the mesh's box and the frusta in front of the camera.
-
-        Frustum points closer than 1 % of far don't pull near in (the current camera's own apex
-        sits at depth 0); they are clipped instead, which keeps depth precision for the mesh.
-        """
-        z = self._bbox @ camera.R[2] + camera.t[2]
-        if len(self._frusta_points):
-            zf = self._frusta_points @ camera.R[2] + camera.t[2]
-            z = np.concatenate([z, zf[zf > 0.01 * max(float(z.max()), float(zf.max()))]])
-        far = float(z.max()) * 1.05 + 1e-6
-        if far <= 1e-6:
-            far = 1.0
-        near = max(float(z.min()) * 0.95, far * 1e-4)
-        return camera.clip_matrix(near, max(far, near * 1.01))
-
-    def _gbuffer_pass(self, targets: _Targets, camera: Camera, mode_code: int) -> None:
+    def _gbuffer_pass(self, targets: RenderTargets, camera: Camera, mode_code: int) -> None:
         ctx, mgl = self.ctx, self._mgl
         self._serial += 1
         targets.serial = self._serial
@@ -643,35 +444,17 @@ class ViewerPipeline:
             ctx.depth_func = "<"
             ctx.polygon_offset = (1.0, 1.0)  # faces slightly back, so wireframe edges win
             prog = self._gbuffer_prog
-            prog["u_clip"].write(_matrix_bytes(self._clip(camera)))
+            prog["u_clip"].write(matrix_bytes(self._clip(camera)))
             prog["u_mode"].value = mode_code
             prog["u_eye"].value = tuple(float(v) for v in camera.center)
             self._mesh_vao.render(mgl.TRIANGLES, vertices=3 * self._face_count)
             ctx.polygon_offset = (0.0, 0.0)
         self._pick = (targets, targets.size)
 
-    def _shade_gpu(self, targets: _Targets, render_size: tuple[int, int], camera: Camera, mode: str) -> int:
-        assert self._weights is not None
-        if self._path == "glsl":
-            if self._glsl is None:
-                self._glsl = GLSLShader(self.ctx)
-                self._glsl_dirty = True
-            if self._glsl_dirty:
-                self._glsl.set_weights(self._weights)
-                self._glsl.set_extras(self._projection, self._edits, self._centroids, self._cell_material)
-                self._glsl_dirty = False
-            return self._glsl.shade(
-                targets.position, targets.normal, targets.color, render_size, camera.center, mode, self._highlight, self.sync_stats
-            )
-        if self._interop is None:
-            self._interop = interop_module.InteropShader(self._interop_device)
-        self._interop.prepare(self._weights)
-        eye = torch.as_tensor(camera.center, dtype=torch.float32)
-        return self._interop.shade(
-            (targets.position, targets.normal, targets.color), render_size, eye, mode, self._projection, self._edits, self._centroids, self._highlight, self._cell_material
-        )
+    def _clip(self, camera: Camera) -> np.ndarray:
+        return enclosing_clip(camera, self._bbox, self._frusta_points)
 
-    def _finish(self, targets: _Targets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:
+    def _finish(self, targets: RenderTargets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:
         """Overlays into the colour texture, then the display pass into `target`."""
         ctx, mgl = self.ctx, self._mgl
         if (wireframe and self._face_count) or self._frusta_count:
@@ -682,7 +465,7 @@ class ViewerPipeline:
             ctx.depth_func = "<="
             fbo.depth_mask = False
             prog = self._lines_prog
-            prog["u_clip"].write(_matrix_bytes(self._clip(camera)))
+            prog["u_clip"].write(matrix_bytes(self._clip(camera)))
             prog["u_bias"].value = LINE_DEPTH_BIAS
             if wireframe and self._face_count:
                 vao = self._edges()

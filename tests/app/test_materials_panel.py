@@ -93,7 +93,7 @@ def test_find_pick_replace_undo_redo_and_reload(
     viewport = window.viewport
     smooth = _settled_frame(qtbot, window, "smooth")
     features = _settled_frame(qtbot, window, "features")
-    assert viewport.projection is model.materials.projection
+    assert viewport.shading.projection is model.materials.projection
     assert _covered(features).sum() > 100 and not np.array_equal(features, smooth)
 
     # Pick: a Ctrl+click on the mesh selects its material; the list follows, the highlight shows.

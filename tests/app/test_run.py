@@ -169,3 +169,29 @@ def test_closing_mid_run_exits_cleanly_with_a_checkpoint(small_dataset, tmp_path
     assert record["stopped"] is True and record["iteration"] >= 1
     assert (out / "checkpoint").is_dir() and (out / "mesh.ply").exists()
     assert "Traceback" not in rest
+
+
+def test_a_gui_run_on_auto_uses_exactly_the_config_the_cli_would(make_main_window, small_dataset, qtbot) -> None:
+    from recon.cli import _options, build_parser
+    from recon.runs import plan
+
+    window = make_main_window()
+    _open(window, qtbot, small_dataset)
+    panel = window.run_panel
+    panel.iterations.setValue(0)  # "auto"
+    panel.scale.setCurrentIndex(panel.scale.findText("auto"))
+    panel.seed.setValue(3)
+    assert panel.iterations.text() == "auto"
+    gui = window.run_options()
+    args = build_parser().parse_args(["run", str(small_dataset), "--out", str(gui.out), "--seed", "3"])
+    cli = _options(args, Path(args.dataset), overwrite=False)
+    assert gui == cli
+    expected = plan(cli)
+    assert plan(gui) == expected
+
+    window.start_run()  # ... and the run it starts records that config
+    qtbot.waitUntil(lambda: window.plots.points >= 1, timeout=60_000)
+    window.stop_run()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.run_result["config"] == expected.config.to_dict(), window.last_error
+    assert json.loads((gui.out / "run.json").read_text())["config"] == expected.config.to_dict()

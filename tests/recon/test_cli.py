@@ -111,6 +111,14 @@ def test_run_writes_the_run_folder(finished_run) -> None:
     assert len(mesh.faces) == record["mesh"]["faces"]
 
 
+def test_run_json_records_the_method_and_the_config_recon_runs_plans(finished_run, small_demo) -> None:
+    from recon.runs import RunOptions, plan
+
+    record = json.loads((finished_run / "run.json").read_text())
+    options = RunOptions(small_demo, finished_run, iterations=6, image_scale=1.0, device="cpu")
+    assert record["method"] == "nds" and record["config"] == plan(options).config.to_dict()
+
+
 def test_resume_continues_and_refuses_a_second_run_in_place(finished_run, small_demo) -> None:
     again = run_cli("run", str(small_demo), "--out", str(finished_run), "--iterations", "6")
     assert again.returncode == 2 and "resume" in again.stderr

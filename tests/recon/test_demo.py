@@ -215,7 +215,7 @@ def fake_build(monkeypatch) -> list[dict]:
         calls.append(recipe)
         (out / "marker.txt").write_text(str(len(calls)))
 
-    monkeypatch.setattr(demo, "build", build)
+    monkeypatch.setattr(demo.dataset, "build", build)  # where demo_dataset looks it up
     return calls
 
 
@@ -264,7 +264,7 @@ def test_a_competitor_finishing_first_wins(tmp_path, monkeypatch):
         target.mkdir()
         (target / "marker.txt").write_text("theirs")
 
-    monkeypatch.setattr(demo, "build", build)
+    monkeypatch.setattr(demo.dataset, "build", build)  # where demo_dataset looks it up
     assert demo.demo_dataset(tmp_path, recipe=_small_recipe()) == target
     assert (target / "marker.txt").read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -1,4 +1,4 @@
-"""What the Blender and instant-ngp/nerfstudio formats share: strict JSON reading and OpenGL camera→world poses.
+"""What the Blender and instant-ngp/nerfstudio formats share: strict JSON values and OpenGL camera→world poses.
 
 Both formats describe a view by a camera→world 4×4 in OpenGL axes (x right, y up, z backward) and
 a `file_path` relative to the JSON file. JSON from the wild has wrong types often enough that every
@@ -21,25 +21,6 @@ from render.camera import Camera
 
 # OpenGL/Blender camera axes (y up, z backward) → OpenCV (y down, z forward): flip y and z.
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """The top-level object of a JSON file, or a DatasetError saying why it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(path, "file is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"cannot read the file ({exc.__class__.__name__}: {exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); is it truncated?"
-        ) from None
-    if not isinstance(data, dict):
-        raise DatasetError(path, f"expected a JSON object at the top level, got {type(data).__name__}")
-    return data
 
 
 def number(path: Path, value: Any, what: str) -> float:

@@ -18,6 +18,7 @@ from recon.data.formats import _nerf
 from recon.data.formats._common import make_view, ones_mask, warn_no_masks
 from recon.data.scene import Loaded, View
 from recon.errors import DatasetError
+from recon.jsonfile import read_json_object
 
 NAME = "blender"
 LOOKS_FOR = "transforms_train.json (or transforms_val/test.json) with camera_angle_x and frames"
@@ -39,7 +40,7 @@ def detect(path: Path) -> Path | None:
 def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """The views of one split: the named file, or transforms_train.json of a folder."""
     json_path = root if root.is_file() else _train_split(root)
-    data = _nerf.read_json(json_path)
+    data = read_json_object(json_path, DatasetError)
     angle_x = _angle(json_path, data, "camera_angle_x")
     angle_y = _angle(json_path, data, "camera_angle_y") if "camera_angle_y" in data else None
     views: list[View] = []

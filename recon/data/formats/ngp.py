@@ -21,6 +21,7 @@ from recon.data.formats._common import make_view, ones_mask, warn_no_masks
 from recon.data.scene import Loaded, View
 from recon.data.undistort import RadialTangential, undistort
 from recon.errors import DatasetError
+from recon.jsonfile import read_json_object
 
 NAME = "ngp"
 LOOKS_FOR = "transforms.json (instant-ngp / nerfstudio: fl_x, fl_y, cx, cy, w, h, frames)"
@@ -41,7 +42,7 @@ def detect(path: Path) -> Path | None:
 def read(root: Path, image_scale: images.ImageScale) -> Loaded:
     """Every frame of transforms.json, undistorted to a pinhole when the lens has distortion."""
     json_path = root / FILE
-    data = _nerf.read_json(json_path)
+    data = read_json_object(json_path, DatasetError)
     views: list[View] = []
     unmasked = 0
     for i, frame in enumerate(_nerf.frames(json_path, data)):

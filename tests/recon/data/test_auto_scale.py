@@ -36,14 +36,14 @@ def test_load_decodes_every_image_once_and_reports_the_factor(tmp_path, known_vi
 
 
 def test_cli_auto_scale_loads_once_so_warnings_appear_once(tmp_path, known_views, caplog):
-    from recon.cli import _resolution
+    from recon.runs import resolution
 
     root = nds.write(known_views, np.array([[-1.0, -1, -1], [1, 1, 1]]), tmp_path / "ds")
     rgb = np.round(known_views[1].image * 255).astype(np.uint8)
     iio.imwrite(root / "view_001.png", rgb)  # no alpha: all-ones mask and a warning
-    policy, changes = _resolution("auto", "cpu")
+    policy, changes = resolution(None, "cpu")  # None: --image-scale auto
     assert isinstance(policy, AutoScale) and changes["coarse_images"] is True
-    assert _resolution("auto", "cuda") == (1.0, {}) and _resolution("0.5", "cpu") == (0.5, {})
+    assert resolution(None, "cuda") == (1.0, {}) and resolution(0.5, "cpu") == (0.5, {})
     with caplog.at_level(logging.WARNING):
         scene = load(root, image_scale=policy)
     assert scene.image_scale == 1.0  # 64 px already fits the CPU default

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.viewer import FeatureEdits, FeatureProjection, MLPWeights, ViewerPipeline, shade_reference
+from render.viewer import FeatureEdits, FeatureProjection, MLPWeights, ShadingInputs, ViewerPipeline, shade_reference
 from render.viewer.glsl_mlp import generate_compute_source
 
 pytestmark = pytest.mark.gl
@@ -21,9 +21,7 @@ def _shade(scene, weights: MLPWeights, mode: str = "neural", **state):
     try:
         pipe.set_mesh(scene.vertices, scene.faces)
         pipe.set_shader(weights)
-        pipe.set_feature_projection(state.get("projection"))
-        pipe.set_edits(state.get("edits"))
-        pipe.set_materials(state.get("centroids"), state.get("highlight"), state.get("cell_material"))
+        pipe.set_shading_inputs(ShadingInputs(**state))
         pipe.set_path("glsl")
         stats = pipe.render(scene.camera, scene.size, scene.target, mode=mode)
         color = pipe.read_color()
@@ -96,13 +94,13 @@ def test_glsl_modes_and_edits_match_torch(scene, mode) -> None:
         mode, state["cell_material"], state["highlight"] = "materials", torch.tensor([1, 0, 1]), 0
     color, (x, n, omega), covered, _ = _shade(scene, weights, mode, **state)
     kwargs = {k: state.get(k) for k in ("projection", "edits", "centroids", "highlight", "cell_material")}
-    reference = shade_reference(weights, x, n, omega, mode, **kwargs).numpy()
+    reference = shade_reference(weights, x, n, omega, mode, ShadingInputs(**kwargs)).numpy()
     ok = _unambiguous(mlp_features(weights, x), x, state).numpy()
     assert ok.mean() > 0.9
     ours = color[covered][:, :3] / 255.0
     assert np.abs(ours[ok] - reference[ok]).max() <= 2 / 255
     if mode != "materials":  # the edits changed something, so they were applied in GLSL too
-        unedited = shade_reference(weights, x, n, omega, mode, projection=state["projection"]).numpy()
+        unedited = shade_reference(weights, x, n, omega, mode, ShadingInputs(projection=state["projection"])).numpy()
         assert np.abs(unedited - reference).max(axis=1)[ok].max() > 0.05
     else:
         hues = np.unique(np.round(ours[ok] / np.maximum(ours[ok].max(axis=1, keepdims=True), 1e-6), 2), axis=0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.viewer import FeatureEdits, MLPWeights, ViewerPipeline, shade_reference
+from render.viewer import FeatureEdits, MLPWeights, ShadingInputs, ViewerPipeline, shade_reference
 from render.viewer.interop import probe
 
 
@@ -50,7 +50,7 @@ def test_interop_matches_torch(scene, config) -> None:
             weight=torch.tensor([0.5]), centre=torch.zeros(1, 3), radius=torch.tensor([float("inf")]),
         )  # fmt: skip
         for state in (None, edits):
-            pipe.set_edits(state)
+            pipe.set_shading_inputs(ShadingInputs(edits=state))
             stats = pipe.render(scene.camera, scene.size, scene.target, mode="neural")
             assert stats.path == "interop"
             color = pipe.read_color()
@@ -60,7 +60,7 @@ def test_interop_matches_torch(scene, config) -> None:
             x = torch.from_numpy(position[covered][:, :3])
             n = torch.from_numpy(normal[covered][:, :3])
             omega = torch.nn.functional.normalize(torch.from_numpy(scene.camera.center.astype(np.float32)) - x, dim=-1)
-            reference = shade_reference(weights, x, n, omega, edits=state).numpy()
+            reference = shade_reference(weights, x, n, omega, inputs=ShadingInputs(edits=state)).numpy()
             # Half precision is used only where it stays within 1/255; plus rounding to 8 bits.
             assert np.abs(color[covered][:, :3] / 255.0 - reference).max() <= 2 / 255
             assert (color[~covered] == 0).all()
@@ -89,7 +89,7 @@ def test_interop_resources_are_created_and_destroyed_fifty_times_without_leaks(s
             pipe.set_path("interop")
             for scale in (1.0, 0.5, 1.0, 0.5):
                 assert pipe.render(scene.camera, scene.size, scene.target, mode="neural", scale=scale).path == "interop"
-            shader = pipe._interop
+            shader = pipe.interop_shader
             assert shader is not None and shader.registered_sets == 2
             assert shader.stream is not None and shader.stream != torch.cuda.default_stream(shader.device)
             streams.add(shader.stream.cuda_stream)

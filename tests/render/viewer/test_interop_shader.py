@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from render.viewer import FeatureEdits, MLPWeights, shade_reference
+from render.viewer.inputs import ShadingInputs
 from render.viewer.interop import GL_TEXTURE_2D, InteropShader
 
 pytestmark = pytest.mark.gl
@@ -179,7 +180,7 @@ def test_shades_like_torch_on_its_own_device_and_registers_each_set_once(gbuffer
         textures, position, normal = gbuffers[frame % 2]
         runtime.current = 2  # e.g. the training thread's device, left current on this thread
         w, h = textures[0].size
-        count = shader.shade(textures, (w, h), eye, "neural", None, None, None, None)
+        count = shader.shade(textures, (w, h), eye, "neural", ShadingInputs())
         covered = position[..., 3] > 0
         assert count == covered.sum() > 20
         color = np.frombuffer(textures[2].read(), np.uint8).reshape(h, w, 4)
@@ -203,13 +204,13 @@ def test_a_failing_frame_unmaps_everything_and_raises_its_own_error(gbuffers) ->
     runtime.fail = {"cudaMemcpy2DToArrayAsync": CudaError.cudaErrorUnknown,
                     "cudaGraphicsUnmapResources": CudaError.cudaErrorInvalidValue}  # fmt: skip
     with pytest.raises(RuntimeError, match="cudaMemcpy2DToArrayAsync failed: cudaErrorUnknown"):
-        shader.shade(textures, textures[0].size, eye, "neural", None, None, None, None)
+        shader.shade(textures, textures[0].size, eye, "neural", ShadingInputs())
     assert runtime.mapped() == 1  # the two others were unmapped after the first unmap failed
     stuck = next(h for h, res in runtime.live.items() if res["mapped"] is not None)
     assert runtime.cudaGraphicsUnmapResources(1, stuck, 0) == (CudaError.cudaSuccess,)
     runtime.fail = {"cudaGraphicsUnmapResources": CudaError.cudaErrorUnknown}
     with pytest.raises(RuntimeError, match="cudaGraphicsUnmapResources failed"):
-        shader.shade(textures, textures[0].size, eye, "neural", None, None, None, None)  # a failure of its own shows
+        shader.shade(textures, textures[0].size, eye, "neural", ShadingInputs())  # a failure of its own shows
     assert runtime.mapped() == 1
     shader.release()
 

@@ -1,0 +1,78 @@
+"""The viewport's toolbar: shading mode, shading path, wireframe, camera frusta, photo opacity, reset.
+
+A QToolBar rather than a row of widgets: what does not fit a narrow window goes behind its »
+button instead of raising the window's minimum width. It drives the viewport directly (every
+control is a view setting) and tells the window only about mode changes, which also concern the
+materials model.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QSlider, QToolBar
+
+from app.viewport import MODES, Viewport
+
+
+class ViewToolbar(QToolBar):
+    """Controls of `viewport`; `mode_chosen` carries the mode picked in the box (or by `set_mode`)."""
+
+    mode_chosen = Signal(str)
+
+    def __init__(self, viewport: Viewport) -> None:
+        super().__init__("View")
+        self.viewport = viewport
+        self.setMovable(False)
+        self.mode_box = QComboBox()
+        for mode in MODES:
+            self.mode_box.addItem(mode, mode)
+        self.mode_box.setToolTip("Shading mode (keys 1–6); 'features' and 'materials' come from the Materials panel")
+        self.mode_box.currentIndexChanged.connect(lambda _: self.mode_chosen.emit(self.mode_box.currentData()))
+        self.path_box = QComboBox()
+        self.path_box.setToolTip("Shading path of the neural modes: CUDA–GL interop, GLSL compute shader, or CPU")
+        self.path_box.activated.connect(lambda index: viewport.set_path(self.path_box.itemData(index)))
+        viewport.paths_changed.connect(self.show_paths)
+        self.wire_box = QCheckBox("wireframe")
+        self.wire_box.setToolTip("Wireframe overlay (W)")
+        self.wire_box.toggled.connect(viewport.set_wireframe)
+        self.frusta_box = QCheckBox("cameras")
+        self.frusta_box.setChecked(True)
+        self.frusta_box.setToolTip("Camera frusta of the input views (C)")
+        self.frusta_box.toggled.connect(viewport.set_frusta_visible)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setMaximumWidth(120)
+        self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
+        self.opacity.valueChanged.connect(lambda v: viewport.set_overlay_opacity(v / 100))
+        reset = QPushButton("Reset view")
+        reset.setToolTip("Frame the object again (R)")
+        reset.clicked.connect(viewport.reset_camera)
+        for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
+                       QLabel(" Photo "), self.opacity, reset):
+            self.addWidget(widget)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode_box.setCurrentIndex(MODES.index(mode))
+
+    def show_paths(self) -> None:
+        """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""
+        from render.viewer import PATHS
+
+        usable, reasons = self.viewport.paths()
+        box = self.path_box
+        box.blockSignals(True)
+        box.clear()
+        model = box.model()
+        assert isinstance(model, QStandardItemModel)
+        for name in PATHS:
+            box.addItem(name, name)
+            item = model.item(box.count() - 1)
+            if name not in usable:
+                item.setEnabled(False)
+                item.setToolTip(reasons.get(name, "not available with this OpenGL context"))
+        if self.viewport.path is not None:
+            box.setCurrentIndex(box.findData(self.viewport.path))
+        box.setEnabled(bool(usable))
+        box.blockSignals(False)

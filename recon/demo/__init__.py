@@ -1,0 +1,45 @@
+"""The bundled demo scene: a procedural object rendered into a calibrated NDS dataset on first use.
+
+- `scene`: the recipe (resources/demo_scene.json), its signed-distance object, ground-truth mesh
+  and per-face materials, and the camera ring;
+- `render`: Blinn-Phong shading under fixed lights, drawn by the project's own rasterizer;
+- `dataset`: the dataset folder, built once (NDS format via `recon.data.formats.nds.write`) and
+  cached under a hash of the recipe.
+"""
+
+from recon.demo.dataset import CACHE_VERSION, build, default_cache_dir, demo_dataset
+from recon.demo.render import Shading, Surface, box_corners, render_view, shade
+from recon.demo.scene import (
+    RECIPE_FILE,
+    Recipe,
+    bounding_box,
+    build_mesh,
+    face_materials,
+    load_recipe,
+    primitive_sdf,
+    recipe_hash,
+    ring_cameras,
+    scene_sdf,
+)
+
+__all__ = [
+    "CACHE_VERSION",
+    "RECIPE_FILE",
+    "Recipe",
+    "Shading",
+    "Surface",
+    "bounding_box",
+    "box_corners",
+    "build",
+    "build_mesh",
+    "default_cache_dir",
+    "demo_dataset",
+    "face_materials",
+    "load_recipe",
+    "primitive_sdf",
+    "recipe_hash",
+    "render_view",
+    "ring_cameras",
+    "scene_sdf",
+    "shade",
+]

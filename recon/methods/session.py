@@ -1,0 +1,118 @@
+"""What every reconstruction method's session offers, so the runner and both front ends drive any of them.
+
+A method's session owns all of its optimisation state and is stepped one iteration at a time
+(`step`, or `run` for many); `snapshot()` hands out immutable copies that carry everything needed
+to show and shade them (mesh, shader weights and config, normalisation), so a viewer or exporter
+on another thread needs nothing else; `save`/`load` resume it bit for bit from a checkpoint folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from recon.data.scene import Scene
+from recon.mesh import Mesh
+from recon.profiling import Profiler
+from recon.run_folder import RunAppearance
+from recon.shader import NeuralShader, Normalization, ShaderConfig
+from render.camera import Camera
+from render.renderer import Renderer
+
+
+def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camera:
+    """The same view for points given in normalised coordinates x_n = (x − centre)·scale.
+
+    x_c = R·x + t = R·(x_n/scale + centre) + t, and scaling x_c by `scale` leaves pixels unchanged,
+    so R stays and t becomes scale·(R·centre + t).
+    """
+    return Camera(camera.K, camera.R, scale * (camera.R @ centre + camera.t), camera.width, camera.height)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one iteration did: weighted loss terms, their sum, seconds, and any rollback or remesh."""
+
+    iteration: int
+    losses: dict[str, float]
+    total: float
+    seconds: float
+    view: int
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable copy of a session for viewers and exporters (numpy + CPU tensors).
+
+    It carries the shader's config with its weights, so whoever shades it needs nothing else.
+    """
+
+    iteration: int
+    vertices: np.ndarray  # (V, 3) float32, normalised space
+    faces: np.ndarray  # (F, 3) int64
+    shader_state: dict[str, torch.Tensor]
+    normalization: tuple[np.ndarray, float]
+    shader_config: ShaderConfig
+    losses: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def world_vertices(self) -> np.ndarray:
+        centre, scale = self.normalization
+        return (self.vertices.astype(np.float64) / scale + centre).astype(np.float32)
+
+    def shader(self) -> NeuralShader:
+        """A fresh CPU NeuralShader with the snapshot's weights (the one place one is rebuilt from it)."""
+        shader = NeuralShader(self.shader_config)
+        shader.load_state_dict(self.shader_state)
+        return shader.eval()
+
+    def appearance(self, shader: NeuralShader | None = None) -> RunAppearance:
+        """World mesh, shader (`shader`, e.g. the live one of a session, or the snapshot's) and normalisation."""
+        mesh = Mesh(torch.from_numpy(self.world_vertices), torch.from_numpy(np.asarray(self.faces, np.int64)))
+        return RunAppearance(mesh, self.shader() if shader is None else shader, self.normalization)
+
+
+class MethodConfig(Protocol):
+    """A method's frozen settings: saved in run.json and the checkpoint, rebuilt from that dict."""
+
+    iterations: int
+    checkpoint_every: int
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def replace(self, **changes: Any) -> MethodConfig: ...
+
+
+class Session(Protocol):
+    """The protocol of a method's session (NDSSession is the reference implementation)."""
+
+    config: Any  # the method's MethodConfig; `iterations` may be raised to extend a resumed run
+    scene: Scene
+    normalization: Normalization
+    iteration: int
+    history: list[dict[str, Any]]
+    device: torch.device
+    renderer: Renderer
+    profiler: Profiler
+    shader: NeuralShader
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self) -> StepRecord: ...
+
+    def run(self, iterations: int | None = None) -> Iterator[StepRecord]: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def save(self, folder: Path) -> Path: ...
+
+    @classmethod
+    def load(cls, folder: Path, scene: Scene, device: torch.device | str = "cpu", renderer: str = "auto",
+             profile: bool = False) -> Session: ...

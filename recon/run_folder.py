@@ -1,0 +1,127 @@
+"""A run folder and the files in it: the one place that knows their names.
+
+Layout (written by `recon.runner`, read by resume, eval, export, materials and the GUI):
+run.json (method, dataset, config, losses, held-out views, …), mesh.ply (world units),
+shader.safetensors + shader.json (weights, config, normalisation), checkpoint/ (exact resume),
+materials.safetensors + materials.json (stored clustering) and edits.json (material edits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from recon.errors import FileError
+from recon.jsonfile import read_json_object
+
+if TYPE_CHECKING:
+    from recon.mesh import Mesh
+    from recon.shader import NeuralShader, Normalization
+
+RECORD = "run.json"
+MESH = "mesh.ply"
+SHADER = "shader"  # stem: shader.safetensors + shader.json
+CHECKPOINT = "checkpoint"
+MATERIALS = "materials"  # stem: materials.safetensors + materials.json
+EDITS = "edits.json"
+
+
+class RunFolderError(FileError):
+    """A run folder (or its run.json) cannot be used: `path` is the one at fault."""
+
+
+@dataclass(frozen=True)
+class RunAppearance:
+    """What shading, baking and material editing need of a run: world mesh, shader and its normalisation."""
+
+    mesh: Mesh
+    shader: NeuralShader
+    normalization: Normalization
+
+    def normalized_vertices(self) -> torch.Tensor:
+        """(V, 3) float32 vertices in the shader's cube: x_n = (x − centre)·scale."""
+        centre, scale = self.normalization
+        v = self.mesh.vertices.detach().to("cpu", torch.float64)
+        return ((v - torch.from_numpy(np.asarray(centre, dtype=np.float64))) * float(scale)).float()
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A folder written by `reconstruct run` or the GUI; properties name its files, methods read them."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+
+    @property
+    def record_file(self) -> Path:
+        return self.path / RECORD
+
+    @property
+    def mesh_file(self) -> Path:
+        return self.path / MESH
+
+    @property
+    def shader_stem(self) -> Path:
+        return self.path / SHADER
+
+    @property
+    def shader_file(self) -> Path:
+        return self.path / f"{SHADER}.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def materials_files(self) -> tuple[Path, Path]:
+        """(tensors, record) of the stored clustering."""
+        return self.path / f"{MATERIALS}.safetensors", self.path / f"{MATERIALS}.json"
+
+    @property
+    def edits_file(self) -> Path:
+        return self.path / EDITS
+
+    @property
+    def holds_run(self) -> bool:
+        """Whether a run was started here (its checkpoint exists): a new run must not overwrite it."""
+        return self.checkpoint.exists()
+
+    def require(self) -> RunFolder:
+        """This folder, or a RunFolderError when it is not a folder at all."""
+        if not self.path.is_dir():
+            raise RunFolderError(self.path, "not a run folder (pass a folder written by `reconstruct run` or the GUI)")
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """run.json as a dict."""
+        return read_json_object(
+            self.record_file, RunFolderError,
+            missing=f"missing; is {self.path} a run folder (written by `reconstruct run` or the GUI, with run.json and checkpoint/)?",
+        )
+
+    def heldout_names(self, record: dict[str, Any] | None = None) -> list[str]:
+        """Views the run kept out of its optimisation (run.json holds a list, or one name)."""
+        names = (self.record() if record is None else record).get("holdout") or []
+        return [names] if isinstance(names, str) else list(names)
+
+    def dataset_source(self, record: dict[str, Any] | None = None) -> Path:
+        record = self.record() if record is None else record
+        try:
+            return Path(record["dataset"]["source"])
+        except (KeyError, TypeError):
+            raise RunFolderError(self.record_file, "does not name the run's dataset (no dataset.source)") from None
+
+    def appearance(self) -> RunAppearance:
+        """Mesh (mesh.ply) and shader (shader.json + .safetensors) of the run."""
+        from recon.mesh import load_mesh
+        from recon.shader import load_shader
+
+        self.require()
+        shader, normalization = load_shader(self.shader_file)
+        return RunAppearance(load_mesh(self.mesh_file), shader, normalization)
