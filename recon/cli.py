@@ -203,6 +203,66 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """One Ray task per dataset (recon.batch); a summary table and OUT/batch.json; exit 1 if any failed."""
+    import dataclasses
+
+    from recon.batch import BatchOptions, discover, format_table, run_batch, write_summary
+
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.retries < 0 or (args.max_runs is not None and args.max_runs < 1):
+        raise ReconstructError("--cpus-per-run must be > 0, --gpus-per-run and --retries ≥ 0, --max-runs ≥ 1")
+    items = discover([Path(s) for s in args.sources], Path(args.out))
+    template = dataclasses.asdict(_options(args, Path(), overwrite=False))
+    run = {k: v for k, v in template.items() if k not in ("dataset", "out", "overwrite", "holdout_last")}
+    options = BatchOptions(run, args.address, args.cpus_per_run, args.gpus_per_run, args.max_runs, args.retries)
+    print(f"batch: {len(items)} datasets → {args.out}: {', '.join(i.name for i in items)}", file=sys.stderr)
+    progress = _BatchProgress(len(items))
+    try:
+        rows = run_batch(items, options, on_progress=progress)
+    finally:
+        progress.close()
+    path = write_summary(args.out, rows, options)
+    if args.json:
+        print(path.read_text())
+    else:
+        print(format_table(rows))
+        print(f"wrote {path}")
+    return 0 if all(r.status != "failed" for r in rows) else 1
+
+
+class _BatchProgress:
+    """Runs done/running and each running task's iteration and ETA: one redrawn line on a terminal,
+    a plain line per change otherwise."""
+
+    def __init__(self, count: int) -> None:
+        import time
+
+        self.count, self.time, self.tty = count, time.perf_counter, sys.stderr.isatty()
+        self.first: dict[str, tuple[float, int]] = {}
+        self.last: tuple = ()
+
+    def __call__(self, state: dict) -> None:
+        finished = state.pop("_finished", [])
+        now = self.time()
+        parts, running = [], [name for name in sorted(state) if name not in finished]
+        for name in running:
+            entry = state[name]
+            t0, i0 = self.first.setdefault(name, (now, entry["iteration"]))
+            rate = (entry["iteration"] - i0) / max(now - t0, 1e-9)
+            eta = f"{(entry['total'] - entry['iteration']) / rate:.0f} s" if rate > 0 else "…"
+            parts.append(f"{name} {entry['iteration']}/{entry['total']} ETA {eta}")
+        line = f"batch: {len(finished)}/{self.count} finished, {len(parts)} running" + (": " + "; ".join(parts) if parts else "")
+        if self.tty:
+            print("\r\033[K" + line, end="", file=sys.stderr, flush=True)
+        elif (tuple(finished), tuple(running)) != self.last:  # a run started or ended
+            print(line, file=sys.stderr, flush=True)
+        self.last = (tuple(finished), tuple(running))
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
 def cmd_materials(args: argparse.Namespace) -> int:
     """List the run's materials (clusters of the shader's features), clustering once and storing it."""
     from recon.materials import run_materials
@@ -358,6 +418,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=int, default=0, metavar="N",
                    help="keep every Nth view (0, N, 2N, …) out of the optimisation; run.json names them and "
                         "`reconstruct eval DIR --views DATASET` compares exactly those")
+    add_run_options(p)
+
+    p = add("batch", cmd_batch, "Reconstruct a collection: one Ray task per dataset, on this machine or a Ray cluster "
+            "(needs the cluster extra). Rerunning skips finished runs and resumes interrupted ones.")
+    p.add_argument("sources", nargs="+", help="dataset folders, or folders whose subfolders are datasets")
+    p.add_argument("--out", required=True, help="the run folders go to OUT/<dataset name>/; OUT/batch.json sums them up")
+    p.add_argument("--holdout", type=int, default=0, metavar="N", help="as for `run`: every Nth view held out (PSNR in the summary)")
+    p.add_argument("--address", help="Ray cluster: auto (the one `ray start` made here) or ray://HOST:PORT; default a local instance")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="C", help="CPUs each run reserves (torch threads; default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="G", help="GPUs each run reserves (default 0; use with --device cuda)")
+    p.add_argument("--max-runs", type=int, metavar="N", help="at most N runs at a time (default: as many as the resources allow)")
+    p.add_argument("--retries", type=int, default=1, metavar="R", help="times a run whose worker died is retried from its checkpoint (default 1)")
+    p.add_argument("--json", action="store_true", help="print batch.json instead of the table")
     add_run_options(p)
 
     p = add("resume", cmd_resume, "Continue a run from its checkpoint (bit-exact), e.g. after Ctrl-C.")

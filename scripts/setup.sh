@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+[ "${1:-}" = "--test" ] && extras="[test,cluster]"  # the tests run `reconstruct batch` on a local Ray
 
 # Shared libraries Qt (xcb), moderngl (EGL/GLX, Mesa's software rasterizer) and tests (Xvfb) need.
 apt_packages="xvfb xauth libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglx-mesa0 libopengl0
