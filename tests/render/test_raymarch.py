@@ -15,6 +15,15 @@ BOX = ([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0])
 CENTRE = torch.tensor([0.1, -0.05, 0.08], dtype=torch.float64)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads oversubscribe and run 10× slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _camera(width: int = 24, height: int = 20) -> Camera:
     return Camera.look_at(np.array([0.4, -0.6, -2.6]), np.zeros(3), np.array([0.0, -1.0, 0.0]), 45.0, width, height)
 
