@@ -309,6 +309,8 @@ def surface_depth(
 
     The backward pass evaluates `field` once at the surface points, differentiates it w.r.t. the
     points (∂f/∂p̂) and backpropagates the scaled incoming gradient through it once (eq. 11).
+    It is first-order only (no double backward). On a ray grazing the surface ∂f/∂p̂ · w → 0 and
+    the gradient grows without bound, as the true derivative does; callers that fear outliers clip.
     """
     if depth.shape != (len(rays),):
         raise ValueError(f"surface_depth: depth must be ({len(rays)},), got {tuple(depth.shape)}")

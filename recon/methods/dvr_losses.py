@@ -15,10 +15,12 @@ of rays in the batch, so a case's weight in the total follows how many rays fall
 The photometric and depth terms reach the occupancy through p̂'s depth by implicit differentiation
 (`render.raymarch.surface_depth`); the BCE terms use f at fixed points (no gradient through the point).
 
-Normal smoothness (the paper's multi-view regulariser, described in its supplementary material):
-‖n(p̂) − n(p̂ + ε)‖₂ with n = −∇f/‖∇f‖ the outward normal and ε uniform in a cube of half-side
-`normal_radius`; it needs ∇f with `create_graph`, a second backward through the net. Its weight
-is not in the main text; `normal = 0.05` here is a small weight that smooths without flattening.
+Normal smoothness (the multi-view regulariser the issue asks for; it is not in the paper's main
+text, of which `shared/papers` has a copy, so its form here is our reading of DVR's supplementary
+material, unchecked against it): ‖n(p̂) − n(p̂ + ε)‖₂ with n = −∇f/‖∇f‖ the outward normal and ε
+uniform in a cube of half-side `normal_radius`. It needs ∇f with `create_graph`, a second
+backward through the net (the costliest term per ray). `normal = 0.05` is our choice of a small
+weight, not a number from the paper.
 
 Points are in the normalised cube ([-1, 1]³), where the field lives.
 """

@@ -225,3 +225,31 @@ def test_bad_settings_are_clear_errors():
         surface_depth(field, rays, torch.full((len(rays),), math.inf))
     with pytest.raises(ValueError, match="origins and directions"):
         Rays(torch.zeros(4, 3), torch.zeros(4, 2), torch.ones(4))
+
+
+def test_chunked_marching_gives_the_same_depths():
+    rays = _rays(torch.float32)
+    t0, t1, _ = ray_box(rays, *BOX)
+    field = lambda p: 0.55 - (p - CENTRE.float()).norm(dim=-1)  # noqa: E731
+    whole = march(field, rays, t0, t1, n=16)
+    chunked = march(field, rays, t0, t1, n=16, chunk=37)
+    assert torch.equal(whole.hit, chunked.hit) and torch.equal(whole.depth, chunked.depth)
+
+
+def test_backward_is_one_field_evaluation_not_an_unrolled_march():
+    calls = []
+    r = torch.tensor(0.55, requires_grad=True)
+
+    def field(p):
+        calls.append(len(p))
+        return r - p.norm(dim=-1)
+
+    rays = _rays(torch.float32)
+    t0, t1, _ = ray_box(rays, *BOX)
+    hits = march(field, rays, t0, t1, n=16, secant_steps=8)
+    assert len(calls) == 1 + 8  # one call for all samples, one per secant step
+    calls.clear()
+    d = surface_depth(field, rays.select(hits.hit), hits.depth[hits.hit], [r])
+    assert calls == []  # the forward pass is the identity on the marched depths
+    d.sum().backward()
+    assert calls == [int(hits.hit.sum())]  # backward: one evaluation at the surface points
