@@ -131,7 +131,8 @@ def camera_rays(
     device = pixels.device if device is None else device
     Kinv = torch.tensor(np.linalg.inv(camera.K), dtype=torch.float64, device=device)
     R = torch.tensor(np.array(camera.R), dtype=torch.float64, device=device)
-    uv1 = torch.cat([pixels.to(device=device, dtype=torch.float64), torch.ones_like(pixels[:, :1], dtype=torch.float64, device=device)], dim=1)
+    uv = pixels.to(device=device, dtype=torch.float64)
+    uv1 = torch.cat([uv, torch.ones_like(uv[:, :1])], dim=1)
     cam_dirs = uv1 @ Kinv.T  # camera frame, z = 1
     cam_dirs = cam_dirs / cam_dirs.norm(dim=1, keepdim=True)
     world_dirs = cam_dirs @ R  # Rᵀ·d for row vectors
@@ -143,7 +144,11 @@ def camera_rays(
     )
 
 
-def ray_box(rays: Rays, box_min: Sequence[float] | torch.Tensor, box_max: Sequence[float] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ray_box(
+    rays: Rays,
+    box_min: Sequence[float] | torch.Tensor,
+    box_max: Sequence[float] | torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Slab intersection of rays with an axis-aligned box.
 
     Returns:
@@ -258,7 +263,8 @@ def random_depths(hits: Hits, generator: torch.Generator | None = None) -> torch
     For rays that miss the box both ends are 0, so the point is the ray origin; callers that need
     a point in the volume select `hits.in_box` first.
     """
-    u = torch.rand(hits.t_near.shape, generator=generator, dtype=hits.t_near.dtype, device="cpu" if generator is None else generator.device)
+    where = "cpu" if generator is None else generator.device
+    u = torch.rand(hits.t_near.shape, generator=generator, dtype=hits.t_near.dtype, device=where)
     u = u.to(hits.t_near.device)
     return hits.t_near + u * (hits.t_far - hits.t_near)
 

@@ -50,7 +50,8 @@ def _evaluate(field: Field, points: np.ndarray, dtype: torch.dtype, device: torc
 def _surface_cells(values: np.ndarray, level: float) -> np.ndarray:
     """(n-1)³ bool: cells whose 8 corners are not all on one side of the level."""
     inside = values > level
-    corners = [inside[a : a + inside.shape[0] - 1, b : b + inside.shape[1] - 1, c : c + inside.shape[2] - 1] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    k, j, i = (s - 1 for s in inside.shape)
+    corners = [inside[a : a + k, b : b + j, c : c + i] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     any_in = np.logical_or.reduce(corners)
     all_in = np.logical_and.reduce(corners)
     return any_in & ~all_in
@@ -89,7 +90,9 @@ def extract_level_set(
     lo = np.asarray(box_min, dtype=np.float64)
     hi = np.asarray(box_max, dtype=np.float64)
     if lo.shape != (3,) or hi.shape != (3,) or not (hi > lo).all():
-        raise ValueError(f"extract_level_set: box_min and box_max must be 3 numbers with min < max, got {lo.tolist()} and {hi.tolist()}")
+        raise ValueError(
+            f"extract_level_set: box_min and box_max must be 3 numbers with min < max, got {lo.tolist()} and {hi.tolist()}"
+        )
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"extract_level_set: resolution must be an integer >= 2, got {resolution!r}")
     if isinstance(refinements, bool) or not isinstance(refinements, int) or refinements < 0:
@@ -101,7 +104,8 @@ def extract_level_set(
     for _ in range(refinements):
         active = _dilate(_surface_cells(values, level))  # coarse cells, (n-1)³
         m = 2 * (n - 1) + 1
-        fine = F.interpolate(torch.from_numpy(values)[None, None], size=(m, m, m), mode="trilinear", align_corners=True)[0, 0].numpy()
+        coarse = torch.from_numpy(values)[None, None]
+        fine = F.interpolate(coarse, size=(m, m, m), mode="trilinear", align_corners=True)[0, 0].numpy()
         # fine points touched by an active coarse cell: coarse cell c covers fine points 2c .. 2c+2
         need = np.zeros((m, m, m), dtype=bool)
         ks, js, is_ = np.nonzero(active)

@@ -93,7 +93,13 @@ def outward_normals(field: DVRField, points: torch.Tensor, create_graph: bool = 
     return -grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-9)
 
 
-def normal_loss(field: DVRField, points: torch.Tensor, radius: float, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def normal_loss(
+    field: DVRField,
+    points: torch.Tensor,
+    radius: float,
+    count: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Σ ‖n(p) − n(p + ε)‖₂ over surface points p (M, 3), ε uniform in [−radius, radius]³, / `count`."""
     eps = (torch.rand(points.shape, generator=generator, dtype=points.dtype) * 2 - 1).to(points.device) * radius
     n0 = outward_normals(field, points)

@@ -94,7 +94,9 @@ def test_secant_depth_matches_an_analytic_sphere(field_kind):
 
 def test_first_crossing_and_rays_starting_inside():
     # two shells along x: the first free→occupied crossing is the near one
-    field = lambda p: torch.maximum(0.2 - (p - torch.tensor([-0.5, 0, 0])).norm(dim=-1), 0.2 - (p - torch.tensor([0.5, 0, 0])).norm(dim=-1))  # noqa: E731
+    def field(p):
+        return torch.maximum(0.2 - (p - torch.tensor([-0.5, 0, 0])).norm(dim=-1), 0.2 - (p - torch.tensor([0.5, 0, 0])).norm(dim=-1))
+
     rays = Rays.make(torch.tensor([[-3.0, 0.0, 0.0], [-0.5, 0.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     t0, t1, _ = ray_box(rays, *BOX)
     hits = march(field, rays, t0, t1, n=64)

@@ -152,7 +152,8 @@ def test_photometric_and_depth_terms_reach_the_geometry_through_the_surface_dept
     assert float(net.s.grad) < 0  # gradient descent raises s
     net.s.grad = None
     depth = hits.depth - 0.1  # the true surface is nearer
-    losses = dvr_losses(net, rays, hits, torch.ones(8, dtype=torch.bool), torch.full((8, 3), 0.5), DVRLossWeights(rgb=0.0, normal=0.0), depth=depth)
+    everywhere = torch.ones(8, dtype=torch.bool)
+    losses = dvr_losses(net, rays, hits, everywhere, torch.full((8, 3), 0.5), DVRLossWeights(rgb=0.0, normal=0.0), depth=depth)
     assert abs(float(losses.depth) - 0.1) < 1e-5
     losses.total.backward()
     assert float(net.s.grad) > 0  # descent lowers s: the surface comes nearer
@@ -202,7 +203,9 @@ RADIUS = 0.5
 
 def _sphere_views(size: int = 32) -> list[tuple[Rays, torch.Tensor, torch.Tensor]]:
     """Eight analytic views of a sphere at the origin: rays, masks and colours 0.5 + 0.4·p/r."""
-    dirs = np.array([[1, 0.3, 0.2], [-1, 0.2, -0.3], [0.2, 1, 0.1], [0.1, -1, 0.3], [0.3, 0.2, 1], [-0.2, 0.1, -1], [0.7, 0.7, -0.5], [-0.6, -0.6, 0.6]])
+    dirs = np.array(
+        [[1, 0.3, 0.2], [-1, 0.2, -0.3], [0.2, 1, 0.1], [0.1, -1, 0.3], [0.3, 0.2, 1], [-0.2, 0.1, -1], [0.7, 0.7, -0.5], [-0.6, -0.6, 0.6]]
+    )
     v, u = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     pixels = torch.stack([u.reshape(-1), v.reshape(-1)], 1).float() + 0.5
     views = []
