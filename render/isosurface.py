@@ -4,8 +4,9 @@ The surface is the level set {x : f(x) = level} of a function f given on a regul
 f < level inside (a signed distance, say; pass -density for a density). RtS splits rendering it in
 two:
 
-* **Sampling** (`sample_isosurface`, not differentiable): Marching Cubes over the lattice values
-  (gpytoolbox), then the ordinary rasterizer (`render.rasterize`, K layers, back faces culled).
+* **Sampling** (not differentiable): `extract_isosurface` runs Marching Cubes over the lattice
+  values (gpytoolbox) once per step, the only cubic-cost stage; `sample_isosurface` rasterizes that
+  mesh for each view with the ordinary rasterizer (`render.rasterize`, K layers, back faces culled).
   Each sample's parameter is the paper's 9-D vector: the 6 lattice indices of the 3 lattice edges
   its triangle's corners lie on, and its 3 barycentrics. Triangles with an edge whose two values
   are nearly equal (|f_a - f_b| < `min_gap`, where α = f_a / (f_a - f_b) is singular) are dropped
@@ -35,7 +36,7 @@ from render.fragments import Fragments
 from render.rasterize import Rasterizer, rasterize
 from render.renderer import GBuffer, Renderer
 
-__all__ = ["IsoSamples", "Lattice", "evaluate_isosurface", "isosurface_mesh", "sample_isosurface", "trilinear"]
+__all__ = ["IsoMesh", "IsoSamples", "Lattice", "evaluate_isosurface", "extract_isosurface", "sample_isosurface", "trilinear"]
 
 # f(points (N, 3)) -> (N,) or (N, 1) values; any torch function (an MLP, an analytic SDF, ...).
 FieldFn = Callable[[torch.Tensor], torch.Tensor]
@@ -86,6 +87,34 @@ class Lattice:
         return lo + ijk.to(dtype) * torch.tensor(self.spacing, dtype=dtype, device=index.device)
 
 
+    @torch.no_grad()
+    def sample(self, f: FieldFn, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", chunk: int = 1 << 18) -> torch.Tensor:
+        """(nx, ny, nz) values of a function on every lattice point, without gradient (for sampling)."""
+        points = self.points(dtype=dtype, device=device).reshape(-1, 3)
+        values = torch.cat([f(points[i : i + chunk]).reshape(-1) for i in range(0, len(points), chunk)])
+        return values.reshape(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class IsoMesh:
+    """Marching Cubes' triangulation of a level set, each vertex tied to its lattice edge.
+
+    Attributes:
+        vertices: (V, 3) float64 world positions (shared between faces).
+        faces: (T, 3) int64, counter-clockwise seen from outside (f > level).
+        edges: (V, 2) int64 flat lattice indices of the edge vertex v lies on, inside end
+            (f < level) first; vertex v = p_a + α (p_b - p_a), α = f_a / (f_a - f_b).
+        lattice: the lattice the indices refer to.
+        level: the iso-value.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    edges: np.ndarray
+    lattice: Lattice
+    level: float
+
+
 @dataclass(frozen=True)
 class IsoSamples:
     """What isosurface sampling returns for one view: never differentiable, reused by evaluation.
@@ -117,22 +146,22 @@ class IsoSamples:
         return index, self.fragments.bary
 
 
-def isosurface_mesh(
-    values: torch.Tensor | np.ndarray, lattice: Lattice, level: float = 0.0, min_gap: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Marching Cubes with the lattice edge of every vertex (not differentiable).
+def extract_isosurface(
+    values: torch.Tensor | np.ndarray, lattice: Lattice, level: float = 0.0, min_gap: float = 1e-6
+) -> IsoMesh:
+    """Marching Cubes with the lattice edge of every vertex (not differentiable; once per step).
 
     Args:
-        values: (nx, ny, nz) lattice values of f; inside where f < level.
+        values: (nx, ny, nz) lattice values of f (any tensor or array; detached); inside where
+            f < level. For a function, `lattice.sample(f)`.
         lattice: where the values sit.
         level: the iso-value.
-        min_gap: triangles with a corner on an edge whose values differ by less than this are
-            dropped (α = f_a / (f_a - f_b) is singular there).
+        min_gap: triangles with a corner on an edge whose two values differ by less than this
+            are dropped (α = f_a / (f_a - f_b) is singular there; RtS §3.1.3). Pass 0 for a mesh
+            to export: a closed level set inside the lattice then gives a watertight mesh.
 
     Returns:
-        vertices (V, 3) float64 world positions, faces (T, 3) int64 counter-clockwise seen from
-        outside (f > level), edges (V, 2) int64 flat lattice indices (inside end first). Vertices
-        are shared between faces; with min_gap = 0 a closed level set gives a watertight mesh.
+        IsoMesh (vertices shared between faces).
     """
     import gpytoolbox  # lazily: `import render` stays light
 
@@ -154,7 +183,7 @@ def isosurface_mesh(
     verts = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(faces) == 0:
-        return np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.int64)
+        return IsoMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.int64), lattice, float(level))
     # Each vertex lies on a lattice edge, in index space: two coordinates are exact integers (the
     # interpolation leaves them untouched), the third is between an integer and the next.
     frac = np.abs(verts - np.round(verts))
@@ -172,7 +201,7 @@ def isosurface_mesh(
     inside_first = np.where((fa < 0)[:, None], np.stack([flat_a, flat_b], 1), np.stack([flat_b, flat_a], 1))
     faces = faces[valid[faces].all(1)]
     world = np.asarray(lattice.lo) + verts * lattice.spacing
-    return world, faces, inside_first
+    return IsoMesh(world, faces, inside_first, lattice, float(level))
 
 
 def _near_far(points: np.ndarray, camera: Camera) -> tuple[float, float]:
@@ -184,31 +213,24 @@ def _near_far(points: np.ndarray, camera: Camera) -> tuple[float, float]:
 @torch.no_grad()
 def sample_isosurface(
     rasterizer: Rasterizer,
-    values: torch.Tensor | np.ndarray,
-    lattice: Lattice,
+    surface: IsoMesh,
     camera: Camera,
     layers: int = 2,
-    level: float = 0.0,
-    min_gap: float = 1e-6,
     device: torch.device | str = "cpu",
 ) -> IsoSamples:
-    """RtS sampling of an isosurface: Marching Cubes, then K layers of rasterization. No gradient.
+    """RtS sampling of an isosurface for one view: K layers of its Marching Cubes mesh. No gradient.
 
     Args:
         rasterizer: from `make_rasterizer` (or a `Renderer`'s `.rasterizer`).
-        values: (nx, ny, nz) values of f at the lattice points (for a function, evaluate it on
-            `lattice.points()` under no_grad first; sampling is the only cubic step).
-        lattice: where the values sit.
+        surface: from `extract_isosurface` (one extraction serves every view of a step).
         camera: the view.
         layers: K depth layers.
-        level: the iso-value; inside where f < level.
-        min_gap: drop triangles on edges with |f_a - f_b| below this (the singular α).
         device: where the fragments go (the evaluation's device).
 
     Returns:
         IsoSamples (fragments, per-triangle lattice edges, the clip matrix used).
     """
-    verts, faces, vert_edges = isosurface_mesh(values, lattice, level, min_gap)
+    verts, faces, vert_edges = surface.vertices, surface.faces, surface.edges
     clip_m = torch.tensor(camera.clip_matrix(*_near_far(verts, camera)), dtype=torch.float64)
     pos_clip = to_clip(torch.from_numpy(verts), clip_m).float()
     tri = torch.from_numpy(faces)
@@ -222,7 +244,7 @@ def sample_isosurface(
             torch.full(shape, float("inf"), device=device),
         )
     edges = torch.from_numpy(vert_edges[faces]).to(device)  # (T, 3, 2)
-    return IsoSamples(frags, edges, lattice, float(level), clip_m.to(device))
+    return IsoSamples(frags, edges, surface.lattice, surface.level, clip_m.to(device))
 
 
 def trilinear(values: torch.Tensor, lattice: Lattice, points: torch.Tensor) -> torch.Tensor:

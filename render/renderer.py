@@ -22,7 +22,7 @@ from render.rasterize import Rasterizer, make_rasterizer, rasterize
 from render.splat import splat
 
 if TYPE_CHECKING:
-    from render.isosurface import Lattice
+    from render.isosurface import IsoMesh
 
 log = logging.getLogger(__name__)
 
@@ -207,39 +207,28 @@ class Renderer:
     def render_isosurface(
         self,
         field: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
-        lattice: Lattice,
+        surface: IsoMesh,
         camera: Camera,
         shade: ShadeFn | None = None,
-        values: torch.Tensor | None = None,
-        level: float = 0.0,
         normals: str = "gradient",
-        min_gap: float = 1e-6,
     ) -> RenderResult:
-        """Image, coverage and G-buffer of the level set f = level (inside where f < level), by RtS.
+        """Image, coverage and G-buffer of an isosurface (inside where f < level), by RtS.
 
-        Sampling (Marching Cubes + rasterization) sees `values` (the grid itself when `field` is
-        one; for a function, f on every lattice point under no_grad unless given); evaluation
-        differentiates f at the sampled lattice edges only (render.isosurface). Always splats:
-        nvdiffrast's antialias needs a mesh with gradients, which an isosurface has not.
+        Sampling rasterizes `surface` (`render.isosurface.extract_isosurface` of the current
+        values, once per step for all views); evaluation differentiates f at the sampled lattice
+        edges only. Always splats: nvdiffrast's antialias needs differentiable mesh vertices.
 
         Args:
-            field: (nx, ny, nz) tensor of lattice values, or a torch function f((N, 3)) -> (N,).
-            lattice: where the values sit (render.isosurface.Lattice).
+            field: the (nx, ny, nz) tensor of lattice values, or a torch function f((N, 3)) -> (N,),
+                whose values `surface` was extracted from.
+            surface: the extracted isosurface.
             camera: the view.
             shade: as for `render`; None renders the silhouette only.
-            values: the lattice values sampling uses; None: `field` (grid) or f on the lattice.
-            level, normals, min_gap: see `sample_isosurface` and `evaluate_isosurface`.
+            normals: "gradient" (∇f by autograd) or "face" (see `evaluate_isosurface`).
         """
         from render.isosurface import evaluate_isosurface, sample_isosurface
 
-        if values is None:
-            if isinstance(field, torch.Tensor):
-                values = field.detach()
-            else:
-                with torch.no_grad():
-                    points = lattice.points(device=self.device)
-                    values = field(points.reshape(-1, 3)).reshape(lattice.shape)
-        samples = sample_isosurface(self.rasterizer, values, lattice, camera, self.layers, level, min_gap, self.device)
+        samples = sample_isosurface(self.rasterizer, surface, camera, self.layers, self.device)
         dtype = field.dtype if isinstance(field, torch.Tensor) else None
         gbuffer = evaluate_isosurface(samples, field, camera, normals, dtype)
         return self.composite(gbuffer, shade)

@@ -10,7 +10,7 @@ import torch
 import trimesh
 
 from render.camera import Camera
-from render.isosurface import Lattice, evaluate_isosurface, isosurface_mesh, sample_isosurface
+from render.isosurface import Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface
 from render.renderer import Renderer
 
 CENTRE = np.array([0.05, -0.1, 0.02])
@@ -46,11 +46,21 @@ def renderer(gl_rasterizer) -> Renderer:
     return Renderer(gl_rasterizer, "cpu", layers=2)
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: a second intra-op thread only adds synchronisation (3× the CPU time here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_marching_cubes_vertices_lie_on_their_lattice_edges() -> None:
     lattice = Lattice((14, 19, 11), (-1.0, -1.2, -0.9), (1.1, 1.0, 0.8))
     values = _sphere_sdf(lattice.points(dtype=torch.float64).numpy())
-    verts, faces, edges = isosurface_mesh(values, lattice)
-    mesh = trimesh.Trimesh(verts, faces, process=False)
+    surface = extract_isosurface(values, lattice)
+    verts, edges = surface.vertices, surface.edges
+    mesh = trimesh.Trimesh(verts, surface.faces, process=False)
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0  # CCW outward
     assert mesh.euler_number == 2
     flat = values.reshape(-1)
@@ -67,19 +77,20 @@ def test_values_exactly_at_the_level_still_give_a_closed_surface() -> None:
     lattice = Lattice.cube(9, 1.0)  # points at multiples of 0.25: six lie exactly on the sphere
     values = _sphere_sdf(lattice.points(dtype=torch.float64).numpy(), np.zeros(3), 0.5)
     assert (values == 0).sum() == 6
-    verts, faces, _ = isosurface_mesh(values, lattice)
-    mesh = trimesh.Trimesh(verts, faces)  # merges the vertices that coincide on those points
+    surface = extract_isosurface(values, lattice, min_gap=0)
+    mesh = trimesh.Trimesh(surface.vertices, surface.faces)  # merges the vertices that coincide on those points
     assert mesh.is_watertight and mesh.euler_number == 2
 
 
 def test_nearly_equal_values_drop_their_triangles() -> None:
     lattice = Lattice.cube(12)
     values = _sphere_sdf(lattice.points(dtype=torch.float64).numpy())
-    _, all_faces, edges = isosurface_mesh(values, lattice)
+    full = extract_isosurface(values, lattice, min_gap=0)
+    all_faces, edges = full.faces, full.edges
     flat = values.reshape(-1)
     gaps = np.abs(flat[edges[:, 0]] - flat[edges[:, 1]])
     threshold = np.quantile(gaps, 0.2)
-    _, kept, _ = isosurface_mesh(values, lattice, min_gap=threshold)
+    kept = extract_isosurface(values, lattice, min_gap=threshold).faces
     expected = (gaps[all_faces] >= threshold).all(1).sum()
     assert 0 < len(kept) == expected < len(all_faces)
 
@@ -94,7 +105,7 @@ def test_sphere_isosurface_renders_within_a_pixel_of_the_analytic_silhouette(ren
         seen.update(position=position, normal=normal, view_dir=view_dir)
         return 0.5 + 0.5 * normal
 
-    out = renderer.render_isosurface(grid, lattice, cam, shade=shade)
+    out = renderer.render_isosurface(grid, extract_isosurface(grid, lattice), cam, shade=shade)
     assert out.image.shape == (80, 96, 3) and out.alpha.shape == (80, 96)
     dist = _disk_distance(cam)
     covered = out.gbuffer.covered[0].numpy()
@@ -117,7 +128,7 @@ def test_samples_carry_six_lattice_indices_and_three_barycentrics(renderer) -> N
     cam = _camera(48, 40)
     behind = CENTRE + 0.7 * cam.R[2] + 0.25 * cam.R[0]
     grid = torch.minimum(_sphere_sdf(points, CENTRE, 0.3), _sphere_sdf(points, behind, 0.3)).float()
-    samples = sample_isosurface(renderer.rasterizer, grid, lattice, cam, layers=2)
+    samples = sample_isosurface(renderer.rasterizer, extract_isosurface(grid, lattice), cam, layers=2)
     index, bary = samples.parameters
     covered = samples.fragments.covered
     assert index.shape == (2, 40, 48, 6) and bary.shape == (2, 40, 48, 3)
@@ -145,11 +156,11 @@ def _loss_fn(renderer: Renderer, cam: Camera, seed: int = 0):
     return loss
 
 
-def test_gradients_with_respect_to_grid_values_match_finite_differences(renderer) -> None:
+def test_gradients_with_respect_to_grid_values_match_finite_differences(renderer, one_thread) -> None:
     lattice = Lattice.cube(10, 1.0)
     grid = _sphere_sdf(lattice.points(dtype=torch.float64))
     cam = _camera(40, 32)
-    samples = sample_isosurface(renderer.rasterizer, grid, lattice, cam, layers=2)  # frozen from here
+    samples = sample_isosurface(renderer.rasterizer, extract_isosurface(grid, lattice), cam)  # frozen from here
     loss = _loss_fn(renderer, cam)
     for normals in ("gradient", "face"):
         values = grid.clone().requires_grad_(True)
@@ -181,13 +192,12 @@ class _SdfMLP(torch.nn.Module):
         return _sphere_sdf(x) + self.net(x).squeeze(-1)
 
 
-def test_gradients_with_respect_to_mlp_parameters_match_finite_differences(renderer) -> None:
+def test_gradients_with_respect_to_mlp_parameters_match_finite_differences(renderer, one_thread) -> None:
     lattice = Lattice.cube(12, 1.0)
     f = _SdfMLP()
     cam = _camera(40, 32)
-    with torch.no_grad():
-        values = f(lattice.points(dtype=torch.float64).reshape(-1, 3)).reshape(lattice.shape)
-    samples = sample_isosurface(renderer.rasterizer, values, lattice, cam, layers=2)
+    values = lattice.sample(f, torch.float64)
+    samples = sample_isosurface(renderer.rasterizer, extract_isosurface(values, lattice), cam)
     loss = _loss_fn(renderer, cam, seed=2)
     calls = []
 
@@ -230,35 +240,27 @@ def _views(size: int) -> list[Camera]:
     return views
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: a second intra-op thread only adds synchronisation (3× the CPU time here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_sphere_is_optimised_into_a_torus_through_its_silhouettes(renderer, one_thread) -> None:
     """RtS Fig. 9 (top): the swept sphere starts as a sphere (ring radius 0) and must open a hole."""
     lattice = Lattice.cube(24, 1.1)
     views = _views(32)
+    torus = lattice.sample(lambda x: _torus_sdf(x, 0.6, 0.25))
     with torch.no_grad():
-        targets = [renderer.render_isosurface(lambda x: _torus_sdf(x, 0.6, 0.25), lattice, cam).alpha for cam in views]
+        targets = [renderer.render_isosurface(torus, extract_isosurface(torus, lattice), cam).alpha for cam in views]
     params = torch.tensor([0.0, 0.6], requires_grad=True)  # ring, tube: a sphere of radius 0.6
     optimiser = torch.optim.Adam([params], lr=0.05)
     for _ in range(80):
         optimiser.zero_grad()
         f = lambda x: _torus_sdf(x, params[0], params[1])  # noqa: E731
-        loss = sum((renderer.render_isosurface(f, lattice, cam).alpha - t).abs().mean() for cam, t in zip(views, targets))
+        surface = extract_isosurface(lattice.sample(f), lattice)  # once per step, for every view
+        loss = sum((renderer.render_isosurface(f, surface, cam).alpha - t).abs().mean() for cam, t in zip(views, targets))
         loss.backward()
         optimiser.step()
     ring, tube = params.detach().tolist()
-    with torch.no_grad():
-        values = _torus_sdf(lattice.points().reshape(-1, 3), ring, tube).reshape(lattice.shape)
-    verts, faces, _ = isosurface_mesh(values, lattice)
-    mesh = trimesh.Trimesh(verts, faces)
+    values = lattice.sample(lambda x: _torus_sdf(x, ring, tube))
+    surface = extract_isosurface(values, lattice, min_gap=0)
+    mesh = trimesh.Trimesh(surface.vertices, surface.faces)
     assert mesh.is_watertight and mesh.euler_number == 0, (ring, tube, mesh.euler_number)  # genus 1
-    top = renderer.render_isosurface(values, lattice, views[0]).alpha
+    top = renderer.render_isosurface(values, surface, views[0]).alpha
     assert top[16, 16] < 0.05 and top[16, 16 + 8] > 0.95  # the hole, and the ring around it
     assert abs(ring - 0.6) < 0.05 and abs(tube - 0.25) < 0.05, (ring, tube)
