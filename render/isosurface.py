@@ -36,7 +36,15 @@ from render.fragments import Fragments
 from render.rasterize import Rasterizer, rasterize
 from render.renderer import GBuffer, Renderer
 
-__all__ = ["IsoMesh", "IsoSamples", "Lattice", "evaluate_isosurface", "extract_isosurface", "sample_isosurface", "trilinear"]
+__all__ = [
+    "IsoMesh",
+    "IsoSamples",
+    "Lattice",
+    "evaluate_isosurface",
+    "extract_isosurface",
+    "sample_isosurface",
+    "trilinear",
+]
 
 # f(points (N, 3)) -> (N,) or (N, 1) values; any torch function (an MLP, an analytic SDF, ...).
 FieldFn = Callable[[torch.Tensor], torch.Tensor]
@@ -76,20 +84,23 @@ class Lattice:
         """(3,) distance between neighbouring points along each axis."""
         return (np.asarray(self.hi) - np.asarray(self.lo)) / (np.asarray(self.shape) - 1)
 
-    def points(self, index: torch.Tensor | None = None, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    def points(
+        self, index: torch.Tensor | None = None, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """World positions (..., 3) of flat lattice indices (...,), or of every point (nx, ny, nz, 3)."""
         nx, ny, nz = self.shape
-        if index is None:
-            axes = [torch.linspace(a, b, n, dtype=dtype, device=device) for a, b, n in zip(self.lo, self.hi, self.shape)]
-            return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+        if index is None:  # one formula for both, so a point's position never depends on the call
+            return self.points(torch.arange(nx * ny * nz, device=device), dtype).reshape(nx, ny, nz, 3)
         ijk = torch.stack([index // (ny * nz), (index // nz) % ny, index % nz], dim=-1)
         lo = torch.tensor(self.lo, dtype=dtype, device=index.device)
         return lo + ijk.to(dtype) * torch.tensor(self.spacing, dtype=dtype, device=index.device)
 
-
     @torch.no_grad()
-    def sample(self, f: FieldFn, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", chunk: int = 1 << 18) -> torch.Tensor:
-        """(nx, ny, nz) values of a function on every lattice point, without gradient (for sampling)."""
+    def sample(
+        self, f: FieldFn, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", chunk: int = 1 << 18
+    ) -> torch.Tensor:
+        """(nx, ny, nz) values of a function on every lattice point, without gradient, `chunk` points
+        a call: what `extract_isosurface` needs when f is a function (the one cubic-cost evaluation)."""
         points = self.points(dtype=dtype, device=device).reshape(-1, 3)
         values = torch.cat([f(points[i : i + chunk]).reshape(-1) for i in range(0, len(points), chunk)])
         return values.reshape(self.shape)
@@ -115,7 +126,7 @@ class IsoMesh:
     level: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IsoSamples:
     """What isosurface sampling returns for one view: never differentiable, reused by evaluation.
 
@@ -272,7 +283,8 @@ def trilinear(values: torch.Tensor, lattice: Lattice, points: torch.Tensor) -> t
         for dj in (0, 1):
             for dk in (0, 1):
                 idx = (cell[:, 0] + di) * ny * nz + (cell[:, 1] + dj) * nz + (cell[:, 2] + dk)
-                w = (t[:, 0] if di else 1 - t[:, 0]) * (t[:, 1] if dj else 1 - t[:, 1]) * (t[:, 2] if dk else 1 - t[:, 2])
+                wx, wy, wz = (t[:, a] if d else 1 - t[:, a] for a, d in enumerate((di, dj, dk)))
+                w = wx * wy * wz
                 out = out + w * flat[idx]
     return out
 

@@ -147,7 +147,8 @@ def _loss_fn(renderer: Renderer, cam: Camera, seed: int = 0):
     w_a = torch.rand(cam.height, cam.width, generator=g, dtype=torch.float64)
 
     def shade(position, normal, view_dir):
-        return torch.sigmoid(torch.cat([position[:, :1], normal[:, 1:2], (normal * view_dir).sum(-1, keepdim=True)], -1))
+        facing = (normal * view_dir).sum(-1, keepdim=True)
+        return torch.sigmoid(torch.cat([position[:, :1], normal[:, 1:2], facing], -1))
 
     def loss(gbuffer) -> torch.Tensor:
         out = renderer.composite(gbuffer, shade)
@@ -172,7 +173,9 @@ def test_gradients_with_respect_to_grid_values_match_finite_differences(renderer
             step[index] = 1e-6
             step = step.reshape(grid.shape)
             with torch.no_grad():
-                fd = (loss(evaluate_isosurface(samples, grid + step, cam, normals)) - loss(evaluate_isosurface(samples, grid - step, cam, normals))) / 2e-6
+                up = loss(evaluate_isosurface(samples, grid + step, cam, normals))
+                down = loss(evaluate_isosurface(samples, grid - step, cam, normals))
+            fd = (up - down) / 2e-6
             analytic = values.grad.reshape(-1)[index]
             assert torch.isclose(analytic, fd, rtol=1e-4, atol=1e-6), (normals, index, float(analytic), float(fd))
         assert values.grad.abs().sum() > 0
@@ -253,7 +256,10 @@ def test_a_sphere_is_optimised_into_a_torus_through_its_silhouettes(renderer, on
         optimiser.zero_grad()
         f = lambda x: _torus_sdf(x, params[0], params[1])  # noqa: E731
         surface = extract_isosurface(lattice.sample(f), lattice)  # once per step, for every view
-        loss = sum((renderer.render_isosurface(f, surface, cam).alpha - t).abs().mean() for cam, t in zip(views, targets))
+        loss = sum(
+            (renderer.render_isosurface(f, surface, cam).alpha - t).abs().mean()
+            for cam, t in zip(views, targets)
+        )
         loss.backward()
         optimiser.step()
     ring, tube = params.detach().tolist()
@@ -264,3 +270,14 @@ def test_a_sphere_is_optimised_into_a_torus_through_its_silhouettes(renderer, on
     top = renderer.render_isosurface(values, surface, views[0]).alpha
     assert top[16, 16] < 0.05 and top[16, 16 + 8] > 0.95  # the hole, and the ring around it
     assert abs(ring - 0.6) < 0.05 and abs(tube - 0.25) < 0.05, (ring, tube)
+
+
+def test_an_empty_level_set_renders_nothing_and_still_differentiates(renderer) -> None:
+    lattice = Lattice.cube(8)
+    grid = torch.ones(lattice.shape, requires_grad=True)  # all outside: no surface
+    surface = extract_isosurface(grid, lattice)
+    assert len(surface.faces) == 0
+    out = renderer.render_isosurface(grid, surface, _camera(24, 20), shade=lambda p, n, d: n)
+    assert out.alpha.abs().max() == 0 and out.image.shape == (20, 24, 3)
+    (out.image.sum() + out.alpha.sum()).backward()
+    assert grid.grad is not None and grid.grad.abs().max() == 0
