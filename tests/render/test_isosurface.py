@@ -281,3 +281,26 @@ def test_an_empty_level_set_renders_nothing_and_still_differentiates(renderer) -
     assert out.alpha.abs().max() == 0 and out.image.shape == (20, 24, 3)
     (out.image.sum() + out.alpha.sum()).backward()
     assert grid.grad is not None and grid.grad.abs().max() == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
+def test_cuda_evaluation_matches_the_cpu(renderer) -> None:
+    """The same GL samples evaluated on the GPU give the CPU's image and gradients; the CUDA
+    renderer's own backend (nvdiffrast when it works) gives the same silhouette."""
+    lattice = Lattice.cube(16)
+    grid = _sphere_sdf(lattice.points(dtype=torch.float64)).float()
+    surface = extract_isosurface(grid, lattice)
+    cam = _camera(48, 40)
+    results = []
+    for device in ("cpu", "cuda"):
+        values = grid.to(device).requires_grad_(True)
+        shade = lambda p, n, d: 0.5 + 0.5 * n  # noqa: E731
+        out = Renderer(renderer.rasterizer, device).render_isosurface(values, surface, cam, shade)
+        (out.image.sum() + out.alpha.sum()).backward()
+        results.append((out.image.detach().cpu(), out.alpha.detach().cpu(), values.grad.cpu()))
+    (image, alpha, grad), (image_cuda, alpha_cuda, grad_cuda) = results
+    assert (alpha - alpha_cuda).abs().max() < 1e-4 and (image - image_cuda).abs().max() < 1e-4
+    assert torch.allclose(grad, grad_cuda, rtol=1e-3, atol=1e-5)
+    own = Renderer("auto", "cuda").render_isosurface(grid.cuda(), surface, cam).alpha.cpu() > 0.5
+    ref = alpha > 0.5
+    assert (own & ref).sum() / (own | ref).sum() > 0.98
