@@ -289,6 +289,22 @@ def trilinear(values: torch.Tensor, lattice: Lattice, points: torch.Tensor) -> t
     return out
 
 
+def _central_differences(values: torch.Tensor, lattice: Lattice, index: torch.Tensor) -> torch.Tensor:
+    """(P, 3) gradient of lattice values at flat indices (P,): central differences, one-sided at
+    the lattice's faces; differentiable w.r.t. `values`, reading 6 neighbours per point."""
+    index = index.to(values.device)
+    flat = values.reshape(-1)
+    nx, ny, nz = lattice.shape
+    ijk = (index // (ny * nz), (index // nz) % ny, index % nz)
+    grads = []
+    for coord, n, stride, h in zip(ijk, lattice.shape, (ny * nz, nz, 1), lattice.spacing):
+        lo = (coord - 1).clamp(min=0)
+        hi = (coord + 1).clamp(max=n - 1)
+        diff = flat[index + (hi - coord) * stride] - flat[index + (lo - coord) * stride]
+        grads.append(diff / ((hi - lo).to(flat.dtype) * float(h)))
+    return torch.stack(grads, dim=-1)
+
+
 def evaluate_isosurface(
     samples: IsoSamples,
     field: torch.Tensor | FieldFn,
@@ -306,9 +322,12 @@ def evaluate_isosurface(
         field: either the (nx, ny, nz) tensor of lattice values (looked up), or a torch function
             f(points (N, 3)) -> (N,) evaluated at the lattice points' world positions.
         camera: the same view the samples were taken from.
-        normals: "gradient": ∇f/|∇f| at the sample by autograd (for a grid tensor, of its trilinear
-            interpolant; differentiable, second derivatives of f in the backward pass); "face":
-            the triangle's normal through the evaluated corners.
+        normals: "gradient": ∇f/|∇f|, differentiable. For a function, by autograd at the sample
+            (second derivatives of f in the backward pass); for a grid, central differences at
+            the 6 lattice points (one-sided at the lattice's faces), interpolated along each edge
+            by α and across the triangle by β, so neighbouring triangles share their corners'
+            normals (smooth shading, like a mesh's vertex normals). "face": the triangle's
+            normal through the evaluated corners.
         dtype: floating dtype of the G-buffer; the grid's dtype (float32 for a function) when None.
 
     Returns:
@@ -342,12 +361,16 @@ def evaluate_isosurface(
 
     if normals == "face":
         normal_c = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    elif grid:
+        g_ends = _central_differences(field, lattice, unique).to(device=device, dtype=dtype)[inverse]
+        g_ends = g_ends.reshape(-1, 3, 2, 3)
+        g_corners = g_ends[..., 0, :] + alpha[..., None] * (g_ends[..., 1, :] - g_ends[..., 0, :])
+        normal_c = (bary[..., None] * g_corners).sum(1)
     else:
-        fn: FieldFn = (lambda x: trilinear(field, lattice, x)) if grid else field
         differentiable = position_c.requires_grad  # else f has nothing to differentiate
         with torch.enable_grad():
             x = position_c if differentiable else position_c.detach().requires_grad_(True)
-            value = fn(x).reshape(-1)
+            value = field(x).reshape(-1)
             (normal_c,) = torch.autograd.grad(value.sum(), x, create_graph=differentiable)
     normal_c = F.normalize(normal_c, dim=-1, eps=1e-12)
 
