@@ -24,6 +24,7 @@ chose is a constant of the step, so it changes only at the next sampling.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,6 +158,15 @@ class IsoSamples:
         return index, self.fragments.bary
 
 
+@functools.lru_cache(maxsize=2)
+def _index_points(shape: tuple[int, int, int]) -> np.ndarray:
+    """(n, 3) float64 integer lattice coordinates, x fastest (gpytoolbox's order); read-only."""
+    i, j, k = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    points = np.stack([i, j, k], -1).reshape(-1, 3, order="F").astype(np.float64)
+    points.setflags(write=False)
+    return points
+
+
 def extract_isosurface(
     values: torch.Tensor | np.ndarray, lattice: Lattice, level: float = 0.0, min_gap: float = 1e-6
 ) -> IsoMesh:
@@ -187,8 +197,7 @@ def extract_isosurface(
     scale = float(np.abs(v).max()) if v.size else 0.0
     v = np.where(v == 0, 1e-9 * scale if scale > 0 else 1.0, v)
     nx, ny, nz = lattice.shape
-    i, j, k = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij")
-    grid = np.stack([i, j, k], -1).reshape(-1, 3, order="F").astype(np.float64)
+    grid = _index_points(lattice.shape)
     # gpytoolbox 0.3.8 wants x-fastest points and the counts as (nx, nz, ny) (see recon's visual hull).
     verts, faces = gpytoolbox.marching_cubes(v.reshape(-1, order="F"), grid, nx, nz, ny, 0.0)
     verts = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
