@@ -14,8 +14,8 @@ two:
 * **Evaluation** (`evaluate_isosurface`, differentiable): f is evaluated again at those lattice
   points only (looked up in a grid tensor, or any torch function of the points: quadratic, not
   cubic, cost), each corner is the edge crossing p_a + α (p_b - p_a), the sample is their
-  barycentric combination, normals are ∇f (autograd) or the triangle's, view directions and splat
-  centres as for meshes. The result is the mesh path's `GBuffer`, so `Renderer.shade` and `splat`
+  barycentric combination, normals are ∇f (autograd for a function, central differences for a
+  grid) or the triangle's, view directions and splat centres as for meshes. The result is the mesh path's `GBuffer`, so `Renderer.shade` and `splat`
   are shared.
 
 Gradients reach the lattice values (or f's parameters) through α only: the topology Marching Cubes
@@ -182,7 +182,7 @@ def extract_isosurface(
             to export: a closed level set inside the lattice then gives a watertight mesh.
 
     Returns:
-        IsoMesh (vertices shared between faces).
+        IsoMesh: vertices shared between faces (those of dropped faces stay, unreferenced).
     """
     import gpytoolbox  # lazily: `import render` stays light
 
@@ -324,7 +324,8 @@ def evaluate_isosurface(
     """RtS evaluation of an isosurface at fixed samples: the G-buffer, differentiable w.r.t. f.
 
     f is evaluated only at the lattice points the covered samples' edges use (at most 6 per
-    sample), so the cost grows with the image, not with the lattice.
+    sample; for a function's ∇f once more at each sample), so the cost grows with the image, not
+    with the lattice.
 
     Args:
         samples: from `sample_isosurface` (for these camera and lattice).
