@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,9 @@ from render.fragments import Fragments
 from render.interpolate import interpolate
 from render.rasterize import Rasterizer, make_rasterizer, rasterize
 from render.splat import splat
+
+if TYPE_CHECKING:
+    from render.isosurface import IsoMesh
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,8 @@ class GBuffer:
     Attributes:
         fragments: the (non-differentiable) samples.
         position: (K, H, W, 3) world-space surface points.
-        normal: (K, H, W, 3) unit interpolated vertex normals; None when no normals were given.
+        normal: (K, H, W, 3) unit normals (a mesh's interpolated vertex normals, an isosurface's
+            ∇f or face normals); None when a mesh was given no normals.
         view_dir: (K, H, W, 3) unit directions from the surface point towards the camera centre.
         pixel_xy: (K, H, W, 2) projections of `position` (the splat centres; pixel centres in value).
     """
@@ -188,12 +193,45 @@ class Renderer:
     ) -> RenderResult:
         """Image, coverage and G-buffer of a mesh; `shade=None` renders the silhouette only (C = 0)."""
         gbuffer = self.gbuffer(vertices, faces, camera, normals)
-        samples = self.shade(gbuffer, shade)
         if self.edges == "splat":
-            out = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
-        else:
-            out = self._antialias(samples[0], vertices, faces, camera, gbuffer.fragments)
+            return self.composite(gbuffer, shade)
+        out = self._antialias(self.shade(gbuffer, shade)[0], vertices, faces, camera, gbuffer.fragments)
         return RenderResult(out[..., :-1], out[..., -1], gbuffer)
+
+    def composite(self, gbuffer: GBuffer, shade: ShadeFn | None = None) -> RenderResult:
+        """Shade a G-buffer (any surface's: mesh or isosurface) and splat its K layers (RtS)."""
+        samples = self.shade(gbuffer, shade)
+        out = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        return RenderResult(out[..., :-1], out[..., -1], gbuffer)
+
+    def render_isosurface(
+        self,
+        field: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+        surface: IsoMesh,
+        camera: Camera,
+        shade: ShadeFn | None = None,
+        normals: str = "gradient",
+    ) -> RenderResult:
+        """Image, coverage and G-buffer of an isosurface (inside where f < level), by RtS.
+
+        Sampling rasterizes `surface` (`render.isosurface.extract_isosurface` of the current
+        values, once per step for all views); evaluation differentiates f at the sampled lattice
+        edges only. Always splats: nvdiffrast's antialias needs differentiable mesh vertices.
+
+        Args:
+            field: the (nx, ny, nz) tensor of lattice values, or a torch function f((N, 3)) -> (N,),
+                whose values `surface` was extracted from.
+            surface: the extracted isosurface.
+            camera: the view.
+            shade: as for `render`; None renders the silhouette only.
+            normals: "gradient" (∇f by autograd) or "face" (see `evaluate_isosurface`).
+        """
+        from render.isosurface import evaluate_isosurface, sample_isosurface
+
+        samples = sample_isosurface(self.rasterizer, surface, camera, self.layers, self.device)
+        dtype = field.dtype if isinstance(field, torch.Tensor) else None
+        gbuffer = evaluate_isosurface(samples, field, camera, normals, dtype)
+        return self.composite(gbuffer, shade)
 
     def _antialias(
         self, front: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, frags: Fragments
