@@ -178,13 +178,21 @@ def _run_and_report(session, out: Path, iterations: int | None, extra: dict) -> 
 
 
 def _run_record(folder: Path) -> dict:
+    from recon.run_checks import check_run_record
+    from recon.validate import Invalid
+
     path = folder / "run.json"
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         raise ReconstructError(f"{path}: missing; is {folder} a folder written by `reconstruct run`?") from None
     except (OSError, ValueError) as exc:
         raise ReconstructError(f"{path}: unreadable ({exc})") from None
+    try:
+        check_run_record(record)
+    except Invalid as exc:
+        raise ReconstructError(f"{path}: not a run record of this program: {exc}") from None
+    return record
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -424,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
+        if name in ("info", "convert", "run", "resume", "eval"):
+            p.add_argument("--allow-outside-dataset", action="store_true",
+                           help="read image files a dataset names outside its folder (absolute, ../ or symlinked paths)")
         return p
 
     p = add("info", cmd_info, "Describe a dataset: format, views, resolution, bounding box, cameras.")
@@ -520,15 +531,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command, with dataset files outside their folder allowed only when the user said so."""
+    if not getattr(args, "allow_outside_dataset", False):
+        return args.func(args)
+    from recon.data.paths import allow_outside
+
+    with allow_outside():
+        return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     np.set_printoptions(suppress=True)
     try:
-        return args.func(args)
-    except ReconstructError as exc:
-        print(f"reconstruct: error: {exc}", file=sys.stderr)
+        return _dispatch(args)
+    except ReconstructError as exc:  # one line, even when a library's message had several
+        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"reconstruct: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("reconstruct: interrupted", file=sys.stderr)

@@ -64,6 +64,9 @@ CONFIG_SUFFIX = ".json"
 
 Normalization = tuple[np.ndarray, float]
 
+# Upper bounds of the sizes (16× the paper's widths, 4× its depths): at most ~1.2 GB of weights.
+MAXIMUM = {"hidden_h": 4096, "features": 4096, "hidden_c": 4096, "layers_h": 16, "layers_c": 16}
+
 
 class ShaderFileError(FileError):
     """A saved shader cannot be read: `path` is the file at fault."""
@@ -99,6 +102,9 @@ class ShaderConfig:
                 raise ValueError(f"shader config: {name} must be >= {low}, got {value}")
         if self.pe_octaves > 30:
             raise ValueError(f"shader config: pe_octaves = {self.pe_octaves} is beyond float32 precision (max 30)")
+        for name, high in MAXIMUM.items():  # a file's config must not be able to force a huge allocation
+            if getattr(self, name) > high:
+                raise ValueError(f"shader config: {name} = {getattr(self, name)} is above the maximum {high}")
 
     def to_dict(self) -> dict[str, int]:
         """Plain JSON-able dict of every field."""
@@ -288,14 +294,36 @@ def _parse_normalization(config_path: Path, record: dict[str, Any]) -> Normaliza
     return np.asarray(centre, dtype=np.float64), scale
 
 
-def _read_weights(weights_path: Path, expected_sha256: object) -> dict[str, torch.Tensor]:
+def _checksum(config_path: Path, record: dict[str, Any]) -> str:
+    """The weights' SHA-256 the .json records: every file `save_shader` writes has one, so it is required."""
+    weights = record.get("weights")
+    sha = weights.get("sha256") if isinstance(weights, dict) else None
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ShaderFileError(config_path, "no SHA-256 of the weights (\"weights\": {\"sha256\": …}); not a file this program wrote")
+    return sha
+
+
+def _max_weight_bytes(config: ShaderConfig) -> int:
+    """The largest weights file `config` can have: float32 parameters plus a generous header."""
+    params = 0
+    for dims in (
+        [3 * (1 + 2 * config.pe_octaves)] + [config.hidden_h] * config.layers_h + [config.features],
+        [config.features + 6] + [config.hidden_c] * config.layers_c + [3],
+    ):
+        params += sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    return 4 * params + (1 << 20)
+
+
+def _read_weights(weights_path: Path, expected_sha256: str, max_bytes: int) -> dict[str, torch.Tensor]:
     try:
+        if weights_path.stat().st_size > max_bytes:
+            raise ShaderFileError(weights_path, f"{weights_path.stat().st_size} bytes, more than the config's weights can take")
         blob = weights_path.read_bytes()
     except FileNotFoundError:
         raise ShaderFileError(weights_path, "shader weights file not found (it must lie beside the .json)") from None
     except OSError as e:
         raise ShaderFileError(weights_path, f"cannot read the shader weights: {e}") from e
-    if isinstance(expected_sha256, str) and hashlib.sha256(blob).hexdigest() != expected_sha256:
+    if hashlib.sha256(blob).hexdigest() != expected_sha256:
         raise ShaderFileError(weights_path, "weights do not match the checksum in the .json (corrupt, or from another save)")
     try:
         return safetensors.torch.load(blob)
@@ -319,8 +347,7 @@ def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
     except (TypeError, ValueError) as e:
         raise ShaderFileError(config_path, f"bad shader config: {e}") from e
     normalization = _parse_normalization(config_path, record)
-    weights_info = record.get("weights") if isinstance(record.get("weights"), dict) else {}
-    tensors = _read_weights(weights_path, weights_info.get("sha256"))
+    tensors = _read_weights(weights_path, _checksum(config_path, record), _max_weight_bytes(config))
 
     shader = NeuralShader(config)
     try:

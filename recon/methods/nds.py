@@ -134,6 +134,8 @@ class NDSSession:
         self.weight_normal = self.config.weight_normal
         self.history: list[dict[str, float | int | str | None]] = []
         mesh = initial_mesh if initial_mesh is not None else self._initial_mesh()
+        if initial_mesh is None:
+            _refuse_broken(mesh, self.config.init)
         self._set_mesh(mesh.to(self.device), lr=self.lr_vertices)
         self._good = self._capture()
 
@@ -439,6 +441,18 @@ class NDSSession:
         from recon.methods.checkpoint import load_checkpoint
 
         return load_checkpoint(cls, Path(folder), scene, device, renderer, profile)
+
+
+def _refuse_broken(mesh: Mesh, source: str) -> None:
+    """A starting mesh every step would roll back from is refused, naming where it came from.
+
+    Without this a non-manifold or self-intersecting start makes every step fail its checks:
+    the run rolls back until the vertex step is ~0 and "succeeds" without moving.
+    """
+    problems = check_mesh(mesh.vertices, mesh.faces, self_intersections=True)
+    if problems:
+        what = source if source in ("hull", "sphere") else f"{source}: initial mesh"
+        raise SessionError(f"{what} cannot be optimised: {'; '.join(problems)}; repair it (or use --init hull)")
 
 
 def _clone_state(state: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -201,7 +202,7 @@ def test_weights_not_safetensors_even_with_matching_checksum(saved: tuple[Path, 
     weights, config = saved
     weights.write_bytes(b"not a safetensors file")
     record = json.loads(config.read_text())
-    del record["weights"]["sha256"]
+    record["weights"]["sha256"] = hashlib.sha256(b"not a safetensors file").hexdigest()
     config.write_text(json.dumps(record))
     with pytest.raises(ShaderFileError, match="not a valid safetensors file") as err:
         load_shader(config)
@@ -239,7 +240,6 @@ def test_weights_that_do_not_fit_the_config(saved: tuple[Path, Path]) -> None:
     weights, config = saved
     record = json.loads(config.read_text())
     record["config"]["hidden_c"] = 16
-    del record["weights"]["sha256"]
     config.write_text(json.dumps(record))
     with pytest.raises(ShaderFileError, match="do not fit the config") as err:
         load_shader(config)
@@ -266,3 +266,31 @@ def test_save_refuses_a_bad_normalisation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), (np.zeros(3), -1.0), tmp_path / "s")
     assert not any(tmp_path.iterdir())
+
+
+def test_checksum_is_required(saved: tuple[Path, Path]) -> None:
+    _, config = saved
+    record = json.loads(config.read_text())
+    del record["weights"]["sha256"]
+    config.write_text(json.dumps(record))
+    with pytest.raises(ShaderFileError, match="SHA-256") as err:
+        load_shader(config)
+    assert err.value.path == config
+
+
+def test_sizes_are_bounded(saved: tuple[Path, Path]) -> None:
+    _, config = saved
+    record = json.loads(config.read_text())
+    record["config"].update(hidden_h=10**9)
+    config.write_text(json.dumps(record))
+    with pytest.raises(ShaderFileError, match="maximum"):
+        load_shader(config)
+
+
+def test_weights_file_larger_than_the_config_allows_is_not_read(saved: tuple[Path, Path]) -> None:
+    weights, config = saved
+    with weights.open("ab") as f:
+        f.truncate(8 << 20)
+    with pytest.raises(ShaderFileError, match="more than") as err:
+        load_shader(config)
+    assert err.value.path == weights
