@@ -20,7 +20,7 @@ from recon.data import CPU_MAX_SIDE, AutoScale
 from recon.data.images import ImageScale
 from recon.export import export_mesh, versions, write_run_record
 from recon.methods.config import NDSConfig
-from recon.methods.nds import NDSSession, StepRecord
+from recon.methods.nds import NDSSession, StalledError, StepRecord
 from recon.shader import save_shader
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,10 @@ def run(
                 return write_outputs(session, out, {**extra, "stopped": True, "seconds": time.perf_counter() - start})
             if session.iteration % session.config.checkpoint_every == 0:
                 session.save(out / CHECKPOINT)
+    except StalledError as exc:  # the session is at its last good state: keep it, then report
+        log.info("stalled at iteration %d; outputs of the last good state in %s", session.iteration, out)
+        write_outputs(session, out, {**extra, "stalled": str(exc), "seconds": time.perf_counter() - start})
+        raise
     except KeyboardInterrupt:
         log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, out / CHECKPOINT)
         write_outputs(session, out, {**extra, "interrupted": True, "seconds": time.perf_counter() - start})

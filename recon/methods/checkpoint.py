@@ -78,6 +78,7 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "lr_schedule": session.lr_schedule,
         "weight_laplacian": session.weight_laplacian,
         "weight_normal": session.weight_normal,
+        "rollbacks_in_a_row": session.rollbacks_in_a_row,
         "normalization": {"centre": centre.tolist(), "scale": scale},
         "views": len(session.cameras),
         "history": session.history,
@@ -167,5 +168,6 @@ def load_checkpoint(
     session.weight_laplacian = record["weight_laplacian"]
     session.weight_normal = record["weight_normal"]
     session.history = record["history"]
+    session.rollbacks_in_a_row = record.get("rollbacks_in_a_row", 0)  # older checkpoints: none counted
     session._good = session._capture()
     return session

@@ -29,6 +29,8 @@ def check_record(record: Any) -> None:
         number(record, "lr_schedule", positive=True)
     number(record, "weight_laplacian")
     number(record, "weight_normal")
+    if "rollbacks_in_a_row" in record:
+        count(record, "rollbacks_in_a_row")
     normalization = entry(record, "normalization", dict)
     vector(entry(normalization, "centre", list, "normalization."), 3, "normalization.centre")
     number(normalization, "scale", "normalization.", positive=True)
