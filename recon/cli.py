@@ -135,6 +135,8 @@ def _config_from_args(args: argparse.Namespace, changes: dict[str, Any]):
     from recon.runner import config_for
 
     changes = {**changes, "seed": args.seed, "init": args.init}
+    if args.checkpoint_every is not None:
+        changes["checkpoint_every"] = args.checkpoint_every
     if args.iterations is None:
         return NDSConfig().replace(**changes)
     return config_for(args.iterations, **{k: v for k, v in changes.items() if k not in ("iterations", "remesh_at")})
@@ -462,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "and once more until the last remesh (coarse-to-fine images)")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
+            p.add_argument("--checkpoint-every", type=int, metavar="N",
+                           help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
 
     p = add("run", cmd_run, "Reconstruct a dataset with Neural Deferred Shading into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")

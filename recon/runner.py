@@ -2,9 +2,10 @@
 
 Run folder (docs/architecture.md): mesh.ply (world units), shader.safetensors + shader.json,
 run.json (config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
-Checkpoints are written every `config.checkpoint_every` steps, on Ctrl-C and when a caller's
-`should_stop` says so (the GUI's Stop and window close); a bad mesh is never written because the
-session rolls back before anything is saved. The CLI and the GUI drive sessions through `run`, so
+Checkpoints are written with mesh, shader and run.json every `config.checkpoint_every` steps, on
+Ctrl-C and when a caller's `should_stop` says so (the GUI's Stop and window close), so a killed
+run loses at most the steps since the last one; a bad mesh is never written because the session
+rolls back before anything is saved. The CLI and the GUI drive sessions through `run`, so
 both leave the same run folder.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recon.atomic import remove_stale_temporaries
 from recon.data import CPU_MAX_SIDE, AutoScale
 from recon.data.images import ImageScale
 from recon.export import export_mesh, versions, write_run_record
@@ -56,12 +58,16 @@ def config_for(iterations: int | None = None, **changes: Any) -> NDSConfig:
 
 
 def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """mesh.ply, shader files, a checkpoint and run.json for the session's current state."""
+    """mesh.ply, shader files, run.json and a checkpoint for the session's current state.
+
+    Each file is replaced atomically, in this order: whatever moment a kill comes, mesh and shader
+    are a pair of one iteration, run.json says that iteration (or the one before, when killed
+    just before it), and the checkpoint, written last, is never ahead of run.json's iteration.
+    """
     out.mkdir(parents=True, exist_ok=True)
     snap = session.snapshot()
     export_mesh(snap.world_vertices, snap.faces, out / "mesh.ply")
     save_shader(session.shader, session.normalization, out / "shader")
-    session.save(out / CHECKPOINT)
     record = {
         "method": "nds",
         "dataset": {
@@ -83,6 +89,7 @@ def write_outputs(session: NDSSession, out: Path, extra: dict[str, Any] | None =
         **(extra or {}),
     }
     write_run_record(out / "run.json", record)
+    session.save(out / CHECKPOINT)
     return record
 
 
@@ -107,6 +114,7 @@ def run(
     extra = dict(extra or {})
     out = Path(out)
     start = time.perf_counter()
+    remove_stale_temporaries(out)  # left by a killed run; this one owns the folder now
     write_outputs(session, out, extra)  # a resumable folder from the first moment, even if killed hard
     try:
         for record in session.run(iterations):
@@ -115,8 +123,8 @@ def run(
             if should_stop is not None and should_stop():
                 log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, out)
                 return write_outputs(session, out, {**extra, "stopped": True, "seconds": time.perf_counter() - start})
-            if session.iteration % session.config.checkpoint_every == 0:
-                session.save(out / CHECKPOINT)
+            if session.iteration % session.config.checkpoint_every == 0:  # all outputs: a kill loses nothing else
+                write_outputs(session, out, {**extra, "seconds": time.perf_counter() - start})
     except StalledError as exc:  # the session is at its last good state: keep it, then report
         log.info("stalled at iteration %d; outputs of the last good state in %s", session.iteration, out)
         write_outputs(session, out, {**extra, "stalled": str(exc), "seconds": time.perf_counter() - start})

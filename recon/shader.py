@@ -51,7 +51,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from recon.atomic import write_bytes_atomic, write_text_atomic
+from recon.atomic import write_files_atomic
 from recon.errors import FileError
 from render.viewer.mlp import MLPWeights, positional_encoding
 
@@ -243,8 +243,9 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
     """Write `<stem>.safetensors` (weights) and `<stem>.json` (config, normalisation); returns both paths.
 
     `normalization` is (centre (3,), scale) with x_n = (x_world - centre) · scale, as
-    `Scene.normalization()` returns it. Each file is replaced atomically; the weights go first
-    and the JSON records their SHA-256, so a crash between the two is detected on load.
+    `Scene.normalization()` returns it. Both files are written in full before either replaces
+    its predecessor (the weights first), and the JSON records their SHA-256, so a crash in the
+    microseconds between the two renames is detected on load.
     """
     centre, scale = _check_normalization(normalization)
     weights_path, config_path = shader_paths(path_stem)
@@ -258,8 +259,7 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
         "normalization": {"centre": centre, "scale": scale, "convention": "x_n = (x_world - centre) * scale"},
         "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
     }
-    write_bytes_atomic(weights_path, blob)
-    write_text_atomic(config_path, json.dumps(record, indent=2) + "\n")
+    write_files_atomic({weights_path: blob, config_path: (json.dumps(record, indent=2) + "\n").encode("utf-8")})
     log.info("saved shader to %s (+ %s)", weights_path, config_path.name)
     return weights_path, config_path
 

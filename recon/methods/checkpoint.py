@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
@@ -146,7 +147,8 @@ def load_checkpoint(
     _check_contents(folder / FILE, tensors, config)
     mesh = Mesh(tensors["mesh/vertices"], tensors["mesh/faces"])
     session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_mesh=mesh)
-    session.normalization = (torch.tensor(record["normalization"]["centre"]).double().numpy(), record["normalization"]["scale"])
+    # float64 from the JSON numbers directly: through a float32 tensor the centre lost its last bits on resume
+    session.normalization = (np.asarray(record["normalization"]["centre"], dtype=np.float64), float(record["normalization"]["scale"]))
     with torch.no_grad():
         session.offsets.copy_(tensors["offsets"].to(session.device))
     session.shader.load_state_dict(
