@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal
 
 from recon.errors import ReconstructError
 from recon.methods.config import NDSConfig
@@ -29,6 +29,7 @@ from recon.methods.nds import NDSSession, StepRecord
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 0.25  # step records reach the UI at most 4 times a second
+STOP_WAIT_SECONDS = 2.0  # how long a stop may block the UI thread before the user is told
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,9 @@ class SessionWorker(QObject):
         except Exception as exc:  # a bug still reaches the user as a message, never a silent dead thread
             log.exception("the reconstruction failed")
             self.failed.emit(f"unexpected error ({exc.__class__.__name__}: {exc}); see the log for details")
+        finally:
+            if self.session is not None:  # its GL context belongs to this thread: free it here
+                self.session.close()
 
     def _run(self) -> None:
         from recon import runner
@@ -261,13 +265,21 @@ class SessionWorker(QObject):
 
 
 def _read_run_record(folder: Path) -> dict[str, Any]:
+    from recon.run_checks import check_run_record
+    from recon.validate import Invalid
+
     path = Path(folder) / "run.json"
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         raise ReconstructError(f"{path}: missing; choose a folder written by a run (it holds run.json and checkpoint/)") from None
     except (OSError, ValueError) as exc:
         raise ReconstructError(f"{path}: unreadable ({exc})") from None
+    try:
+        check_run_record(record)
+    except Invalid as exc:
+        raise ReconstructError(f"{path}: not a run record of this program: {exc}") from None
+    return record
 
 
 class SessionThread(QObject):
@@ -290,8 +302,12 @@ class SessionThread(QObject):
     def running(self) -> bool:
         return self.thread.isRunning()
 
-    def stop_and_wait(self) -> None:
-        """Stop after the current step, let the outputs and checkpoint be written, join the thread."""
+    def stop_and_wait(self, timeout_s: float = STOP_WAIT_SECONDS) -> bool:
+        """Stop after the current step and wait at most `timeout_s` for the outputs, checkpoint and thread.
+
+        Returns whether the thread has ended; if not, it is still finishing its step and writes,
+        and the caller decides whether to tell the user and wait again.
+        """
         self.worker.stop()
         self.thread.quit()
-        self.thread.wait()
+        return self.thread.wait(QDeadlineTimer(int(1000 * timeout_s)))

@@ -459,6 +459,16 @@ class NDSSession:
             losses={k: float(v) for k, v in last.items() if k in LOSS_TERMS},
         )
 
+    def close(self) -> None:
+        """Free the rasterizer's GL context and render targets; call on the thread that stepped.
+
+        A process that runs many sessions (the GUI) would otherwise keep one EGL context per
+        finished session. The session's state stays readable; it cannot render or step again.
+        """
+        release = getattr(self.renderer.rasterizer, "release", None)  # nvdiffrast's context has none
+        if release is not None:
+            release()
+
     def save(self, folder: Path) -> Path:
         from recon.methods.checkpoint import save_checkpoint
 

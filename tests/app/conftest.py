@@ -61,12 +61,17 @@ def small_dataset(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_demo(request) -> Path:
-    """The demo scene with 12 views at 64 px, kept in pytest's cache (keyed by the recipe's hash)."""
+def small_demo(request, tmp_path_factory) -> Path:
+    """The demo scene with 12 views at 64 px, kept in pytest's cache (keyed by the recipe's hash).
+
+    With the cache plugin off (`-p no:cacheprovider`) it is built once per session instead.
+    """
     from recon.demo import demo_dataset, load_recipe
 
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("reconstruct-demo") if cache is not None else tmp_path_factory.mktemp("reconstruct-demo")
     try:
-        return demo_dataset(request.config.cache.mkdir("reconstruct-demo"), recipe=load_recipe(views=12, size=64))
+        return demo_dataset(folder, recipe=load_recipe(views=12, size=64))
     except RuntimeError as exc:  # no EGL context: the demo is rendered with our GL rasterizer
         pytest.skip(f"cannot render the demo without OpenGL: {exc}")
 
