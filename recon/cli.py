@@ -64,6 +64,24 @@ def _device(name: str) -> str:
     return name
 
 
+def _deterministic(args: argparse.Namespace, extra: dict, recorded: bool = False) -> None:
+    """--deterministic (or a run that recorded it): PyTorch's deterministic kernels where it has them.
+
+    On the CPU every step is deterministic already. On CUDA the atomic adds of splatting and of the
+    G-buffer's backward (`index_add_`, `scatter_add_`) then take their deterministic forms; an
+    operation without one warns instead of failing. Recorded in run.json, so `resume` keeps it.
+    """
+    if not (getattr(args, "deterministic", False) or recorded):
+        return
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it before its first call
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    extra["deterministic"] = True
+
+
 def _resolution(value: str, device: str) -> tuple[Any, dict[str, Any]]:
     """The load scale and config changes for --image-scale: a number, or 'auto' (runner.auto_resolution).
 
@@ -153,6 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scale, changes = _resolution(args.image_scale, device)
     scene = load(args.dataset, image_scale=scale)
     extra: dict = {"image_scale": scene.image_scale}
+    _deterministic(args, extra)
     if args.holdout:
         names = holdout.every_nth(scene, args.holdout)
         scene, held = holdout.split(scene, names)
@@ -208,6 +227,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     scene = load(record["dataset"]["source"], image_scale=scale)
     extra = {k: record[k] for k in ("image_scale", "holdout", "holdout_every") if k in record}
     extra["image_scale"] = scale
+    _deterministic(args, extra, recorded=record.get("deterministic") is True)
     if _heldout_names(record):  # the same views stay out, and an estimated bbox comes from the rest again
         scene, _ = holdout.split(scene, _heldout_names(record))
     session = NDSSession.load(out / "checkpoint", scene, device=device, renderer=args.renderer, profile=args.profile)
@@ -365,9 +385,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scale, changes = _resolution(args.image_scale, device)
     scene = load(path, image_scale=scale)
     out = Path(args.out)
+    extra: dict = {"image_scale": scene.image_scale}
+    _deterministic(args, extra)
     session = NDSSession(scene, _config_from_args(args, changes), device=device, renderer=args.renderer, profile=args.profile)
     print(f"demo: {len(scene.views)} views at {_resolutions(session)} from {path}")
-    record = _run_and_report(session, out, None, {"image_scale": scene.image_scale})
+    record = _run_and_report(session, out, None, extra)
     figures = chamfer(read_trimesh(out / "mesh.ply"), read_trimesh(path / "gt_mesh.ply"))
     record["chamfer"] = figures
     write_run_record(out / "run.json", record)
@@ -458,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",
                        help="rasterizer: auto = nvdiffrast on CUDA when installed, else OpenGL (EGL) + RtS splatting")
         p.add_argument("--profile", action="store_true", help="record per-stage times (run.json 'profile' and printed)")
+        p.add_argument("--deterministic", action="store_true",
+                       help="CUDA: deterministic kernels for the atomic adds (slower); CPU runs are deterministic anyway")
         if with_scale:
             p.add_argument("--image-scale", default="auto",
                            help=f"working resolution; auto = 1 on CUDA; on CPU halved until the long side ≤ {CPU_MAX_SIDE} px, "
