@@ -129,7 +129,9 @@ def bench_materials(run_dir: Path | str, dataset: Path | str | None = None, k: i
     if dataset is None:
         try:
             dataset = json.loads((run_dir / "run.json").read_text())["dataset"]["source"]
-        except (OSError, ValueError, KeyError) as exc:
+            if not isinstance(dataset, str):
+                raise ValueError(f"dataset.source is {type(dataset).__name__}, not a path")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReconstructError(f"{run_dir / 'run.json'}: cannot tell the run's dataset ({exc}); pass --dataset") from None
     dataset = Path(dataset)
     try:

@@ -279,6 +279,7 @@ def _run_folder_cases():
                 "export": ["export", str(run)],
                 "export-edits": ["export", str(run), "--edits", str(run / "edits.json")],
                 "eval": ["eval", str(run), "--views", str(t / "nothing")],
+                "bench": ["bench", "materials", "--run", str(run)],
             }[command]
             return argv, named
 
@@ -294,6 +295,9 @@ def _run_folder_cases():
         lambda r: edit_json(record(r), lambda d: d.update(image_scale=float("nan"))) or record(r))
     yield "run-json-holdout-wrong-type", broken(
         lambda r: edit_json(record(r), lambda d: d.update(holdout=[1, 2])) or record(r), "eval")
+
+    yield "run-json-source-a-list-for-bench", broken(
+        lambda r: edit_json(record(r), lambda d: d["dataset"].update(source=["a"])) or record(r), "bench")
 
     state = lambda r: r / "checkpoint" / "state.safetensors"  # noqa: E731
     yield "checkpoint-empty", broken(lambda r: put(state(r), b""))
