@@ -250,7 +250,9 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
     centre, scale = _check_normalization(normalization)
     weights_path, config_path = shader_paths(path_stem)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
-    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
+    # One metadata key: safetensors writes the metadata map in a per-process random order, so with
+    # two the same weights gave different bytes (and checksums) in different processes.
+    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME})
     record = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -1,7 +1,8 @@
 """A killed run loses nothing: `kill -9` at random moments, `resume`, and the result is the uninterrupted one.
 
 Real processes, no mocks. Checkpoints (with mesh, shader and run.json) are written every two
-iterations, so kills land during writes as well as between them. After every kill the folder must
+iterations; every other kill waits for a write in progress (a temporary file present), the others
+come at a random moment. After every kill the folder must
 be readable by what `eval DIR` and `export` read; the final mesh and shader must be byte-identical
 to those of a run that was never interrupted (CPU, one thread: see the README's "Checkpoints").
 """
@@ -52,17 +53,27 @@ def _iteration(out: Path) -> int:
         return -1
 
 
-def _kill_after_progress(command: list[str], out: Path, rng: random.Random) -> bool:
+def _writing(out: Path) -> bool:
+    """Whether a write is in progress: one of `recon.atomic`'s temporary files exists."""
+    return any(path.name.endswith(".tmp") for folder in (out, out / "checkpoint") if folder.is_dir() for path in folder.iterdir())
+
+
+def _kill_after_progress(command: list[str], out: Path, rng: random.Random, mid_write: bool) -> bool:
     """Start `command`, wait until run.json moves past where it was, kill -9 a random moment later.
 
-    Returns True when the process finished on its own first.
+    With `mid_write` the kill comes instead as soon as a temporary file shows a write in progress
+    after that. Returns True when the process finished on its own first.
     """
     start = _iteration(out)
     process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while _iteration(out) <= start and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 0.4))
+    if mid_write:
+        while not _writing(out) and process.poll() is None and time.monotonic() < deadline:
+            pass
+    else:
+        time.sleep(rng.uniform(0.0, 0.4))
     if process.poll() is not None:
         assert process.returncode == 0, process.stderr.read().decode()
         return True
@@ -79,7 +90,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(small_demo, tmp_path) 
 
     out = tmp_path / "killed"
     rng = random.Random(13)
-    kills = 0
+    kills = killed_mid_write = 0
     finished = False
     while not finished:
         resumable = (out / "checkpoint" / "state.safetensors").is_file() and (out / "run.json").is_file()
@@ -88,8 +99,9 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(small_demo, tmp_path) 
             result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, result.stderr
             break
-        finished = _kill_after_progress(command, out, rng)
+        finished = _kill_after_progress(command, out, rng, mid_write=kills % 2 == 1)
         kills += not finished
+        killed_mid_write += not finished and _writing(out)  # its temporary file is still there
         if (out / "checkpoint" / "state.safetensors").is_file():
             _run_record(out)  # what eval DIR reads, then the mesh and shader export and eval read
             mesh, _, _ = _load_run(out)
@@ -99,6 +111,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(small_demo, tmp_path) 
     assert (out / "shader.safetensors").read_bytes() == (straight / "shader.safetensors").read_bytes()
     assert json.loads((out / "run.json").read_text())["iteration"] == ITERATIONS
     assert not list(out.rglob("*.tmp"))
+    assert killed_mid_write >= 1  # at least one kill landed inside a write (and resume cleared up after it)
 
 
 def test_resume_removes_temporaries_a_killed_write_left(small_demo, tmp_path) -> None:

@@ -294,3 +294,19 @@ def test_weights_file_larger_than_the_config_allows_is_not_read(saved: tuple[Pat
     with pytest.raises(ShaderFileError, match="more than") as err:
         load_shader(config)
     assert err.value.path == weights
+
+
+def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    """A resumed run's shader file must equal an uninterrupted run's byte for byte (the kill test)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from recon.shader import NeuralShader, ShaderConfig, save_shader; torch.manual_seed(0); "
+        "save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), ([0.0, 0.0, 0.0], 1.0), sys.argv[1])"
+    )
+    blobs = set()
+    for i in range(3):  # metadata written in a per-process order would differ in most of three processes
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}")], check=True, cwd=Path(__file__).resolve().parents[2])
+        blobs.add((tmp_path / f"s{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
