@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     device = _device(args.device)
     out = Path(args.out)
-    if (out / "checkpoint").exists() and not args.overwrite:
+    if (out / "checkpoint" / "state.safetensors").exists() and not args.overwrite:  # a kill before it: run again
         raise ReconstructError(f"{out}: already holds a run; `reconstruct resume {out}` continues it, --overwrite replaces it")
     scale, changes = _resolution(args.image_scale, device)
     scene = load(args.dataset, image_scale=scale)

@@ -128,3 +128,15 @@ def test_resume_removes_temporaries_a_killed_write_left(small_demo, tmp_path) ->
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert not any(path.exists() for path in stale) and keep.exists()
+
+
+def test_run_starts_again_where_a_kill_came_before_the_first_checkpoint(small_demo, tmp_path) -> None:
+    from recon.cli import main
+
+    out = tmp_path / "r"
+    (out / "checkpoint").mkdir(parents=True)
+    stale = out / "checkpoint" / ".state.safetensors.0123456789ab.tmp"  # the first checkpoint, half written
+    stale.write_bytes(b"half")
+    assert main(["run", str(small_demo), "--out", str(out), "--iterations", "1", "--image-scale", "1",
+                 "--renderer", "gl", "--device", "cpu"]) == 0
+    assert (out / "checkpoint" / "state.safetensors").is_file() and not stale.exists()
