@@ -37,7 +37,6 @@ def test_fifty_runs_started_and_stopped_keep_memory_flat_and_free_their_gl(small
         assert run.stop_and_wait(60.0)
         session = run.worker.session
         assert session is not None and session.renderer.rasterizer._ctx is None  # its EGL context is gone
-        run.deleteLater()
         rss.append(_rss_mb())
     growth = max(rss[WARM_UP:]) - rss[WARM_UP]
     assert growth < RSS_SLACK_MB, f"RSS grew {growth:.1f} MB over {RUNS - WARM_UP} runs after warm-up: {rss}"
@@ -49,7 +48,7 @@ def test_stop_and_wait_is_bounded_and_reports_a_slow_stop(small_dataset, tmp_pat
     step = NDSSession.step
 
     def slow_step(self):
-        time.sleep(0.5)
+        time.sleep(3.0)
         return step(self)
 
     monkeypatch.setattr(NDSSession, "step", slow_step)
@@ -57,10 +56,12 @@ def test_stop_and_wait_is_bounded_and_reports_a_slow_stop(small_dataset, tmp_pat
     run = SessionThread(request)
     with qtbot.waitSignal(run.worker.started, timeout=60_000):
         run.start()
-    began = time.perf_counter()
-    assert not run.stop_and_wait(0.05)  # mid-step: the wait gives up instead of freezing the UI
-    assert time.perf_counter() - began < 0.4
-    assert run.stop_and_wait(30.0)
+    try:
+        began = time.perf_counter()
+        assert not run.stop_and_wait(0.05)  # mid-step: the wait gives up instead of freezing the UI
+        assert time.perf_counter() - began < 1.5  # well before the 3 s step ends, even on a loaded machine
+    finally:
+        assert run.stop_and_wait(60.0)  # never leave a running QThread behind (Qt aborts the process)
 
 
 def test_resuming_from_a_run_json_of_the_wrong_structure_is_one_clear_message(make_main_window, tmp_path, qtbot) -> None:
