@@ -23,6 +23,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -666,13 +667,23 @@ class MainWindow(QMainWindow):
         s.setValue("view/frusta", self.frusta_box.isChecked())
         s.setValue("view/opacity", self.opacity.value())
 
+    def _stop_run_before_closing(self) -> None:
+        """Join the run's thread; when its last step and writes take long, say so and keep the UI painting."""
+        run = self.run
+        if run.stop_and_wait():
+            return
+        self.status.setText("Stopping the run: finishing its step and writing the checkpoint …")
+        log.warning("the run takes long to stop; waiting for its checkpoint in %s", self.run_info.get("out"))
+        while not run.stop_and_wait(0.1):
+            QApplication.processEvents()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop and join the worker (it writes a checkpoint), finish exports, free GL, then close."""
         self._closing = True
         self._save_settings()
         if self.running:
             log.info("closing during a run: stopping it and keeping a checkpoint in %s", self.run_info.get("out"))
-            self.run.stop_and_wait()
+            self._stop_run_before_closing()
         self.loader.wait()
         self.exporter.wait()
         self.materials.wait()

@@ -12,7 +12,7 @@ import logging
 
 from PySide6.QtCore import QObject, Signal
 
-from app.session_worker import RunRequest, SessionThread, SessionWorker
+from app.session_worker import STOP_WAIT_SECONDS, RunRequest, SessionThread, SessionWorker
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,15 @@ class RunController(QObject):
         if self._thread is not None:
             self._thread.worker.set_live_rate(rate)
 
-    def stop_and_wait(self) -> None:
-        """Window closing: stop, let the checkpoint be written, join; no signal follows."""
-        if self._thread is not None:
-            self._thread.stop_and_wait()
-            self._thread = None
+    def stop_and_wait(self, timeout_s: float = STOP_WAIT_SECONDS) -> bool:
+        """Window closing: stop, let the checkpoint be written, join within `timeout_s`; no signal
+        follows. Returns whether the run's thread has ended (call again to keep waiting)."""
+        if self._thread is None:
+            return True
+        if not self._thread.stop_and_wait(timeout_s):
+            return False
+        self._thread = None
+        return True
 
     # ---- what the worker reports -------------------------------------------------------------
     def _on_started(self, info: dict) -> None:

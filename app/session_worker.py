@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal
 
 from recon.errors import ReconstructError
 from recon.methods.session import Session, StepRecord
@@ -26,6 +26,7 @@ from recon.runs import OpenedRun, ResumeOptions, RunOptions
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 0.25  # step records reach the UI at most 4 times a second
+STOP_WAIT_SECONDS = 2.0  # how long a stop may block the UI thread before the user is told
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class SessionWorker(QObject):
         except Exception as exc:  # a bug still reaches the user as a message, never a silent dead thread
             log.exception("the reconstruction failed")
             self.failed.emit(f"unexpected error ({exc.__class__.__name__}: {exc}); see the log for details")
+        finally:
+            if self.session is not None:  # its GL context belongs to this thread: free it here
+                self.session.close()
 
     @property
     def session(self) -> Session | None:
@@ -214,8 +218,12 @@ class SessionThread(QObject):
     def running(self) -> bool:
         return self.thread.isRunning()
 
-    def stop_and_wait(self) -> None:
-        """Stop after the current step, let the outputs and checkpoint be written, join the thread."""
+    def stop_and_wait(self, timeout_s: float = STOP_WAIT_SECONDS) -> bool:
+        """Stop after the current step and wait at most `timeout_s` for the outputs, checkpoint and thread.
+
+        Returns whether the thread has ended; if not, it is still finishing its step and writes,
+        and the caller decides whether to tell the user and wait again.
+        """
         self.worker.stop()
         self.thread.quit()
-        self.thread.wait()
+        return self.thread.wait(QDeadlineTimer(int(1000 * timeout_s)))

@@ -84,6 +84,8 @@ def _options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> RunOpt
         profile=args.profile,
         holdout_every=getattr(args, "holdout", 0),
         overwrite=overwrite,
+        deterministic=args.deterministic,
+        checkpoint_every=args.checkpoint_every,
     )
 
 
@@ -154,7 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from recon.runs import ResumeOptions, resume_run
 
-    run = resume_run(ResumeOptions(Path(args.dir), args.device, args.renderer, args.profile, more=args.iterations))
+    run = resume_run(ResumeOptions(Path(args.dir), args.device, args.renderer, args.profile, more=args.iterations,
+                                   deterministic=args.deterministic))  # fmt: skip
     if run.session.done and args.iterations is None:
         print(f"{run.folder.path}: already finished ({run.session.iteration} iterations); pass --iterations N to go further")
         return 0
@@ -380,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
+        if name in ("info", "convert", "run", "resume", "eval"):
+            p.add_argument("--allow-outside-dataset", action="store_true",
+                           help="read image files a dataset names outside its folder (absolute, ../ or symlinked paths)")
         return p
 
     p = add("info", cmd_info, "Describe a dataset: format, views, resolution, bounding box, cameras.")
@@ -402,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",
                        help="rasterizer: auto = nvdiffrast on CUDA when installed, else OpenGL (EGL) + RtS splatting")
         p.add_argument("--profile", action="store_true", help="record per-stage times (run.json 'profile' and printed)")
+        p.add_argument("--deterministic", action="store_true",
+                       help="CUDA: deterministic kernels for the atomic adds (slower); CPU runs are deterministic anyway")
         if with_scale:
             p.add_argument("--method", choices=method_names(), default=DEFAULT,
                            help="reconstruction method (recon.methods.registry); resume finds it in run.json")
@@ -410,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "and once more until the last remesh (coarse-to-fine images)")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
+            p.add_argument("--checkpoint-every", type=int, metavar="N",
+                           help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
+            p.add_argument("--checkpoint-every", type=int, metavar="N",
+                           help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
 
     p = add("run", cmd_run, "Reconstruct a dataset (Neural Deferred Shading by default) into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")
@@ -500,15 +512,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command, with dataset files outside their folder allowed only when the user said so."""
+    if not getattr(args, "allow_outside_dataset", False):
+        return args.func(args)
+    from recon.data.paths import allow_outside
+
+    with allow_outside():
+        return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     np.set_printoptions(suppress=True)
     try:
-        return args.func(args)
-    except ReconstructError as exc:
-        print(f"reconstruct: error: {exc}", file=sys.stderr)
+        return _dispatch(args)
+    except ReconstructError as exc:  # one line, even when a library's message had several
+        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"reconstruct: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("reconstruct: interrupted", file=sys.stderr)

@@ -24,3 +24,7 @@ class DatasetError(FileError):
 
 class SessionError(ReconstructError):
     """A session cannot be built or resumed (bad checkpoint, mismatching dataset)."""
+
+
+class StalledError(SessionError):
+    """`max_rollbacks` steps in a row were rolled back: the session is at its last good state."""

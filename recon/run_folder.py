@@ -89,8 +89,9 @@ class RunFolder:
 
     @property
     def holds_run(self) -> bool:
-        """Whether a run was started here (its checkpoint exists): a new run must not overwrite it."""
-        return self.checkpoint.exists()
+        """Whether a run was started here (its checkpoint's state was written): a new run must not
+        overwrite it. A folder whose first checkpoint a kill cut short holds none and can be reused."""
+        return (self.checkpoint / "state.safetensors").exists()
 
     def require(self) -> RunFolder:
         """This folder, or a RunFolderError when it is not a folder at all."""
@@ -99,11 +100,19 @@ class RunFolder:
         return self
 
     def record(self) -> dict[str, Any]:
-        """run.json as a dict."""
-        return read_json_object(
+        """run.json as a dict, its entries checked before any is used (`recon.run_checks`)."""
+        from recon.run_checks import check_run_record
+        from recon.validate import Invalid
+
+        record = read_json_object(
             self.record_file, RunFolderError,
             missing=f"missing; is {self.path} a run folder (written by `reconstruct run` or the GUI, with run.json and checkpoint/)?",
         )
+        try:
+            check_run_record(record)
+        except Invalid as exc:
+            raise RunFolderError(self.record_file, f"not a run record of this program: {exc}") from None
+        return record
 
     def heldout_names(self, record: dict[str, Any] | None = None) -> list[str]:
         """Views the run kept out of its optimisation (run.json holds a list, or one name)."""

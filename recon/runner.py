@@ -2,9 +2,10 @@
 
 Run folder (`recon.run_folder`): mesh.ply (world units), shader.safetensors + shader.json,
 run.json (method, config, per-iteration losses, timings, versions), checkpoint/ (exact resume).
-Checkpoints are written every `config.checkpoint_every` steps, on Ctrl-C and when a caller's
-`should_stop` says so (the GUI's Stop and window close); a bad mesh is never written because the
-session rolls back before anything is saved. The CLI and the GUI drive sessions through here, so
+Checkpoints are written with mesh, shader and run.json every `config.checkpoint_every` steps, on
+Ctrl-C and when a caller's `should_stop` says so (the GUI's Stop and window close), so a killed
+run loses at most the steps since the last one; a bad mesh is never written because the session
+rolls back before anything is saved. The CLI and the GUI drive sessions through here, so
 both leave the same run folder.
 """
 
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recon.atomic import remove_stale_temporaries
+from recon.errors import StalledError
 from recon.export import export_mesh, versions, write_run_record
 from recon.methods.registry import DEFAULT
 from recon.methods.session import Session, StepRecord
@@ -28,12 +31,16 @@ log = logging.getLogger(__name__)
 def write_outputs(
     session: Session, folder: RunFolder, extra: dict[str, Any] | None = None, method: str = DEFAULT
 ) -> dict[str, Any]:
-    """mesh.ply, shader files, a checkpoint and run.json for the session's current state."""
+    """mesh.ply, shader files, run.json and a checkpoint for the session's current state.
+
+    Each file is replaced atomically, in this order: whatever moment a kill comes, mesh and shader
+    are a pair of one iteration, run.json says that iteration (or the one before, when killed
+    just before it), and the checkpoint, written last, is never ahead of run.json's iteration.
+    """
     folder.path.mkdir(parents=True, exist_ok=True)
     snap = session.snapshot()
     export_mesh(snap.world_vertices, snap.faces, folder.mesh_file)
     save_shader(session.shader, session.normalization, folder.shader_stem)
-    session.save(folder.checkpoint)
     record = {
         "method": method,
         "dataset": {
@@ -55,6 +62,7 @@ def write_outputs(
         **(extra or {}),
     }
     write_run_record(folder.record_file, record)
+    session.save(folder.checkpoint)
     return record
 
 
@@ -84,6 +92,7 @@ def run(
     def write(**more: Any) -> dict[str, Any]:
         return write_outputs(session, folder, {**extra, **more}, method)
 
+    remove_stale_temporaries(folder.path)  # left by a killed run; this one owns the folder now
     write()  # a resumable folder from the first moment, even if killed hard
     try:
         for record in session.run(iterations):
@@ -92,8 +101,12 @@ def run(
             if should_stop is not None and should_stop():
                 log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, folder.path)
                 return write(stopped=True, seconds=time.perf_counter() - start)
-            if session.iteration % session.config.checkpoint_every == 0:
-                session.save(folder.checkpoint)
+            if session.iteration % session.config.checkpoint_every == 0:  # all outputs: a kill loses nothing else
+                write(seconds=time.perf_counter() - start)
+    except StalledError as exc:  # the session is at its last good state: keep it, then report
+        log.info("stalled at iteration %d; outputs of the last good state in %s", session.iteration, folder.path)
+        write(stalled=str(exc), seconds=time.perf_counter() - start)
+        raise
     except KeyboardInterrupt:
         log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, folder.checkpoint)
         write(interrupted=True, seconds=time.perf_counter() - start)

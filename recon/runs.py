@@ -32,6 +32,21 @@ log = logging.getLogger(__name__)
 Status = Callable[[str], None]
 
 
+def use_deterministic_kernels() -> None:
+    """PyTorch's deterministic kernels where it has them (`--deterministic`, recorded in run.json).
+
+    On the CPU every step is deterministic already. On CUDA the atomic adds of splatting and of the
+    G-buffer's backward (`index_add_`, `scatter_add_`) then take their deterministic forms; an
+    operation without one warns instead of failing.
+    """
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it before its first call
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def resolve_device(name: str) -> tuple[str, str]:
     """(device, why) for a device choice; "auto" picks CUDA when PyTorch sees one."""
     import torch
@@ -89,6 +104,8 @@ class RunOptions:
     holdout_every: int = 0
     holdout_last: bool = False
     overwrite: bool = False
+    deterministic: bool = False
+    checkpoint_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,7 @@ class ResumeOptions:
     profile: bool = False
     more: int | None = None
     until: int | None = None
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,10 @@ def plan(options: RunOptions) -> RunPlan:
     method = get_method(options.method)
     device, why = resolve_device(options.device)
     scale, changes = resolution(options.image_scale, device, method.name)
+    if options.checkpoint_every is not None:
+        if options.checkpoint_every < 1:
+            raise ReconstructError(f"--checkpoint-every must be at least 1, got {options.checkpoint_every}")
+        changes = {**changes, "checkpoint_every": options.checkpoint_every}
     config = method.make_config(options.iterations, **changes, seed=options.seed, init=options.init)
     return RunPlan(method, device, why, scale, config)
 
@@ -190,6 +212,9 @@ def open_run(options: RunOptions, status: Status = log.info) -> OpenedRun:
         names = [scene.views[-1].name]
         extra.update(holdout=names)
     scene, held = _hold_out(scene, names)
+    if options.deterministic:
+        use_deterministic_kernels()
+        extra["deterministic"] = True
     status(f"Building the {p.method.name} session (initial mesh) …")
     session = p.method.session_type(scene, p.config, device=p.device, renderer=options.renderer, profile=options.profile)
     return OpenedRun(session, folder, p.method, p.device, p.why, session.config.iterations, extra, held)
@@ -219,6 +244,9 @@ def resume_run(options: ResumeOptions, status: Status = log.info) -> OpenedRun:
     total = session.config.iterations if target is None else target
     extra = {k: record[k] for k in ("holdout", "holdout_every") if k in record}
     extra["image_scale"] = scale
+    if options.deterministic or record.get("deterministic") is True:  # a run that recorded it keeps it
+        use_deterministic_kernels()
+        extra["deterministic"] = True
     return OpenedRun(session, folder, method, device, why, total, extra, held)
 
 

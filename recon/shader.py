@@ -51,7 +51,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from recon.atomic import write_bytes_atomic, write_text_atomic
+from recon.atomic import write_files_atomic
 from recon.errors import FileError
 from recon.jsonfile import read_json_object
 from render.viewer.mlp import MLPWeights, positional_encoding
@@ -64,6 +64,9 @@ WEIGHTS_SUFFIX = ".safetensors"
 CONFIG_SUFFIX = ".json"
 
 Normalization = tuple[np.ndarray, float]
+
+# Upper bounds of the sizes (16× the paper's widths, 4× its depths): at most ~1.2 GB of weights.
+MAXIMUM = {"hidden_h": 4096, "features": 4096, "hidden_c": 4096, "layers_h": 16, "layers_c": 16}
 
 
 class ShaderFileError(FileError):
@@ -100,6 +103,9 @@ class ShaderConfig:
                 raise ValueError(f"shader config: {name} must be >= {low}, got {value}")
         if self.pe_octaves > 30:
             raise ValueError(f"shader config: pe_octaves = {self.pe_octaves} is beyond float32 precision (max 30)")
+        for name, high in MAXIMUM.items():  # a file's config must not be able to force a huge allocation
+            if getattr(self, name) > high:
+                raise ValueError(f"shader config: {name} = {getattr(self, name)} is above the maximum {high}")
 
     def to_dict(self) -> dict[str, int]:
         """Plain JSON-able dict of every field."""
@@ -238,13 +244,16 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
     """Write `<stem>.safetensors` (weights) and `<stem>.json` (config, normalisation); returns both paths.
 
     `normalization` is (centre (3,), scale) with x_n = (x_world - centre) · scale, as
-    `Scene.normalization()` returns it. Each file is replaced atomically; the weights go first
-    and the JSON records their SHA-256, so a crash between the two is detected on load.
+    `Scene.normalization()` returns it. Both files are written in full before either replaces
+    its predecessor (the weights first), and the JSON records their SHA-256, so a crash in the
+    microseconds between the two renames is detected on load.
     """
     centre, scale = _check_normalization(normalization)
     weights_path, config_path = shader_paths(path_stem)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
-    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
+    # One metadata key: safetensors writes the metadata map in a per-process random order, so with
+    # two the same weights gave different bytes (and checksums) in different processes.
+    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME})
     record = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -253,8 +262,7 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
         "normalization": {"centre": centre, "scale": scale, "convention": "x_n = (x_world - centre) * scale"},
         "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
     }
-    write_bytes_atomic(weights_path, blob)
-    write_text_atomic(config_path, json.dumps(record, indent=2) + "\n")
+    write_files_atomic({weights_path: blob, config_path: (json.dumps(record, indent=2) + "\n").encode("utf-8")})
     log.info("saved shader to %s (+ %s)", weights_path, config_path.name)
     return weights_path, config_path
 
@@ -280,14 +288,36 @@ def _parse_normalization(config_path: Path, record: dict[str, Any]) -> Normaliza
     return np.asarray(centre, dtype=np.float64), scale
 
 
-def _read_weights(weights_path: Path, expected_sha256: object) -> dict[str, torch.Tensor]:
+def _checksum(config_path: Path, record: dict[str, Any]) -> str:
+    """The weights' SHA-256 the .json records: every file `save_shader` writes has one, so it is required."""
+    weights = record.get("weights")
+    sha = weights.get("sha256") if isinstance(weights, dict) else None
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ShaderFileError(config_path, "no SHA-256 of the weights (\"weights\": {\"sha256\": …}); not a file this program wrote")
+    return sha
+
+
+def _max_weight_bytes(config: ShaderConfig) -> int:
+    """The largest weights file `config` can have: float32 parameters plus a generous header."""
+    params = 0
+    for dims in (
+        [3 * (1 + 2 * config.pe_octaves)] + [config.hidden_h] * config.layers_h + [config.features],
+        [config.features + 6] + [config.hidden_c] * config.layers_c + [3],
+    ):
+        params += sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    return 4 * params + (1 << 20)
+
+
+def _read_weights(weights_path: Path, expected_sha256: str, max_bytes: int) -> dict[str, torch.Tensor]:
     try:
+        if weights_path.stat().st_size > max_bytes:
+            raise ShaderFileError(weights_path, f"{weights_path.stat().st_size} bytes, more than the config's weights can take")
         blob = weights_path.read_bytes()
     except FileNotFoundError:
         raise ShaderFileError(weights_path, "shader weights file not found (it must lie beside the .json)") from None
     except OSError as e:
         raise ShaderFileError(weights_path, f"cannot read the shader weights: {e}") from e
-    if isinstance(expected_sha256, str) and hashlib.sha256(blob).hexdigest() != expected_sha256:
+    if hashlib.sha256(blob).hexdigest() != expected_sha256:
         raise ShaderFileError(weights_path, "weights do not match the checksum in the .json (corrupt, or from another save)")
     try:
         return safetensors.torch.load(blob)
@@ -311,8 +341,7 @@ def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
     except (TypeError, ValueError) as e:
         raise ShaderFileError(config_path, f"bad shader config: {e}") from e
     normalization = _parse_normalization(config_path, record)
-    weights_info = record.get("weights") if isinstance(record.get("weights"), dict) else {}
-    tensors = _read_weights(weights_path, weights_info.get("sha256"))
+    tensors = _read_weights(weights_path, _checksum(config_path, record), _max_weight_bytes(config))
 
     shader = NeuralShader(config)
     try:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
@@ -18,8 +19,11 @@ from safetensors.torch import save as save_tensors
 from recon.atomic import write_bytes_atomic
 from recon.data.scene import Scene
 from recon.errors import SessionError
-from recon.mesh import Mesh
+from recon.mesh import Mesh, check_mesh
+from recon.methods.checkpoint_checks import check_record, check_tensors
 from recon.methods.config import ConfigError, NDSConfig
+from recon.shader import NeuralShader
+from recon.validate import Invalid
 
 if TYPE_CHECKING:
     from recon.methods.nds import NDSSession
@@ -76,6 +80,7 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "lr_schedule": session.lr_schedule,
         "weight_laplacian": session.weight_laplacian,
         "weight_normal": session.weight_normal,
+        "rollbacks_in_a_row": session.rollbacks_in_a_row,
         "normalization": {"centre": centre.tolist(), "scale": scale},
         "views": len(session.cameras),
         "history": session.history,
@@ -98,9 +103,26 @@ def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         record = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["record"])
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise SessionError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
-    if record.get("format") != FORMAT or record.get("version") != VERSION:
+    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("version") != VERSION:
         raise SessionError(f"{path}: not an NDS checkpoint of version {VERSION}")
+    try:
+        check_record(record)
+    except Invalid as exc:
+        raise SessionError(f"{path}: bad checkpoint record: {exc}") from None
     return record, tensors
+
+
+def _check_contents(path: Path, tensors: dict[str, torch.Tensor], config: NDSConfig) -> None:
+    """Refuse tensors that do not fit the config, or a mesh that `check_mesh` finds broken."""
+
+    shader = NeuralShader(config.shader)
+    try:
+        check_tensors(tensors, {k: v.shape for k, v in shader.state_dict().items()}, [p.shape for p in shader.parameters()])
+    except Invalid as exc:
+        raise SessionError(f"{path}: bad checkpoint: {exc}") from None
+    problems = check_mesh(tensors["mesh/vertices"] + tensors["offsets"], tensors["mesh/faces"])
+    if problems:
+        raise SessionError(f"{path}: the checkpoint's mesh is broken ({'; '.join(problems)})")
 
 
 def load_checkpoint(
@@ -116,22 +138,27 @@ def load_checkpoint(
     try:
         # Checkpoints from before `splat_shading` existed resume with the shading they ran with.
         config = NDSConfig.from_dict({"splat_shading": False, **record["config"]})
-    except ConfigError as exc:
+    except (ConfigError, TypeError, ValueError) as exc:
         raise SessionError(f"{folder / FILE}: {exc}") from None
+    _check_contents(folder / FILE, tensors, config)
     mesh = Mesh(tensors["mesh/vertices"], tensors["mesh/faces"])
     session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_mesh=mesh)
-    session.normalization = (torch.tensor(record["normalization"]["centre"]).double().numpy(), record["normalization"]["scale"])
+    # float64 from the JSON numbers directly: through a float32 tensor the centre lost its last bits on resume
+    session.normalization = (np.asarray(record["normalization"]["centre"], dtype=np.float64), float(record["normalization"]["scale"]))
     with torch.no_grad():
         session.offsets.copy_(tensors["offsets"].to(session.device))
     session.shader.load_state_dict(
         {k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("shader/")}
     )
-    session.vertex_optimizer.load_state_dict(
-        _optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
-    )
-    session.shader_optimizer.load_state_dict(
-        _optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
-    )
+    try:
+        session.vertex_optimizer.load_state_dict(
+            _optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
+        )
+        session.shader_optimizer.load_state_dict(
+            _optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
+        )
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise SessionError(f"{folder / FILE}: bad optimiser state ({exc.__class__.__name__}: {exc})") from None
     session.generator.set_state(tensors["rng"])
     session.iteration = record["iteration"]
     session.lr_vertices = record["lr_vertices"]
@@ -139,5 +166,6 @@ def load_checkpoint(
     session.weight_laplacian = record["weight_laplacian"]
     session.weight_normal = record["weight_normal"]
     session.history = record["history"]
+    session.rollbacks_in_a_row = record.get("rollbacks_in_a_row", 0)  # older checkpoints: none counted
     session._good = session._capture()
     return session

@@ -58,6 +58,10 @@ class NDSConfig:
             long side ≤ 400 px: on the demo, 128² then 256² gives Chamfer 0.26 % where 128² all
             along gives 0.32 %.
         checkpoint_every: iterations between checkpoints written by the runner.
+        max_rollbacks: consecutive rolled-back steps after which the run stops with an error (the
+            vertex step is then ~1e-6 of its value: nothing would move any more).
+        intersection_every: steps between self-intersection checks of the mesh (it is also
+            checked after every remesh); 0 checks only after remeshing.
         seed: seeds the view/pixel sampling and the shader's initial weights.
     """
 
@@ -80,6 +84,8 @@ class NDSConfig:
     splat_shading: bool = True
     coarse_images: bool = False
     checkpoint_every: int = 100
+    max_rollbacks: int = 20
+    intersection_every: int = 100
     seed: int = 0
     shader: ShaderConfig = field(default_factory=ShaderConfig)
 
@@ -98,6 +104,8 @@ class NDSConfig:
             "hull_resolution": 4 <= self.hull_resolution <= 512,
             "layers": 1 <= self.layers <= 8,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "max_rollbacks": self.max_rollbacks >= 1,
+            "intersection_every": self.intersection_every >= 0,
             "min_edge_px": self.min_edge_px >= 0,
             "smooth_steps": self.smooth_steps >= 0,
             "splat_shading": isinstance(self.splat_shading, bool),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from recon.data.scene import Scene
-from recon.errors import SessionError  # noqa: F401  (re-exported: callers import it from here)
+from recon.errors import SessionError, StalledError  # noqa: F401  (SessionError re-exported: callers import it from here)
 from recon.mesh import (
     Mesh,
     MeshError,
@@ -37,6 +37,7 @@ from recon.mesh import (
     sphere,
     visual_hull,
 )
+from recon.mesh.checks import self_intersecting_pairs
 from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
 from recon.methods.registry import Method
@@ -96,7 +97,10 @@ class NDSSession:
         self.weight_laplacian = self.config.weight_laplacian
         self.weight_normal = self.config.weight_normal
         self.history: list[dict[str, float | int | str | None]] = []
+        self.rollbacks_in_a_row = 0  # the run stops at config.max_rollbacks (StalledError)
         mesh = initial_mesh if initial_mesh is not None else self._initial_mesh()
+        if initial_mesh is None:
+            _refuse_broken(mesh, self.config.init)
         self._set_mesh(mesh.to(self.device), lr=self.lr_vertices)
         self._good = self._capture()
 
@@ -195,18 +199,43 @@ class NDSSession:
             problems = check_mesh(
                 self.vertices.detach(), self.mesh.faces, reference_normals=reference, face_edges=self.mesh.face_edges
             )
-            reason = "; ".join(problems) if problems else None
+            reason = "; ".join(problems) if problems else self._intersections()
         if reason is not None:
             events.append(self._rollback(reason))
+            self.rollbacks_in_a_row += 1
         else:
             self._recover_step()
             self._good = self._capture()
+            self.rollbacks_in_a_row = 0
         self.iteration += 1
         event = "; ".join(events) or None
         values = {name: float(value.detach()) for name, value in losses.items()}
         record = StepRecord(self.iteration, values, float(total.detach()), time.perf_counter() - start, view, event)
         self.history.append({"iteration": record.iteration, **values, "total": record.total, "event": event})
+        if self.rollbacks_in_a_row >= self.config.max_rollbacks:
+            raise StalledError(
+                f"the last {self.rollbacks_in_a_row} steps were all rolled back (last: {reason}); the run stopped at "
+                f"iteration {self.iteration} with the last good state kept"
+            )
         return record
+
+    def _intersections(self) -> str | None:
+        """Every `intersection_every` steps: whether this step made the mesh cross itself (a tangle).
+
+        Only crossings the step added count: a thin part whose sides met over many steps is not
+        undone by going back one step, and rolling back for it would only shrink the step.
+        """
+        every = self.config.intersection_every
+        if every <= 0 or (self.iteration + 1) % every:
+            return None
+        with self.profiler.section("self-intersection check"):
+            after = len(self_intersecting_pairs(self.vertices.detach(), self.mesh.faces))
+            if after == 0:
+                return None
+            with torch.no_grad():
+                before_vertices = self.mesh.vertices + self.smoother(self._good["offsets"])
+            added = after - len(self_intersecting_pairs(before_vertices, self.mesh.faces))
+        return f"{added} new pairs of faces intersect each other" if added > 0 else None
 
     def run(self, iterations: int | None = None) -> Iterator[StepRecord]:
         """Yield one StepRecord per step until `iterations` more steps (or the schedule) are done."""
@@ -356,6 +385,9 @@ class NDSSession:
                 log.warning("iteration %d: remeshing failed (%s); keeping the current mesh", self.iteration, exc)
                 return f"remesh skipped: {exc}"
             problems = check_mesh(finer.vertices, finer.faces)
+            if not problems:
+                with self.profiler.section("remeshing/self-intersection check"):
+                    problems = _added_crossings(current, finer)
             if problems:
                 log.warning("iteration %d: remeshed mesh rejected (%s); keeping the current mesh", self.iteration, problems)
                 return f"remesh rejected: {'; '.join(problems)}"
@@ -391,6 +423,16 @@ class NDSSession:
             losses={k: float(v) for k, v in last.items() if k in LOSS_TERMS},
         )
 
+    def close(self) -> None:
+        """Free the rasterizer's GL context and render targets; call on the thread that stepped.
+
+        A process that runs many sessions (the GUI) would otherwise keep one EGL context per
+        finished session. The session's state stays readable; it cannot render or step again.
+        """
+        release = getattr(self.renderer.rasterizer, "release", None)  # nvdiffrast's context has none
+        if release is not None:
+            release()
+
     def save(self, folder: Path) -> Path:
         from recon.methods.checkpoint import save_checkpoint
 
@@ -403,6 +445,25 @@ class NDSSession:
         from recon.methods.checkpoint import load_checkpoint
 
         return load_checkpoint(cls, Path(folder), scene, device, renderer, profile)
+
+
+def _added_crossings(current: Mesh, finer: Mesh) -> list[str]:
+    """Self-intersections the remeshed surface has beyond those of the surface it replaces, as a problem line."""
+    after = len(self_intersecting_pairs(finer.vertices, finer.faces))
+    before = len(self_intersecting_pairs(current.vertices, current.faces)) if after else 0
+    return [f"{after} pairs of faces intersect each other (before remeshing: {before})"] if after > before else []
+
+
+def _refuse_broken(mesh: Mesh, source: str) -> None:
+    """A starting mesh every step would roll back from is refused, naming where it came from.
+
+    Without this a non-manifold or self-intersecting start makes every step fail its checks:
+    the run rolls back until the vertex step is ~0 and "succeeds" without moving.
+    """
+    problems = check_mesh(mesh.vertices, mesh.faces, self_intersections=True)
+    if problems:
+        what = source if source in ("hull", "sphere") else f"{source}: initial mesh"
+        raise SessionError(f"{what} cannot be optimised: {'; '.join(problems)}; repair it (or use --init hull)")
 
 
 def _clone_state(state: dict) -> dict:

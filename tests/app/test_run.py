@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import trimesh
 from PySide6.QtWidgets import QApplication, QMessageBox
+
+from render.renderer import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +44,9 @@ def test_short_run_plots_losses_and_writes_the_run_folder(make_main_window, smal
     assert list(x) == [1, 2, 3, 4] and np.isfinite(y).all()
     assert window.run_panel.progress.value() == 4
     assert "it/s" in window.run_panel.rate.text() and "ETA" in window.run_panel.rate.text()
-    assert "device cpu" in window.run_panel.chosen.text() and "renderer gl" in window.run_panel.chosen.text()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the panel's default is auto
+    renderer = Renderer("auto", device).backend
+    assert f"device {device}" in window.run_panel.chosen.text() and f"renderer {renderer}" in window.run_panel.chosen.text()
     for name in ("mesh.ply", "shader.json", "shader.safetensors", "run.json", "checkpoint"):
         assert (out / name).exists(), name
     assert json.loads((out / "run.json").read_text())["gui"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -201,7 +202,7 @@ def test_weights_not_safetensors_even_with_matching_checksum(saved: tuple[Path, 
     weights, config = saved
     weights.write_bytes(b"not a safetensors file")
     record = json.loads(config.read_text())
-    del record["weights"]["sha256"]
+    record["weights"]["sha256"] = hashlib.sha256(b"not a safetensors file").hexdigest()
     config.write_text(json.dumps(record))
     with pytest.raises(ShaderFileError, match="not a valid safetensors file") as err:
         load_shader(config)
@@ -239,7 +240,6 @@ def test_weights_that_do_not_fit_the_config(saved: tuple[Path, Path]) -> None:
     weights, config = saved
     record = json.loads(config.read_text())
     record["config"]["hidden_c"] = 16
-    del record["weights"]["sha256"]
     config.write_text(json.dumps(record))
     with pytest.raises(ShaderFileError, match="do not fit the config") as err:
         load_shader(config)
@@ -266,3 +266,47 @@ def test_save_refuses_a_bad_normalisation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), (np.zeros(3), -1.0), tmp_path / "s")
     assert not any(tmp_path.iterdir())
+
+
+def test_checksum_is_required(saved: tuple[Path, Path]) -> None:
+    _, config = saved
+    record = json.loads(config.read_text())
+    del record["weights"]["sha256"]
+    config.write_text(json.dumps(record))
+    with pytest.raises(ShaderFileError, match="SHA-256") as err:
+        load_shader(config)
+    assert err.value.path == config
+
+
+def test_sizes_are_bounded(saved: tuple[Path, Path]) -> None:
+    _, config = saved
+    record = json.loads(config.read_text())
+    record["config"].update(hidden_h=10**9)
+    config.write_text(json.dumps(record))
+    with pytest.raises(ShaderFileError, match="maximum"):
+        load_shader(config)
+
+
+def test_weights_file_larger_than_the_config_allows_is_not_read(saved: tuple[Path, Path]) -> None:
+    weights, config = saved
+    with weights.open("ab") as f:
+        f.truncate(8 << 20)
+    with pytest.raises(ShaderFileError, match="more than") as err:
+        load_shader(config)
+    assert err.value.path == weights
+
+
+def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    """A resumed run's shader file must equal an uninterrupted run's byte for byte (the kill test)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from recon.shader import NeuralShader, ShaderConfig, save_shader; torch.manual_seed(0); "
+        "save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), ([0.0, 0.0, 0.0], 1.0), sys.argv[1])"
+    )
+    blobs = set()
+    for i in range(3):  # metadata written in a per-process order would differ in most of three processes
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}")], check=True, cwd=Path(__file__).resolve().parents[2])
+        blobs.add((tmp_path / f"s{i}.safetensors").read_bytes())
+    assert len(blobs) == 1

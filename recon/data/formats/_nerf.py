@@ -16,6 +16,7 @@ import numpy as np
 
 from recon.data import checks
 from recon.data.formats._common import IMAGE_SUFFIXES
+from recon.data.paths import contained
 from recon.errors import DatasetError
 from render.camera import Camera
 
@@ -64,6 +65,7 @@ def frame_image(path: Path, frame: dict[str, Any], index: int, key: str = "file_
     """The image file a frame names, relative to the JSON's folder.
 
     Blender's exporter writes names without extension ("./train/r_0"); '.png' is added then.
+    A name leading outside the JSON's folder is refused (`recon.data.paths`).
     """
     value = frame.get(key)
     if not isinstance(value, str) or not value:
@@ -71,7 +73,7 @@ def frame_image(path: Path, frame: dict[str, Any], index: int, key: str = "file_
     file = path.parent / value
     if file.suffix.lower() not in IMAGE_SUFFIXES and not file.is_file():
         file = file.with_name(file.name + ".png")
-    return file
+    return contained(path.parent, file, path, f"frames[{index}].{key}")
 
 
 def camera_from_gl(

@@ -30,6 +30,7 @@ import numpy as np
 from recon.data import checks
 from recon.data.formats._common import make_view, ones_mask, warn_no_masks
 from recon.data.images import ImageScale, read_mask, read_pixels, resize, resolve_scale
+from recon.data.paths import contained
 from recon.data.scene import Loaded, View
 from recon.data.undistort import RadialTangential, undistort
 from recon.errors import DatasetError
@@ -131,7 +132,7 @@ def _view(
 ) -> tuple[View, bool]:
     """One image as a pinhole View, and whether it had a mask (file or alpha)."""
     K, lens = intrinsics(cam)
-    image_path = image_dir / image.name
+    image_path = contained(image_dir, image_dir / image.name, image.source, "image name")
     pixels = read_pixels(image_path)
     if pixels.shape[:2] != (cam.height, cam.width):
         raise DatasetError(
@@ -141,7 +142,7 @@ def _view(
     rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
     masked = True
     if mask_dir is not None:
-        mask_path = _mask_file(mask_dir, image.name)
+        mask_path = contained(mask_dir, _mask_file(mask_dir, image.name), image.source, "mask of image")
         mask = read_mask(mask_path)
         checks.same_size(mask_path, "mask", rgb, mask)
     elif pixels.shape[2] == 4:

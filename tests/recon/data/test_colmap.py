@@ -12,6 +12,7 @@ import pytest
 
 from recon.data import detect, load
 from recon.data.formats import colmap
+from recon.data.paths import allow_outside
 from recon.data.scene import View
 from recon.errors import DatasetError
 from render.camera import Camera
@@ -334,3 +335,20 @@ def test_images_in_subfolders_keep_distinct_names(tmp_path, known_views):
     views = colmap.read(tmp_path, 1.0).views
     assert [v.name for v in views] == ["rig0_shot", "rig1_shot"]
     np.testing.assert_allclose(views[1].mask, known_views[1].mask, atol=0.6 / 255)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_image_names_outside_the_dataset_need_the_explicit_flag(tmp_path, known_views, binary):
+    """An absolute or ../ image name would read any file; it is refused unless the user allows it."""
+    outside = dataset(tmp_path / "elsewhere", known_views[:1])
+    root = tmp_path / "scene"
+    write_images(root, known_views)
+    names = [str(outside / "images" / f"{known_views[0].name}.png"), f"../../elsewhere/images/{known_views[0].name}.png"]
+    for name in names:
+        entries = [(name, known_views[0].camera, *pinhole_params(known_views[0].camera))]
+        (write_binary_model if binary else write_text_model)(root / "sparse" / "0", entries)
+        (root / "masks" / f"{Path(name).name}.png.png").write_bytes((root / "masks" / f"{known_views[0].name}.png.png").read_bytes())
+        with pytest.raises(DatasetError, match="outside the dataset"):
+            colmap.read(root, 1.0)
+    with allow_outside():
+        assert len(colmap.read(root, 1.0).views) == 1
