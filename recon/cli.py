@@ -420,8 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
             p.add_argument("--checkpoint-every", type=int, metavar="N",
                            help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
-            p.add_argument("--checkpoint-every", type=int, metavar="N",
-                           help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
 
     p = add("run", cmd_run, "Reconstruct a dataset (Neural Deferred Shading by default) into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from recon.validate import Invalid, count, entry, number
+from recon.validate import Invalid, count, number
 
 
 def check_run_record(record: Any) -> None:
     """The entries `resume` and `eval` read: dataset source, image scale, held-out views."""
     if not isinstance(record, dict):
         raise Invalid(f"expected a JSON object at the top level, got {type(record).__name__}")
-    dataset = entry(record, "dataset", dict)
-    if not entry(dataset, "source", str, "dataset."):
-        raise Invalid("'dataset.source' is empty")
+    dataset = record.get("dataset")
+    source = dataset.get("source") if isinstance(dataset, dict) else None
+    if not isinstance(source, str) or not source:
+        raise Invalid("'dataset.source' must name the run's dataset (a path)")
     if "image_scale" in record:
         scale = number(record, "image_scale", positive=True)
         if scale > 4:

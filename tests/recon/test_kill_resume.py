@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from recon.cli import _load_run, _run_record
+from recon.run_folder import RunFolder
 
 pytestmark = pytest.mark.gl
 
@@ -103,8 +103,9 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(small_demo, tmp_path) 
         kills += not finished
         killed_mid_write += not finished and _writing(out)  # its temporary file is still there
         if (out / "checkpoint" / "state.safetensors").is_file():
-            _run_record(out)  # what eval DIR reads, then the mesh and shader export and eval read
-            mesh, _, _ = _load_run(out)
+            folder = RunFolder(out)
+            folder.record()  # what eval DIR reads, then the mesh and shader export and eval read
+            mesh = folder.appearance().mesh
             assert mesh.num_faces > 0
 
     assert (out / "mesh.ply").read_bytes() == (straight / "mesh.ply").read_bytes()
