@@ -31,7 +31,7 @@ def write_outputs(
     """mesh.ply, shader files, a checkpoint and run.json for the session's current state."""
     folder.path.mkdir(parents=True, exist_ok=True)
     snap = session.snapshot()
-    export_mesh(snap.world_vertices, snap.faces, folder.mesh_file)
+    export_mesh(snap.world_vertices, snap.faces, folder.mesh_file, colors=snap.colors)
     save_shader(session.shader, session.normalization, folder.shader_stem)
     session.save(folder.checkpoint)
     record = {

@@ -29,7 +29,7 @@ FORMAT = "reconstruct.nds-checkpoint"
 VERSION = 1
 
 
-def _optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, scalars = {}, {}
     for index, values in state["state"].items():
         for key, value in values.items():
@@ -40,7 +40,7 @@ def _optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def _optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
+def optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "/"):
@@ -62,8 +62,8 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "rng": session.generator.get_state(),
     }
     tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in session.shader.state_dict().items()})
-    vopt, vmeta = _optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
-    sopt, smeta = _optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
+    vopt, vmeta = optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
+    sopt, smeta = optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
     tensors.update(vopt)
     tensors.update(sopt)
     centre, scale = session.normalization
@@ -86,8 +86,15 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
     return write_bytes_atomic(Path(folder) / FILE, data)
 
 
-def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file."""
+def read_record(
+    folder: Path, kind: tuple[str, int, str] = (FORMAT, VERSION, "NDS")
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file.
+
+    `kind`: (format tag, version, method's name for messages) the file must have (DVR's sessions
+    keep their own format in the same kind of file).
+    """
+    fmt, version, title = kind
     path = Path(folder) / FILE
     if not path.is_file():
         raise SessionError(f"{path}: no checkpoint here (is this a run folder written by `reconstruct run`?)")
@@ -98,8 +105,8 @@ def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         record = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["record"])
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise SessionError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
-    if record.get("format") != FORMAT or record.get("version") != VERSION:
-        raise SessionError(f"{path}: not an NDS checkpoint of version {VERSION}")
+    if record.get("format") != fmt or record.get("version") != version:
+        raise SessionError(f"{path}: not a {title} checkpoint of version {version}")
     return record, tensors
 
 
@@ -127,10 +134,10 @@ def load_checkpoint(
         {k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("shader/")}
     )
     session.vertex_optimizer.load_state_dict(
-        _optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
+        optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
     )
     session.shader_optimizer.load_state_dict(
-        _optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
+        optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
     )
     session.generator.set_state(tensors["rng"])
     session.iteration = record["iteration"]
