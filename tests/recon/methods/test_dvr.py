@@ -124,18 +124,26 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(sphere_dataset, tmp_path
     assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
 
 
-def test_resume_through_the_cli(sphere_dataset, tmp_path) -> None:
+def test_run_resume_export_and_eval_through_the_cli(sphere_dataset, tmp_path, monkeypatch) -> None:
     from recon.cli import main
+    from recon.methods import dvr
 
+    # The CPU default's field and output grid cost seconds a call; the wiring is what is tested here.
+    tiny = {k: v for k, v in tiny_config().to_dict().items() if k not in ("iterations", "checkpoint_every", "seed")}
+    monkeypatch.setattr(dvr, "CPU_CHANGES", tiny)
     out = tmp_path / "run"
-    code = main(["run", str(sphere_dataset), "--out", str(out), "--method", "dvr", "--iterations", "4",
-                 "--device", "cpu", "--image-scale", "1"])
+    code = main(["run", str(sphere_dataset), "--out", str(out), "--method", "dvr", "--iterations", "80",
+                 "--device", "cpu"])
     assert code in (0, None)
     record = json.loads((out / "run.json").read_text())
-    assert record["method"] == "dvr" and record["iteration"] == 4
+    assert record["method"] == "dvr" and record["iteration"] == 80
+    assert record["config"]["field"]["hidden"] == TINY_FIELD["hidden"]
     code = main(["resume", str(out), "--iterations", "2"])
     assert code in (0, None)
-    assert json.loads((out / "run.json").read_text())["iteration"] == 6
+    assert json.loads((out / "run.json").read_text())["iteration"] == 82
+    assert main(["export", str(out), "--format", "ply", "--out", str(tmp_path / "baked.ply")]) in (0, None)
+    assert (tmp_path / "baked.ply").is_file()
+    assert main(["eval", str(out), "--views", str(sphere_dataset), "--json"]) in (0, None)
 
 
 @pytest.mark.parametrize(
