@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from recon.errors import ReconstructError
 from recon.shader import TEXTURE_FORMAT_NAME
 from render.viewer.mlp import positional_encoding
 
@@ -139,6 +140,11 @@ class DVRField(nn.Module):
         return torch.sigmoid(self(p)[..., 1:])
 
 
+class ViewerUnsupported(ReconstructError, NotImplementedError):
+    """The viewer's shading paths cannot evaluate this appearance (a one-line error for the CLI;
+    the GUI's viewport catches NotImplementedError and shows the mesh without it)."""
+
+
 class DVRTextureShader(nn.Module):
     """DVR's field behind the neural shader's calls, so viewers, exporters and evaluation shade it as is.
 
@@ -171,7 +177,7 @@ class DVRTextureShader(nn.Module):
         return self.color(self.features(x), n, omega)
 
     def mlp_weights(self):  # noqa: D401 - the neural shader's viewer hook, refused with a reason
-        raise NotImplementedError(
+        raise ViewerUnsupported(
             "the viewer's shading paths (GLSL, interop, CPU MLP) do not evaluate DVR's texture field yet; "
             "shade a DVR snapshot with its torch module (Snapshot.shader())"
         )

@@ -175,3 +175,32 @@ def test_a_checkpoint_of_another_method_is_refused(sphere_dataset, tmp_path) -> 
     (tmp_path / "ckpt").mkdir()
     with pytest.raises(SessionError, match="no checkpoint"):
         DVRSession.load(tmp_path / "ckpt", load(sphere_dataset))
+
+
+def test_the_texture_shader_is_position_only_and_says_what_the_viewer_lacks() -> None:
+    from recon.errors import ReconstructError
+    from recon.methods.dvr_field import DVRFieldConfig, DVRTextureShader
+
+    shader = DVRTextureShader(DVRFieldConfig(**TINY_FIELD))
+    x = torch.rand(5, 3) * 2 - 1
+    n = torch.nn.functional.normalize(torch.randn(5, 3), dim=1)
+    assert torch.equal(shader(x, n, n), shader.field.texture(x))
+    assert torch.equal(shader(x, n, n), shader(x, -n, n.flip(0)))
+    with pytest.raises(ReconstructError, match="viewer"):
+        shader.mlp_weights()
+    with pytest.raises(NotImplementedError):
+        shader.mlp_weights()
+
+
+def test_shader_files_round_trip_the_texture_field(tmp_path) -> None:
+    from recon.methods.dvr_field import DVRFieldConfig, DVRTextureShader
+    from recon.shader import NeuralShader, load_shader, save_shader
+
+    shader = DVRTextureShader(DVRFieldConfig(**TINY_FIELD))
+    _, config = save_shader(shader, (np.zeros(3), 2.0), tmp_path / "shader")
+    assert json.loads(config.read_text())["format"] == "reconstruct.dvr_texture"
+    loaded, normalization = load_shader(tmp_path / "shader")
+    assert isinstance(loaded, DVRTextureShader) and normalization[1] == 2.0
+    x = torch.rand(5, 3)
+    assert torch.equal(loaded(x, x, x), shader(x, x, x))
+    assert isinstance(load_shader(save_shader(NeuralShader(), (np.zeros(3), 1.0), tmp_path / "nds")[1])[0], NeuralShader)
