@@ -313,7 +313,10 @@ class Viewport(QOpenGLWidget):
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
-                self._weights = self.snapshot.shader().mlp_weights()
+                try:
+                    self._weights = self.snapshot.shader().mlp_weights()
+                except NotImplementedError:  # DVR's texture field: the viewer's shading paths don't take it yet
+                    self._weights = None  # shown with normals / grey shading
             pipe.set_shader(self._weights)
         if self._extras_dirty:
             self._extras_dirty = False

@@ -39,7 +39,7 @@ def write_outputs(
     """
     folder.path.mkdir(parents=True, exist_ok=True)
     snap = session.snapshot()
-    export_mesh(snap.world_vertices, snap.faces, folder.mesh_file)
+    export_mesh(snap.world_vertices, snap.faces, folder.mesh_file, colors=snap.colors)
     save_shader(session.shader, session.normalization, folder.shader_stem)
     record = {
         "method": method,

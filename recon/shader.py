@@ -31,7 +31,9 @@ directions pointing from the surface point towards the camera.
 
 Files: `save_shader` writes `<stem>.safetensors` (the state dict, float32, nothing else) and
 `<stem>.json` (format tag and version, config, normalisation, the weights file's name and
-SHA-256). No pickle anywhere: `torch.load` is never used, so loading a file cannot run code.
+SHA-256). The same files hold DVR's texture field (`recon.methods.dvr_field.DVRTextureShader`,
+format tag `reconstruct.dvr_texture`, config a `DVRFieldConfig`); `load_shader` returns whichever
+the file holds, both called as f(x, n, ω). No pickle anywhere: `torch.load` is never used, so loading a file cannot run code.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from render.viewer.mlp import MLPWeights, positional_encoding
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "reconstruct.neural_shader"
+TEXTURE_FORMAT_NAME = "reconstruct.dvr_texture"  # DVR's position-only texture field (recon.methods.dvr_field)
 FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
 CONFIG_SUFFIX = ".json"
@@ -221,6 +224,18 @@ class NeuralShader(nn.Module):
 # ----------------------------------------------------------------------------- files
 
 
+def shader_from_config(config: Any) -> nn.Module:
+    """A fresh shader for a config: NDS's `NeuralShader` for a `ShaderConfig`, DVR's texture field
+    (`recon.methods.dvr_field.DVRTextureShader`, colour t(x), n and ω ignored) for a `DVRFieldConfig`."""
+    if isinstance(config, ShaderConfig):
+        return NeuralShader(config)
+    from recon.methods.dvr_field import DVRFieldConfig, DVRTextureShader
+
+    if isinstance(config, DVRFieldConfig):
+        return DVRTextureShader(config)
+    raise TypeError(f"no shader for a {type(config).__name__}")
+
+
 def shader_paths(path: Path | str) -> tuple[Path, Path]:
     """(weights, config) file paths for a stem, or for either file of the pair."""
     path = Path(path)
@@ -250,12 +265,13 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
     """
     centre, scale = _check_normalization(normalization)
     weights_path, config_path = shader_paths(path_stem)
+    file_format = getattr(shader, "FILE_FORMAT", FORMAT_NAME)  # DVR's texture field has its own tag
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
     # One metadata key: safetensors writes the metadata map in a per-process random order, so with
     # two the same weights gave different bytes (and checksums) in different processes.
-    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT_NAME})
+    blob = safetensors.torch.save(tensors, metadata={"format": file_format})
     record = {
-        "format": FORMAT_NAME,
+        "format": file_format,
         "version": FORMAT_VERSION,
         "config": shader.config.to_dict(),
         "positional_encoding": "[x, sin(2^k*pi*x), cos(2^k*pi*x) for k < pe_octaves], per octave 3 sin then 3 cos",
@@ -269,7 +285,7 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
 
 def _read_record(config_path: Path) -> dict[str, Any]:
     record = read_json_object(config_path, ShaderFileError, missing="shader config file not found")
-    if record.get("format") != FORMAT_NAME:
+    if record.get("format") not in (FORMAT_NAME, TEXTURE_FORMAT_NAME):
         raise ShaderFileError(config_path, f"not a shader config (expected \"format\": \"{FORMAT_NAME}\")")
     version = record.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
@@ -297,14 +313,11 @@ def _checksum(config_path: Path, record: dict[str, Any]) -> str:
     return sha
 
 
-def _max_weight_bytes(config: ShaderConfig) -> int:
-    """The largest weights file `config` can have: float32 parameters plus a generous header."""
-    params = 0
-    for dims in (
-        [3 * (1 + 2 * config.pe_octaves)] + [config.hidden_h] * config.layers_h + [config.features],
-        [config.features + 6] + [config.hidden_c] * config.layers_c + [3],
-    ):
-        params += sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+def _max_weight_bytes(config: Any) -> int:
+    """The largest weights file `config` can have: its model's float32 parameters (counted on the
+    meta device, so nothing is allocated) plus a generous header."""
+    with torch.device("meta"):
+        params = sum(p.numel() for p in shader_from_config(config).parameters())
     return 4 * params + (1 << 20)
 
 
@@ -337,13 +350,18 @@ def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
     weights_path, config_path = shader_paths(path)
     record = _read_record(config_path)
     try:
-        config = ShaderConfig.from_dict(record.get("config"))
+        if record["format"] == TEXTURE_FORMAT_NAME:
+            from recon.methods.dvr_field import DVRFieldConfig
+
+            config = DVRFieldConfig.from_dict(record.get("config"))
+        else:
+            config = ShaderConfig.from_dict(record.get("config"))
     except (TypeError, ValueError) as e:
         raise ShaderFileError(config_path, f"bad shader config: {e}") from e
     normalization = _parse_normalization(config_path, record)
     tensors = _read_weights(weights_path, _checksum(config_path, record), _max_weight_bytes(config))
 
-    shader = NeuralShader(config)
+    shader = shader_from_config(config)
     try:
         shader.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

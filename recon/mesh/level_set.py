@@ -12,17 +12,19 @@ holds no surface and marching cubes puts triangles only where the field was eval
 part that falls between coarse grid points is missed, as with MISE; raise `resolution` for it.
 
 The grid's outer layer is forced outside, so the mesh is closed where the box clips the object.
-Faces are counter-clockwise seen from outside (the project's convention).
+Faces are counter-clockwise seen from outside (the project's convention). Marching cubes itself is
+`render.isosurface.extract_isosurface`, the one implementation the RtS isosurfaces use too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import gpytoolbox
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from render.isosurface import Lattice, extract_isosurface
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -124,6 +126,12 @@ def extract_level_set(
     values[[0, -1]] = values[:, [0, -1]] = values[:, :, [0, -1]] = outside
     if not (values > level).any():
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    # negative inside gives outward counter-clockwise faces (recon/mesh/visual_hull.py)
-    v, f = gpytoolbox.marching_cubes(level - values.reshape(-1), _grid_points(lo, hi, n), n, n, n, 0.0)
-    return np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
+    # The project's one marching cubes (render.isosurface, shared with RtS isosurfaces): it wants
+    # x-first [i, j, k] values, inside below the level, so the grid is transposed and negated.
+    # min_gap = 0 keeps every face: the closed level set gives a watertight mesh.
+    lattice = Lattice((n, n, n), tuple(lo), tuple(hi))
+    surface = extract_isosurface(-values.transpose(2, 1, 0), lattice, level=-level, min_gap=0.0)
+    used = np.unique(surface.faces)
+    remap = np.full(len(surface.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return surface.vertices[used], remap[surface.faces]

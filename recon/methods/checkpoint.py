@@ -33,7 +33,7 @@ FORMAT = "reconstruct.nds-checkpoint"
 VERSION = 1
 
 
-def _optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, scalars = {}, {}
     for index, values in state["state"].items():
         for key, value in values.items():
@@ -44,7 +44,7 @@ def _optimizer_tensors(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def _optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
+def optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "/"):
@@ -66,8 +66,8 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "rng": session.generator.get_state(),
     }
     tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in session.shader.state_dict().items()})
-    vopt, vmeta = _optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
-    sopt, smeta = _optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
+    vopt, vmeta = optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
+    sopt, smeta = optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
     tensors.update(vopt)
     tensors.update(sopt)
     centre, scale = session.normalization
@@ -91,8 +91,15 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
     return write_bytes_atomic(Path(folder) / FILE, data)
 
 
-def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file."""
+def read_record(
+    folder: Path, kind: tuple[str, int, str] = (FORMAT, VERSION, "NDS")
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(bookkeeping record, tensors) of a checkpoint, or a SessionError naming the file.
+
+    `kind`: (format tag, version, method's name for messages) the file must have (DVR's sessions
+    keep their own format in the same kind of file).
+    """
+    fmt, version, title = kind
     path = Path(folder) / FILE
     if not path.is_file():
         raise SessionError(f"{path}: no checkpoint here (is this a run folder written by `reconstruct run`?)")
@@ -103,12 +110,8 @@ def read_record(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         record = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["record"])
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise SessionError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("version") != VERSION:
-        raise SessionError(f"{path}: not an NDS checkpoint of version {VERSION}")
-    try:
-        check_record(record)
-    except Invalid as exc:
-        raise SessionError(f"{path}: bad checkpoint record: {exc}") from None
+    if not isinstance(record, dict) or record.get("format") != fmt or record.get("version") != version:
+        raise SessionError(f"{path}: not a {title} checkpoint of version {version}")
     return record, tensors
 
 
@@ -130,6 +133,10 @@ def load_checkpoint(
 ) -> NDSSession:
     """Rebuild the session saved in `folder` on `scene` (the same views) and restore every state."""
     record, tensors = read_record(folder)
+    try:
+        check_record(record)
+    except Invalid as exc:
+        raise SessionError(f"{Path(folder) / FILE}: bad checkpoint record: {exc}") from None
     if record["views"] != len(scene.views):
         raise SessionError(
             f"{folder}: the checkpoint has {record['views']} views but the dataset has {len(scene.views)}; "
@@ -152,10 +159,10 @@ def load_checkpoint(
     )
     try:
         session.vertex_optimizer.load_state_dict(
-            _optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
+            optimizer_state("vertex_optimizer", tensors, record["vertex_optimizer"], session.device)
         )
         session.shader_optimizer.load_state_dict(
-            _optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
+            optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
         )
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise SessionError(f"{folder / FILE}: bad optimiser state ({exc.__class__.__name__}: {exc})") from None

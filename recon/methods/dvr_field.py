@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from recon.errors import ReconstructError
+from recon.shader import TEXTURE_FORMAT_NAME
 from render.viewer.mlp import positional_encoding
 
 
@@ -61,6 +63,9 @@ class DVRFieldConfig:
                 raise ValueError(f"DVR field config: {name} must be >= {low}, got {value}")
         if self.pe_octaves > 30:
             raise ValueError(f"DVR field config: pe_octaves = {self.pe_octaves} is beyond float32 precision (max 30)")
+        for name, high in (("hidden", 2048), ("blocks", 16)):  # a file's config must not force a huge allocation
+            if getattr(self, name) > high:
+                raise ValueError(f"DVR field config: {name} = {getattr(self, name)} is above the maximum {high}")
         value = self.init_occupancy_logit
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"DVR field config: init_occupancy_logit must be a finite number, got {value!r}")
@@ -136,3 +141,46 @@ class DVRField(nn.Module):
     def texture(self, p: torch.Tensor) -> torch.Tensor:
         """t(p) (..., 3) in (0, 1): the colour of a surface point."""
         return torch.sigmoid(self(p)[..., 1:])
+
+
+class ViewerUnsupported(ReconstructError, NotImplementedError):
+    """The viewer's shading paths cannot evaluate this appearance (a one-line error for the CLI;
+    the GUI's viewport catches NotImplementedError and shows the mesh without it)."""
+
+
+class DVRTextureShader(nn.Module):
+    """DVR's field behind the neural shader's calls, so viewers, exporters and evaluation shade it as is.
+
+    DVR's appearance is t(p), position-only; the NDS shader is f(x, n, ω) = c(h(x), n, ω). Here
+    h(x) = t(x) (the "features" are the colour itself, 3 of them) and c(h, n, ω) = h: n and ω
+    are accepted and ignored. The occupancy output rides along in the same net (one state dict).
+
+    State-dict keys: `field.<DVRField keys>`. `mlp_weights()` is not available: the viewer's GLSL
+    and interop paths evaluate NDS's plain MLP layout, not ResNet blocks (not done yet).
+    """
+
+    FILE_FORMAT = TEXTURE_FORMAT_NAME  # the tag `recon.shader.save_shader` writes for it
+
+    def __init__(self, config: DVRFieldConfig | None = None, field: DVRField | None = None) -> None:
+        super().__init__()
+        self.field = field if field is not None else DVRField(config)
+        self.config = self.field.config
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h(x) = t(x) (..., 3): the texture is the whole appearance."""
+        return self.field.texture(x)
+
+    def color(self, h: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """c(h, n, ω) = h, broadcast like the neural shader's (n and ω only shape the result)."""
+        lead = torch.broadcast_shapes(h.shape[:-1], n.shape[:-1], omega.shape[:-1])
+        return h.expand(*lead, 3)
+
+    def forward(self, x: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """RGB (..., 3) = t(x), whatever the normal and view direction."""
+        return self.color(self.features(x), n, omega)
+
+    def mlp_weights(self):  # noqa: D401 - the neural shader's viewer hook, refused with a reason
+        raise ViewerUnsupported(
+            "the viewer's shading paths (GLSL, interop, CPU MLP) do not evaluate DVR's texture field yet; "
+            "shade a DVR snapshot with its torch module (Snapshot.shader())"
+        )

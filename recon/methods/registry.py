@@ -16,6 +16,7 @@ from recon.errors import ReconstructError
 
 MODULES: dict[str, str] = {
     "nds": "recon.methods.nds",
+    "dvr": "recon.methods.dvr",
 }
 DEFAULT = "nds"
 

@@ -20,7 +20,8 @@ from recon.data.scene import Scene
 from recon.mesh import Mesh
 from recon.profiling import Profiler
 from recon.run_folder import RunAppearance
-from recon.shader import NeuralShader, Normalization, ShaderConfig
+from recon.methods.dvr_field import DVRFieldConfig, DVRTextureShader
+from recon.shader import NeuralShader, Normalization, ShaderConfig, shader_from_config
 from render.camera import Camera
 from render.renderer import Renderer
 
@@ -51,6 +52,10 @@ class Snapshot:
     """An immutable copy of a session for viewers and exporters (numpy + CPU tensors).
 
     It carries the shader's config with its weights, so whoever shades it needs nothing else.
+    The appearance is NDS's neural shader f(x, n, ω) (`shader_config` a `ShaderConfig`) or DVR's
+    position-only texture field t(x) (a `DVRFieldConfig`); `shader()` rebuilds either, both
+    called as f(x, n, ω) (DVR's ignores n and ω). `colors`: optional (V, 3) sRGB vertex colours
+    the method computed itself (DVR: t at the vertices), written into mesh.ply.
     """
 
     iteration: int
@@ -58,17 +63,18 @@ class Snapshot:
     faces: np.ndarray  # (F, 3) int64
     shader_state: dict[str, torch.Tensor]
     normalization: tuple[np.ndarray, float]
-    shader_config: ShaderConfig
+    shader_config: ShaderConfig | DVRFieldConfig
     losses: dict[str, float] = field(default_factory=dict)
+    colors: np.ndarray | None = None
 
     @property
     def world_vertices(self) -> np.ndarray:
         centre, scale = self.normalization
         return (self.vertices.astype(np.float64) / scale + centre).astype(np.float32)
 
-    def shader(self) -> NeuralShader:
-        """A fresh CPU NeuralShader with the snapshot's weights (the one place one is rebuilt from it)."""
-        shader = NeuralShader(self.shader_config)
+    def shader(self) -> NeuralShader | DVRTextureShader:
+        """A fresh CPU shader with the snapshot's weights (the one place one is rebuilt from it)."""
+        shader = shader_from_config(self.shader_config)
         shader.load_state_dict(self.shader_state)
         return shader.eval()
 
@@ -100,7 +106,7 @@ class Session(Protocol):
     device: torch.device
     renderer: Renderer
     profiler: Profiler
-    shader: NeuralShader
+    shader: NeuralShader | DVRTextureShader
 
     @property
     def done(self) -> bool: ...
