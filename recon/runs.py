@@ -89,6 +89,9 @@ class RunOptions:
         holdout_every: keep views 0, N, 2N, … out (the CLI's --holdout N); 0 = none.
         holdout_last: keep the last view out when there are at least three (the GUI's check box).
         overwrite: replace a run already in `out` instead of refusing.
+        deterministic: deterministic CUDA kernels (`use_deterministic_kernels`), recorded in run.json.
+        checkpoint_every: iterations between checkpoints (None: the method's default).
+        config_overrides: settings of the method's config set after everything else.
     """
 
     dataset: Path
@@ -106,6 +109,7 @@ class RunOptions:
     overwrite: bool = False
     deterministic: bool = False
     checkpoint_every: int | None = None
+    config_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ def plan(options: RunOptions) -> RunPlan:
             raise ReconstructError(f"--checkpoint-every must be at least 1, got {options.checkpoint_every}")
         changes = {**changes, "checkpoint_every": options.checkpoint_every}
     config = method.make_config(options.iterations, **changes, seed=options.seed, init=options.init)
+    if options.config_overrides:  # the method's own settings, applied last (tests, scripted runs)
+        config = config.replace(**options.config_overrides)
     return RunPlan(method, device, why, scale, config)
 
 

@@ -105,6 +105,13 @@ class Renderer:
         self.layers = layers
         self.edges = edges
 
+    def release(self) -> None:
+        """Free the rasterizer's GL context and render targets (nvdiffrast's context has nothing to
+        free); call on the thread that rendered. The renderer cannot render afterwards."""
+        release = getattr(self.rasterizer, "release", None)
+        if release is not None:
+            release()
+
     def gbuffer(
         self,
         vertices: torch.Tensor,

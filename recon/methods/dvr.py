@@ -350,6 +350,10 @@ class DVRSession:
             colors=np.clip(colors, 0.0, 1.0).astype(np.float32) if len(vertices) else None,  # none to colour
         )
 
+    def close(self) -> None:
+        """Free the renderer's GL context (the GUI runs many sessions); call on the thread that stepped."""
+        self.renderer.release()
+
     def save(self, folder: Path) -> Path:
         """Write `folder/state.safetensors` atomically (weights, Adam, RNG, iteration, history)."""
         import json

@@ -429,9 +429,7 @@ class NDSSession:
         A process that runs many sessions (the GUI) would otherwise keep one EGL context per
         finished session. The session's state stays readable; it cannot render or step again.
         """
-        release = getattr(self.renderer.rasterizer, "release", None)  # nvdiffrast's context has none
-        if release is not None:
-            release()
+        self.renderer.release()
 
     def save(self, folder: Path) -> Path:
         from recon.methods.checkpoint import save_checkpoint

@@ -9,6 +9,7 @@ import pytest
 
 from app.session_worker import RunRequest, SessionThread
 from recon.methods.config import NDSConfig
+from recon.runs import RunOptions
 
 RUNS = 50
 WARM_UP = 10
@@ -22,13 +23,17 @@ def _rss_mb() -> float:
     pytest.skip("no /proc/self/status: cannot measure the resident set here")
 
 
-def _config() -> NDSConfig:
-    base = NDSConfig(iterations=1000, remesh_at=(), hull_resolution=12, checkpoint_every=1000)
-    return base.replace(shader={**base.shader.to_dict(), "hidden_h": 16, "features": 16, "hidden_c": 16})
+def _request(dataset: Path, out: Path) -> RunRequest:
+    base = NDSConfig()
+    overrides = dict(remesh_at=(), hull_resolution=12, checkpoint_every=1000,
+                     shader={**base.shader.to_dict(), "hidden_h": 16, "features": 16, "hidden_c": 16})  # fmt: skip
+    options = RunOptions(dataset, out, iterations=1000, image_scale=1.0, device="cpu", renderer="gl", overwrite=True,
+                         config_overrides=overrides)  # fmt: skip
+    return RunRequest(options, live_rate=0)
 
 
 def test_fifty_runs_started_and_stopped_keep_memory_flat_and_free_their_gl(small_dataset, tmp_path, qtbot) -> None:
-    request = RunRequest(small_dataset, tmp_path / "run", _config(), device="cpu", renderer="gl", image_scale=1.0, live_rate=0)
+    request = _request(small_dataset, tmp_path / "run")
     rss = []
     for _ in range(RUNS):
         run = SessionThread(request)
@@ -52,7 +57,7 @@ def test_stop_and_wait_is_bounded_and_reports_a_slow_stop(small_dataset, tmp_pat
         return step(self)
 
     monkeypatch.setattr(NDSSession, "step", slow_step)
-    request = RunRequest(small_dataset, tmp_path / "run", _config(), device="cpu", renderer="gl", image_scale=1.0, live_rate=0)
+    request = _request(small_dataset, tmp_path / "run")
     run = SessionThread(request)
     with qtbot.waitSignal(run.worker.started, timeout=60_000):
         run.start()
