@@ -97,8 +97,8 @@ class RtsSdfConfig:
     resolutions: tuple[int, ...] = (64, 128)
     upsample_at: tuple[int, ...] = (600,)
     extent: float = 1.1
-    optimizer: str = "adam"
-    lr_grid: float = 2e-3
+    optimizer: str = "sgd"
+    lr_grid: float = 0.3
     lr_shader: float = 1e-3
     weight_silhouette: float = 2.0
     weight_shading: float = 1.0

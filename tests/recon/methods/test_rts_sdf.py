@@ -94,11 +94,11 @@ def test_a_short_run_writes_a_watertight_mesh_and_a_run_folder_that_resumes(smal
 
 def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) -> None:
     scene = load(small_demo)
-    config = small_config(coarse_images=True)
+    config = small_config(coarse_images=True, iterations=8, upsample_at=(5,))
     straight = RtsSdfSession(scene, config, renderer="gl")
     list(straight.run())
 
-    for stop in (4, 6):  # before, and exactly at, the upsampling (the checkpoint holds the coarse grid)
+    for stop in (3, 5):  # before, and exactly at, the upsampling (the checkpoint holds the coarse grid)
         first = RtsSdfSession(scene, config, renderer="gl")
         list(first.run(stop))
         first.save(tmp_path / f"ckpt{stop}")
@@ -113,7 +113,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) ->
 
 def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
     scene = load(small_demo)
-    config = small_config(optimizer="sgd", lr_grid=0.3, iterations=5, upsample_at=(3,))
+    config = small_config(optimizer="sgd", lr_grid=0.3, iterations=4, upsample_at=(3,))
     straight = RtsSdfSession(scene, config, renderer="gl")
     list(straight.run())
     first = RtsSdfSession(scene, config, renderer="gl")
