@@ -74,6 +74,9 @@ class RtsSdfConfig:
             grid) or "adam". The shader always uses Adam.
         lr_grid: step on the grid values, in normalised units per unit gradient (SGD) or per step
             (Adam); multiplied by `step_decay` at each upsampling.
+        max_step: with SGD, no value moves by more than this many cells in one step (its gradient
+            is clipped): dα/df grows as 1/(f_a − f_b)², so a few values on nearly flat edges get
+            huge gradients and would spike (seen on the demo: |∇f| up to 60 in the band). 0 = off.
         lr_shader: Adam step of the shader (NDS: 1e-3).
         weight_silhouette, weight_shading: λ of the splatted silhouette and shading L1 terms (NDS's
             2 and 1).
@@ -99,6 +102,7 @@ class RtsSdfConfig:
     extent: float = 1.1
     optimizer: str = "sgd"
     lr_grid: float = 0.3
+    max_step: float = 0.1
     lr_shader: float = 1e-3
     weight_silhouette: float = 2.0
     weight_shading: float = 1.0
@@ -139,6 +143,7 @@ class RtsSdfConfig:
             "optimizer": self.optimizer in OPTIMIZERS,
             "lr_grid": self.lr_grid > 0,
             "lr_shader": self.lr_shader > 0,
+            "max_step": self.max_step >= 0,
             "weight_silhouette": self.weight_silhouette >= 0,
             "weight_shading": self.weight_shading >= 0,
             "weight_eikonal": self.weight_eikonal >= 0,
@@ -364,6 +369,9 @@ class RtsSdfSession:
         reason = self._bad_gradients(total)
         if reason is None:
             with self.profiler.section("descent step"):
+                if self.config.optimizer == "sgd" and self.config.max_step > 0 and self.grid.grad is not None:
+                    bound = self.config.max_step * self.cell / self.lr_grid
+                    self.grid.grad.clamp_(-bound, bound)
                 self.grid_optimizer.step()
                 self.shader_optimizer.step()
                 self._close_shell()

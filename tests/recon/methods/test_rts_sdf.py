@@ -58,8 +58,8 @@ def test_bad_settings_are_refused_in_one_clear_line() -> None:
         RtsSdfConfig(resolutions=(32, 64), upsample_at=())
     with pytest.raises(ConfigError, match=r"init='mesh.ply' \(hull or sphere"):
         rts_sdf_config(10, init="mesh.ply")
-    with pytest.raises(ConfigError, match="lr_grid"):
-        RtsSdfConfig(lr_grid=0)
+    with pytest.raises(ConfigError, match="lr_grid=0, max_step=-1"):
+        RtsSdfConfig(lr_grid=0, max_step=-1)
     with pytest.raises(ConfigError, match="unknown rts-sdf setting"):
         RtsSdfConfig.from_dict({"remesh_at": [1]})
     assert isinstance(ConfigError("x"), ReconstructError)  # the CLI prints it as one line
@@ -113,7 +113,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) ->
 
 def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
     scene = load(small_demo)
-    config = small_config(optimizer="sgd", lr_grid=0.3, iterations=4, upsample_at=(3,))
+    config = small_config(optimizer="sgd", lr_grid=0.3, iterations=4, resolutions=(16,), upsample_at=())
     straight = RtsSdfSession(scene, config, renderer="gl")
     list(straight.run())
     first = RtsSdfSession(scene, config, renderer="gl")
@@ -122,6 +122,8 @@ def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
     resumed = RtsSdfSession.load(tmp_path / "ckpt", scene, renderer="gl")
     list(resumed.run())
     assert torch.equal(straight.grid, resumed.grid)
+    moved = (straight.grid - RtsSdfSession(scene, config, renderer="gl").grid).abs().max()
+    assert 0 < moved <= 4 * 0.1 * straight.cell + 1e-6  # max_step: at most 0.1 cell a step (x 4 steps)
 
 
 def test_a_sphere_start_moves_towards_the_masks(small_demo) -> None:
