@@ -76,7 +76,8 @@ class RtsSdfConfig:
             (Adam); multiplied by `step_decay` at each upsampling.
         max_step: with SGD, no value moves by more than this many cells in one step (its gradient
             is clipped): dα/df grows as 1/(f_a − f_b)², so a few values on nearly flat edges get
-            huge gradients and would spike (seen on the demo: |∇f| up to 60 in the band). 0 = off.
+            huge gradients and would spike (seen on the demo: |∇f| up to 60 in the band). 0 = off,
+            the default: 0.1 did not change the small demo's Chamfer (1.093 % → 1.107 %, one run).
         lr_shader: Adam step of the shader (NDS: 1e-3).
         weight_silhouette, weight_shading: λ of the splatted silhouette and shading L1 terms (NDS's
             2 and 1).
@@ -102,7 +103,7 @@ class RtsSdfConfig:
     extent: float = 1.1
     optimizer: str = "sgd"
     lr_grid: float = 0.3
-    max_step: float = 0.1
+    max_step: float = 0.0
     lr_shader: float = 1e-3
     weight_silhouette: float = 2.0
     weight_shading: float = 1.0

@@ -113,7 +113,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) ->
 
 def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
     scene = load(small_demo)
-    config = small_config(optimizer="sgd", lr_grid=0.3, iterations=4, resolutions=(16,), upsample_at=())
+    config = small_config(optimizer="sgd", lr_grid=0.3, max_step=0.1, iterations=4, resolutions=(16,), upsample_at=())
     straight = RtsSdfSession(scene, config, renderer="gl")
     list(straight.run())
     first = RtsSdfSession(scene, config, renderer="gl")
