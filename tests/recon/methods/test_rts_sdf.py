@@ -128,7 +128,7 @@ def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
 
 def test_a_sphere_start_moves_towards_the_masks(small_demo) -> None:
     scene = load(small_demo)
-    config = small_config(init="sphere", iterations=20, resolutions=(24,), upsample_at=(), lr_grid=1e-2)
+    config = small_config(init="sphere", iterations=20, resolutions=(24,), upsample_at=(), optimizer="adam", lr_grid=1e-2)
     session = RtsSdfSession(scene, config, renderer="gl")
     before = session.silhouette_error()
     list(session.run())
