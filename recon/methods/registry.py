@@ -16,6 +16,7 @@ from recon.errors import ReconstructError
 
 MODULES: dict[str, str] = {
     "nds": "recon.methods.nds",
+    "rts-sdf": "recon.methods.rts_sdf",
     "dvr": "recon.methods.dvr",
 }
 DEFAULT = "nds"
