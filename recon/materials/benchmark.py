@@ -22,7 +22,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 

@@ -41,10 +41,9 @@ from recon.mesh.checks import self_intersecting_pairs
 from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
 from recon.methods.registry import Method
-from recon.methods.session import Snapshot, StepRecord, normalized_camera
+from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.profiling import Profiler
 from recon.shader import NeuralShader
-from render.camera import Camera
 from render.renderer import Renderer
 from render.splat import splat
 
@@ -54,7 +53,7 @@ LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
 STEP_RECOVERY = 1.01  # per good step, a rolled-back vertex step grows back by this factor
 
 
-class NDSSession:
+class NDSSession(ImageLevels):
     """One NDS reconstruction: build from a Scene and an NDSConfig, then `step()` until done.
 
     Args:
@@ -80,10 +79,7 @@ class NDSSession:
         self.normalization = scene.normalization()
         self.renderer = Renderer(renderer, self.device, layers=self.config.layers)
         self.profiler = Profiler(profile, self.device)
-        # Image levels: [as loaded] or [as loaded, halved] with `coarse_images`.
-        self._levels = [self._level(scene.views)]
-        if self.config.coarse_images:
-            self._levels.append(self._level([v.scaled(0.5) for v in scene.views]))
+        self._set_levels(scene.views, self.config.coarse_images)
 
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
@@ -105,32 +101,10 @@ class NDSSession:
         self._good = self._capture()
 
     # ---- set-up ------------------------------------------------------------------------------
-    def _level(self, views) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]:
-        """Cameras (in normalised coordinates), images and masks of the views, on the device."""
-        centre, scale = self.normalization
-        cameras = [normalized_camera(v.camera, centre, scale) for v in views]
-        images = [torch.from_numpy(v.image).to(self.device) for v in views]
-        masks = [torch.from_numpy(v.mask).to(self.device) for v in views]
-        return cameras, images, masks
-
     @property
-    def coarse(self) -> bool:
-        """Whether this iteration works on the halved images (`coarse_images`, before the last remesh)."""
-        last = max(self.config.remesh_at, default=0)
-        return len(self._levels) > 1 and self.iteration < last
-
-    @property
-    def cameras(self) -> list[Camera]:
-        """The views' cameras at the current image level, in normalised coordinates."""
-        return self._levels[int(self.coarse)][0]
-
-    @property
-    def images(self) -> list[torch.Tensor]:
-        return self._levels[int(self.coarse)][1]
-
-    @property
-    def masks(self) -> list[torch.Tensor]:
-        return self._levels[int(self.coarse)][2]
+    def coarse_until(self) -> int:
+        """Halved images (`coarse_images`) until the last remesh."""
+        return max(self.config.remesh_at, default=0)
 
     def _initial_mesh(self) -> Mesh:
         """The starting surface in normalised coordinates (visual hull by default, as in the paper)."""

@@ -43,10 +43,9 @@ from recon.errors import SessionError
 from recon.methods.checkpoint import optimizer_state, optimizer_tensors
 from recon.methods.config import ConfigError
 from recon.methods.registry import Method
-from recon.methods.session import Snapshot, StepRecord, normalized_camera
+from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, ShaderConfig
-from render.camera import Camera
 from render.isosurface import IsoMesh, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface, trilinear
 from render.renderer import Renderer
 from render.splat import splat
@@ -215,7 +214,7 @@ def describe_levels(width: int, height: int, config: RtsSdfConfig) -> str:
     return f"{round(width / 2)}×{round(height / 2)}, then {width}×{height} from iteration {config.upsample_at[-1]}; grid {grids}"
 
 
-class RtsSdfSession:
+class RtsSdfSession(ImageLevels):
     """One RtS-SDF reconstruction: build from a Scene and an RtsSdfConfig, then `step()` until done."""
 
     def __init__(
@@ -233,9 +232,7 @@ class RtsSdfSession:
         self.normalization = scene.normalization()
         self.renderer = Renderer(renderer, self.device, layers=self.config.layers)
         self.profiler = Profiler(profile, self.device)
-        self._levels = [self._level(scene.views)]
-        if self.config.coarse_images:
-            self._levels.append(self._level([v.scaled(0.5) for v in scene.views]))
+        self._set_levels(scene.views, self.config.coarse_images)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
@@ -248,34 +245,15 @@ class RtsSdfSession:
         self._set_grid(grid, self.config.lr_grid)
 
     # ---- set-up ------------------------------------------------------------------------------
-    def _level(self, views) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]:
-        centre, scale = self.normalization
-        cameras = [normalized_camera(v.camera, centre, scale) for v in views]
-        return cameras, [torch.from_numpy(v.image).to(self.device) for v in views], [
-            torch.from_numpy(v.mask).to(self.device) for v in views
-        ]
-
     @property
     def stage(self) -> int:
         """Index into `resolutions` of the grid stage this iteration belongs to."""
         return sum(self.iteration >= i for i in self.config.upsample_at)
 
     @property
-    def coarse(self) -> bool:
-        last = max(self.config.upsample_at, default=0)
-        return len(self._levels) > 1 and self.iteration < last
-
-    @property
-    def cameras(self) -> list[Camera]:
-        return self._levels[int(self.coarse)][0]
-
-    @property
-    def images(self) -> list[torch.Tensor]:
-        return self._levels[int(self.coarse)][1]
-
-    @property
-    def masks(self) -> list[torch.Tensor]:
-        return self._levels[int(self.coarse)][2]
+    def coarse_until(self) -> int:
+        """Halved images (`coarse_images`) until the last upsampling."""
+        return max(self.config.upsample_at, default=0)
 
     def lattice(self, resolution: int | None = None) -> Lattice:
         """The lattice of a resolution, or of the stage this iteration belongs to."""

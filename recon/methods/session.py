@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from recon.data.scene import Scene
+from recon.data.scene import Scene, View
 from recon.mesh import Mesh
 from recon.profiling import Profiler
 from recon.run_folder import RunAppearance
@@ -82,6 +82,55 @@ class Snapshot:
         """World mesh, shader (`shader`, e.g. the live one of a session, or the snapshot's) and normalisation."""
         mesh = Mesh(torch.from_numpy(self.world_vertices), torch.from_numpy(np.asarray(self.faces, np.int64)))
         return RunAppearance(mesh, self.shader() if shader is None else shader, self.normalization)
+
+
+class ImageLevels:
+    """The views at the images' resolution and, with `coarse_images`, halved until `coarse_until`:
+    which level an iteration works on (shared by the sessions that render the views).
+
+    A session calls `_set_levels` once it has `normalization` and `device`, and says until which
+    iteration it works on the halved images (NDS: its last remesh; rts-sdf: its last upsampling).
+    """
+
+    iteration: int
+    device: torch.device
+    normalization: Normalization
+    _levels: list[tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]]
+
+    def _set_levels(self, views: list[View], coarse_images: bool) -> None:
+        self._levels = [self._level(views)]
+        if coarse_images:
+            self._levels.append(self._level([v.scaled(0.5) for v in views]))
+
+    def _level(self, views: list[View]) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]:
+        """Cameras (in normalised coordinates), images and masks of the views, on the device."""
+        centre, scale = self.normalization
+        cameras = [normalized_camera(v.camera, centre, scale) for v in views]
+        images = [torch.from_numpy(v.image).to(self.device) for v in views]
+        masks = [torch.from_numpy(v.mask).to(self.device) for v in views]
+        return cameras, images, masks
+
+    @property
+    def coarse_until(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def coarse(self) -> bool:
+        """Whether this iteration works on the halved images."""
+        return len(self._levels) > 1 and self.iteration < self.coarse_until
+
+    @property
+    def cameras(self) -> list[Camera]:
+        """The views' cameras at the current image level, in normalised coordinates."""
+        return self._levels[int(self.coarse)][0]
+
+    @property
+    def images(self) -> list[torch.Tensor]:
+        return self._levels[int(self.coarse)][1]
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        return self._levels[int(self.coarse)][2]
 
 
 class MethodConfig(Protocol):
