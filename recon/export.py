@@ -280,17 +280,8 @@ def shade_surface_points(
     return out.numpy()
 
 
-def bake_vertex_colors(
-    shader: NeuralShader,
-    vertices_world: np.ndarray | torch.Tensor,
-    normals: np.ndarray | torch.Tensor,
-    normalization: Normalization,
-    view: str | np.ndarray | torch.Tensor = "normal",
-    edits: FeatureEdits | None = None,
-) -> np.ndarray:
-    """One (view-independent) sRGB colour per vertex, (V, 3) float32: `shade_surface_points` at
-    the vertices with their normals."""
-    return shade_surface_points(shader, vertices_world, normals, normalization, view, edits)
+# One colour per vertex: the shader at the vertices with their normals, (V, 3) float32 sRGB.
+bake_vertex_colors = shade_surface_points
 
 
 # ----------------------------------------------------------------------------- textured meshes
