@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from recon.errors import ReconstructError
+from recon.precision import PRECISIONS
 from recon.shader import ShaderConfig
 
 
@@ -57,6 +58,10 @@ class NDSConfig:
             resolution). `--image-scale auto` on the CPU turns it on with the images loaded at
             long side ≤ 400 px: on the demo, 128² then 256² gives Chamfer 0.26 % where 128² all
             along gives 0.32 %.
+        shader_precision: number format of the shader's matrix products while training: "auto"
+            (bfloat16 on a CPU with native bfloat16 dot products, float32 elsewhere), "float32"
+            or "bfloat16" (recon.precision). Weights, optimiser and everything but the products
+            stay float32; viewing and export always use float32.
         checkpoint_every: iterations between checkpoints written by the runner.
         max_rollbacks: consecutive rolled-back steps after which the run stops with an error (the
             vertex step is then ~1e-6 of its value: nothing would move any more).
@@ -83,6 +88,7 @@ class NDSConfig:
     smooth_steps: float = 0.0
     splat_shading: bool = True
     coarse_images: bool = False
+    shader_precision: str = "auto"
     checkpoint_every: int = 100
     max_rollbacks: int = 20
     intersection_every: int = 100
@@ -110,6 +116,7 @@ class NDSConfig:
             "smooth_steps": self.smooth_steps >= 0,
             "splat_shading": isinstance(self.splat_shading, bool),
             "coarse_images": isinstance(self.coarse_images, bool),
+            "shader_precision": self.shader_precision in PRECISIONS,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

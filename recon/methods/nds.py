@@ -42,6 +42,7 @@ from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
 from recon.methods.registry import Method
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
+from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader
 from render.renderer import Renderer
@@ -86,6 +87,9 @@ class NDSSession(ImageLevels):
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
         self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
+        self.precision = resolve_precision(self.config.shader_precision, self.device)
+        self.training_shader = with_precision(self.shader, self.precision, self.device)
+        log.info("shader products in %s", self.precision)
 
         self.iteration = 0
         self.lr_vertices = self.config.lr_vertices  # the step in use: halved by a rollback, then recovering
@@ -256,7 +260,7 @@ class NDSSession(ImageLevels):
         through the shader's inputs x, n, ω.
         """
         with self.profiler.section("shading"):
-            samples = self.renderer.shade(gbuffer, self.shader)
+            samples = self.renderer.shade(gbuffer, self.training_shader)
         with self.profiler.section("splatting"):
             image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
         loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
@@ -284,7 +288,7 @@ class NDSSession(ImageLevels):
         position = gbuffer.position[0].reshape(-1, 3)[index]
         normal = gbuffer.normal[0].reshape(-1, 3)[index]
         view_dir = gbuffer.view_dir[0].reshape(-1, 3)[index]
-        colour = self.shader(position, normal, view_dir)
+        colour = self.training_shader(position, normal, view_dir)
         return (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
 
     def _bad_gradients(self, total: torch.Tensor) -> str | None:
