@@ -55,10 +55,7 @@ def check_mesh(
     quality = 2 * math.sqrt(3) * double_area / edge_sq.clamp_min(1e-30)  # #F: 4√3·A / Σe²
     counts = [(quality < min_quality).sum()]
     if reference_normals is not None:
-        if reference_normals.shape != f.shape:
-            raise ValueError(f"reference_normals must have shape {tuple(f.shape)}, got {tuple(reference_normals.shape)}")
-        normals = cross / double_area.clamp_min(1e-30)[:, None]  # #F,3
-        counts.append(((normals * reference_normals).sum(dim=-1) < -0.5).sum())
+        counts.append(_turned(cross, double_area, reference_normals).sum())
     if face_edges is None:
         _, face_edges = ops.edges(f)
     per_edge = torch.bincount(face_edges.reshape(-1))  # #E faces per edge
@@ -83,6 +80,21 @@ def check_mesh(
         if len(pairs):
             problems.append(f"{len(pairs)} pairs of faces intersect each other")
     return problems
+
+
+def _turned(cross: torch.Tensor, double_area: torch.Tensor, reference_normals: torch.Tensor) -> torch.Tensor:
+    """#F bool: faces whose normal points more than 120° away from the reference (dot < −0.5)."""
+    if reference_normals.shape != cross.shape:
+        raise ValueError(f"reference_normals must have shape {tuple(cross.shape)}, got {tuple(reference_normals.shape)}")
+    normals = cross / double_area.clamp_min(1e-30)[:, None]
+    return (normals * reference_normals).sum(dim=-1) < -0.5
+
+
+def flipped_faces(v: torch.Tensor, f: torch.Tensor, reference_normals: torch.Tensor) -> torch.Tensor:
+    """#F bool: the faces `check_mesh` counts as flipped against `reference_normals`."""
+    tri = v[f]
+    cross = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return _turned(cross, cross.norm(dim=-1), reference_normals)
 
 
 def self_intersecting_pairs(v: torch.Tensor | np.ndarray, f: torch.Tensor | np.ndarray) -> np.ndarray:

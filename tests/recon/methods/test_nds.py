@@ -10,6 +10,7 @@ import trimesh
 from recon.data import load
 from recon.eval import chamfer
 from recon.methods.config import ConfigError, NDSConfig
+from recon.mesh import check_mesh
 from recon.methods.nds import NDSSession, SessionError
 
 pytestmark = pytest.mark.gl
@@ -217,3 +218,44 @@ def test_a_rolled_back_step_grows_back_to_the_schedules(small_demo) -> None:
     assert scheduled / 2 < session.lr_vertices < scheduled
     list(session.run(70))
     assert session.lr_vertices == pytest.approx(scheduled) and session.lr_schedule == scheduled
+
+
+def _slide_past_neighbour(session: NDSSession, vertex: int) -> None:
+    """Slide one vertex along the surface past a neighbour, folding the faces between them over."""
+    faces = session.mesh.faces
+    ring = faces[(faces == vertex).any(dim=1)].flatten()
+    neighbour = ring[ring != vertex][0]
+    with torch.no_grad():
+        v = session.vertices.detach()
+        session.offsets[vertex] += 2 * (v[neighbour] - v[vertex])
+
+
+def test_a_few_flipped_faces_are_undone_without_a_rollback(small_demo) -> None:
+    """A step that folds the faces around one vertex keeps the rest of its moves and the vertex step."""
+    session = NDSSession(load(small_demo), small_config(init="sphere"), renderer="gl")  # regular rings
+    list(session.run(3))
+    before = session.vertices.detach().clone()
+    reference = session.mesh.face_normals(before)
+    lr = session.lr_vertices
+    _slide_past_neighbour(session, 0)
+    with torch.no_grad():
+        session.offsets[1:] += 1e-4  # the rest of the "step"
+    undone = session._undo_flips(reference)
+    assert undone > 0
+    after = session.vertices.detach()
+    assert torch.equal(after[0], before[0])  # the folded vertex is back
+    kept = (after - before - 1e-4).abs().max(dim=1).values < 1e-6  # vertices whose move was kept
+    assert kept.float().mean() > 0.9  # only the fold's neighbourhood went back
+    assert not check_mesh(after, session.mesh.faces, reference_normals=reference, max_flipped=0)
+    assert session.lr_vertices == lr
+
+
+def test_many_flipped_faces_are_left_to_the_rollback(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    list(session.run(3))
+    reference = session.mesh.face_normals(session.vertices.detach())
+    with torch.no_grad():
+        turned = session.vertices.detach() * torch.tensor([-1.0, 1.0, -1.0])  # half a turn about y
+        session.offsets.add_(turned - session.vertices.detach())  # most faces now face the other way
+    assert session._undo_flips(reference) == 0
+    assert check_mesh(session.vertices.detach(), session.mesh.faces, reference_normals=reference)
