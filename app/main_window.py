@@ -50,7 +50,7 @@ from app.viewport import MODES, Viewport
 from recon.data import Scene
 from recon.errors import ReconstructError
 from recon.methods.session import Snapshot, normalized_camera
-from recon.run_folder import RunFolder
+from recon.run_folder import RunFolder, fresh_run_folder
 from recon.runs import ResumeOptions, RunOptions, describe_levels, plan, resolve_device
 
 log = logging.getLogger(__name__)
@@ -396,12 +396,11 @@ class MainWindow(QMainWindow):
         options = self.run_options()
         if options is None or self.running:
             return
-        if RunFolder(options.out).holds_run:
-            self._show_error(
-                "Run folder in use",
-                f"{options.out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
-            )
-            return
+        out = fresh_run_folder(options.out)
+        if out != options.out:  # the same dataset again: a new run beside the last, which stays as it is
+            self.status.setText(f"{options.out.name} holds a run already: this one goes to {out.name}")
+            self.run_panel.set_out(out)
+            options = replace(options, out=out)
         self._start(RunRequest(options, live_rate=self.run_panel.live_rate_value()))
 
     def resume_from(self, folder: Path, until: int | None = None) -> None:
