@@ -510,6 +510,7 @@ class MainWindow(QMainWindow):
         width, height = info["resolution"]
         self.run_panel.resolution.setText(f"working at {width}×{height} px (scale {info['scale']:g})")
         self.run_panel.set_out(Path(info["out"]))
+        self.plots.add_steps(info["history"])  # a resumed run's whole history, not only what follows
         if self.run_panel.state == "starting":
             self.run_panel.set_state("running")
 

@@ -96,7 +96,7 @@ class RunController(QObject):
 
     # ---- what the worker reports -------------------------------------------------------------
     def _on_started(self, info: dict) -> None:
-        self.info = {k: v for k, v in info.items() if k != "scene"}
+        self.info = {k: v for k, v in info.items() if k not in ("scene", "history")}
         self.started.emit(info)
 
     def _on_paused(self, iteration: int) -> None:
