@@ -120,12 +120,12 @@ def _scene(folder: RunFolder, record: dict[str, Any], report: Callable[[str], No
 
     source = folder.dataset_source(record)
     if not source.exists():
-        return None, f"its dataset {source} is not there any more (moved or deleted), so there are no cameras or photos"
+        return None, f"its dataset {source} is not there any more (moved or deleted)"
     report(f"Loading the run's dataset {source} …")
     try:
         scene = load(source, image_scale=float(record.get("image_scale", 1.0)))
     except (ReconstructError, OSError, ValueError) as exc:
-        return None, f"its dataset could not be read ({exc}), so there are no cameras or photos"
+        return None, f"its dataset could not be read ({exc})"
     held = set(folder.heldout_names(record))
     views = tuple(v for v in scene.views if v.name not in held) or scene.views
     try:  # the box the run normalised by, so the cameras meet the mesh exactly
