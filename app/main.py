@@ -1,4 +1,5 @@
-"""`reconstruct-gui [DATASET]`: start the desktop app, optionally opening a dataset (and running it).
+"""`reconstruct-gui [DATASET | RUN_DIR]`: start the desktop app, optionally opening a dataset (and
+running it) or a run folder (shown as saved: mesh, shader, materials, loss history; nothing written).
 
 SIGINT and SIGTERM close the window the same way its close button does (the run stops after its
 current step, a checkpoint is kept, GL is released), so Ctrl-C in the terminal or a session
@@ -44,9 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="reconstruct-gui", description="Desktop app: open a calibrated image set and reconstruct it."
     )
-    parser.add_argument("dataset", nargs="?", help="dataset folder or main file to open at start")
+    parser.add_argument("dataset", nargs="?", help="dataset folder or main file, or a run folder, to open at start")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo scene")
-    parser.add_argument("--run", action="store_true", help="start reconstructing as soon as the dataset is open")
+    parser.add_argument("--run", action="store_true", help="start reconstructing as soon as the dataset is open "
+                        "(not for a run folder: press Resume there)")
     parser.add_argument("--iterations", type=int, help="iterations of that run (default: the Run panel's)")
     parser.add_argument("--out", help="run folder of that run (default: a new folder under the runs location)")
     args = parser.parse_args(argv)

@@ -9,7 +9,8 @@ the window hands it the snapshot of a finished or paused run and withdraws it wh
 the model's state reaches the viewport only through `_sync_viewport_materials`. Running work is
 never dropped silently: opening another dataset or resuming during a run asks first, and closing
 the window stops the worker after its current step, keeps a checkpoint, and frees GL objects in
-their own context before the application ends.
+their own context before the application ends. A run folder opened like a dataset is shown as
+saved (`app.run_opener`); nothing in it is written until the user starts, resumes or edits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -42,6 +44,7 @@ from app.materials_panel import MaterialsPanel
 from app.orbit import scene_up
 from app.plots_panel import PlotsPanel
 from app.run_controller import RunController
+from app.run_opener import RunOpener, ShownRun, describe
 from app.run_panel import RunPanel
 from app.session_worker import RunRequest
 from app.view_toolbar import ViewToolbar
@@ -50,8 +53,9 @@ from app.viewport import MODES, Viewport
 from recon.data import Scene
 from recon.errors import ReconstructError
 from recon.methods.session import Snapshot, normalized_camera
-from recon.run_folder import RunFolder
+from recon.run_folder import RunFolder, fresh_run_folder
 from recon.runs import ResumeOptions, RunOptions, describe_levels, plan, resolve_device
+from recon.saved_run import SavedRun, progress
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.run = RunController(self)
         self.snapshot: Snapshot | None = None
+        self.shown_run: ShownRun | None = None  # the run folder shown at rest: what Resume continues
         self._after_run: Callable[[], None] | None = None
         self._closing = False
         self.setWindowTitle("reconstruct")
@@ -106,6 +111,9 @@ class MainWindow(QMainWindow):
         self.loader = DatasetLoader(self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_failed)
+        self.run_opener = RunOpener(self)
+        self.run_opener.opened.connect(self._on_run_opened)
+        self.run_opener.failed.connect(self._on_run_open_failed)
         self.exporter = Exporter(self)
         self.exporter.progress.connect(self._on_export_progress)
         self.exporter.finished.connect(self._on_exported)
@@ -199,7 +207,7 @@ class MainWindow(QMainWindow):
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
 
     def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self._last_folder())
+        folder = QFileDialog.getExistingDirectory(self, "Open a dataset or run folder", self._last_folder())
         if folder:
             self.open_dataset(Path(folder))
 
@@ -267,11 +275,14 @@ class MainWindow(QMainWindow):
                 lambda: self.open_dataset(path),
             )
             return
-        if self.loader.busy:
+        if self.loader.busy or self.run_opener.busy:
             self._show_error("Cannot open dataset", f"{path}: another dataset is still loading; try again when it is done")
             return
         self.status.setText(f"Loading {path} …")
-        self.loader.start(path)
+        if RunFolder(path).looks_like_run:  # a run's folder: shown as saved, nothing written
+            self.run_opener.start(path)
+        else:
+            self.loader.start(path)
 
     def _on_loaded(self, scene: Scene) -> None:
         self.last_error = None
@@ -281,6 +292,46 @@ class MainWindow(QMainWindow):
         self._update_device_hint()
         self.run_panel.status.setText("Ready: press Start.")
         self.run_panel.set_state("ready")
+        self._show_run_at_rest(None)
+
+    def _on_run_opened(self, saved: SavedRun) -> None:
+        """A run folder shown as saved: its scene when its dataset is there, mesh, shader, materials, history."""
+        self.last_error = None
+        self._remember(saved.folder.path)
+        if saved.scene is not None:
+            self._show_scene(saved.scene)
+            self.run_panel.set_out(self._default_out(saved.scene))  # Start makes a new run, never this one
+            self._update_device_hint()
+        else:
+            self.scene = None
+            self.views_panel.show_scene(None)
+            self.viewport.set_views([], [], np.array([0.0, 1.0, 0.0]))
+            self.plots.clear()
+        self.setWindowTitle(f"reconstruct — {saved.folder.path.name}")
+        self.run.show_saved(saved.folder.path, saved.record)
+        self._on_snapshot(saved.snapshot)
+        self.plots.add_steps(saved.history)
+        self.run_panel.set_state("ready" if self.scene is not None else "idle")
+        self._show_run_at_rest(ShownRun(saved.folder.path, saved.record, saved.missing_scene))
+        self._update_materials()
+        self.status.setText(describe(saved))
+        self.run_panel.status.setText(self.run_panel.resume_button.toolTip())
+        log.info("opened %s: %s", saved.folder.path, self.status.text())
+
+    def _on_run_open_failed(self, message: str) -> None:
+        self.status.setText("Could not open the run folder (see the message).")
+        self._show_error("Cannot open run folder", f"{message}\n\nFix or restore the file named above (a run writes run.json, "
+                         "mesh.ply and shader.* itself), or open another folder. Nothing was changed: the folder and "
+                         "this window are as they were.")
+
+    def _show_run_at_rest(self, shown: ShownRun | None) -> None:
+        """The run Resume continues when nothing runs (None: none); the Resume button says what it would do."""
+        self.shown_run = shown
+        self._offer_resume()
+
+    def _offer_resume(self) -> None:
+        offer = None if self.shown_run is None else self.shown_run.offer(self.run_panel.iterations_value())
+        self.run_panel.offer_resume(offer is not None and offer.enabled, "" if offer is None else offer.why)
 
     def _show_scene(self, scene: Scene) -> None:
         """Views, frusta and title for `scene`; the plots and the mesh start empty."""
@@ -385,6 +436,7 @@ class MainWindow(QMainWindow):
         for box in (panel.method, panel.device, panel.scale):
             box.currentIndexChanged.connect(lambda _: self._update_device_hint())
         panel.iterations.valueChanged.connect(lambda _: self._update_device_hint())
+        panel.iterations.valueChanged.connect(lambda _: self._offer_resume())
 
     def _ask_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.runs_root()))
@@ -396,12 +448,11 @@ class MainWindow(QMainWindow):
         options = self.run_options()
         if options is None or self.running:
             return
-        if RunFolder(options.out).holds_run:
-            self._show_error(
-                "Run folder in use",
-                f"{options.out} already holds a run. Use Resume Run from Folder to continue it, or choose another run folder.",
-            )
-            return
+        out = fresh_run_folder(options.out)
+        if out != options.out:  # the same dataset again: a new run beside the last, which stays as it is
+            self.status.setText(f"{options.out.name} holds a run already: this one goes to {out.name}")
+            self.run_panel.set_out(out)
+            options = replace(options, out=out)
         self._start(RunRequest(options, live_rate=self.run_panel.live_rate_value()))
 
     def resume_from(self, folder: Path, until: int | None = None) -> None:
@@ -411,6 +462,15 @@ class MainWindow(QMainWindow):
         """
         if self.running:
             self._ask_to_stop(f"A reconstruction is running. Stop it and resume {folder}?", lambda: self.resume_from(folder, until))
+            return
+        try:
+            record = RunFolder(folder).record()
+        except ReconstructError as exc:
+            self._show_error("Cannot resume", f"{exc}\n\nChoose a folder a run wrote (File → Resume Run from Folder…).")
+            return
+        done, planned = progress(record)
+        if done >= (planned if until is None else until):  # nothing left to do: show it, never rewrite it
+            self.open_dataset(Path(folder))
             return
         panel = self.run_panel
         resume = ResumeOptions(Path(folder), device=panel.device.currentData(), renderer=panel.renderer.currentData(), until=until)
@@ -483,11 +543,16 @@ class MainWindow(QMainWindow):
             self.run_panel.pause_button.setEnabled(False)
 
     def resume_run(self) -> None:
+        """Resume: a paused run goes on; at rest, the run shown continues as its offer says."""
         if self.running:
             self.run.resume()
             self.run_panel.set_state("running")
             self.run_panel.status.setText("Running")
             self._update_materials()
+        elif self.shown_run is not None:
+            offer = self.shown_run.offer(self.run_panel.iterations_value())
+            if offer.enabled:
+                self.resume_from(offer.folder, offer.until)
 
     def stop_run(self) -> None:
         """Stop after the current step; outputs and a checkpoint are written, then `finished` arrives."""
@@ -511,6 +576,7 @@ class MainWindow(QMainWindow):
         width, height = info["resolution"]
         self.run_panel.resolution.setText(f"working at {width}×{height} px (scale {info['scale']:g})")
         self.run_panel.set_out(Path(info["out"]))
+        self.plots.add_steps(info["history"])  # a resumed run's whole history, not only what follows
         if self.run_panel.state == "starting":
             self.run_panel.set_state("running")
 
@@ -552,6 +618,8 @@ class MainWindow(QMainWindow):
     def _end_run(self) -> None:
         self.viewport.set_live(False)  # refine the last frame at full resolution
         self.run_panel.set_state("ready" if self.scene is not None else "idle")
+        result, out = self.run_result, self.run_info.get("out")
+        self._show_run_at_rest(ShownRun(Path(out), result) if result is not None and out else None)
         self._update_materials()
         after, self._after_run = self._after_run, None
         if after is not None and not self._closing:
@@ -685,6 +753,7 @@ class MainWindow(QMainWindow):
             log.info("closing during a run: stopping it and keeping a checkpoint in %s", self.run_info.get("out"))
             self._stop_run_before_closing()
         self.loader.wait()
+        self.run_opener.wait()
         self.exporter.wait()
         self.materials.wait()
         self.viewport.release()

@@ -9,6 +9,7 @@ it reports the end (`finished` or `failed`), so `running` is already False for w
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -66,6 +67,11 @@ class RunController(QObject):
         self._thread.start()
         log.info("run started: %s", request.out)
 
+    def show_saved(self, out: Path, record: dict) -> None:
+        """A run read from its folder, nothing running: it is the last run (materials, export, Resume go there)."""
+        assert self._thread is None, "a run is going on"
+        self.info, self.result, self.paused_at = {"out": str(out)}, record, None
+
     # ---- controls (the worker's are thread-safe) ---------------------------------------------
     def pause(self) -> None:
         if self._thread is not None:
@@ -96,7 +102,7 @@ class RunController(QObject):
 
     # ---- what the worker reports -------------------------------------------------------------
     def _on_started(self, info: dict) -> None:
-        self.info = {k: v for k, v in info.items() if k != "scene"}
+        self.info = {k: v for k, v in info.items() if k not in ("scene", "history")}
         self.started.emit(info)
 
     def _on_paused(self, iteration: int) -> None:

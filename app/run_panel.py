@@ -136,6 +136,7 @@ class RunPanel(QWidget):
         layout.addStretch(1)
         self._t0 = 0.0
         self._it0 = 0
+        self._resume_offered, self._resume_why = False, ""
         self.set_state("idle")
 
     # ---- values -------------------------------------------------------------------------------
@@ -206,11 +207,18 @@ class RunPanel(QWidget):
         busy = state in ("starting", "running", "paused", "stopping")
         self.start_button.setEnabled(state == "ready")
         self.pause_button.setEnabled(state == "running")
-        self.resume_button.setEnabled(state == "paused")
+        self.resume_button.setEnabled(state == "paused" or (not busy and self._resume_offered))
+        self.resume_button.setToolTip("Continue the paused run" if state == "paused" else "" if busy else self._resume_why)
         self.stop_button.setEnabled(state in ("starting", "running", "paused"))
         self.resume_folder_button.setEnabled(not busy)
         for widget in (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout, self.out):
             widget.setEnabled(not busy)
+
+    def offer_resume(self, enabled: bool, why: str) -> None:
+        """At rest, Resume continues the run the window shows (`app.run_opener.ResumeOffer`); `why`,
+        its tooltip, says to which iteration, or why it cannot."""
+        self._resume_offered, self._resume_why = bool(enabled), why
+        self.set_state(self.state)
 
     def begin(self, iteration: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))

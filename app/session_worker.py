@@ -20,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal
 
 from recon.errors import ReconstructError
+from recon.loss_history import step_records
 from recon.methods.session import Session, StepRecord
 from recon.runs import OpenedRun, ResumeOptions, RunOptions
 
@@ -49,7 +50,7 @@ class RunRequest:
 class SessionWorker(QObject):
     """Owns the run (`recon.runs.OpenedRun`); lives in its own QThread (see `SessionThread`)."""
 
-    started = Signal(dict)  # what was chosen: device, why, renderer, resolution, scale, out, iteration, total
+    started = Signal(dict)  # what was chosen: device, why, renderer, resolution, scale, out, iteration, total, history
     steps = Signal(list)  # list[StepRecord], batched
     snapshot = Signal(object)  # recon.methods.session.Snapshot
     paused = Signal(int)  # the iteration it paused after
@@ -145,6 +146,7 @@ class SessionWorker(QObject):
                 "total": opened.total,
                 "views": len(scene.views),
                 "scene": scene,  # at the working resolution, held-out view removed
+                "history": step_records(session.history),  # a resumed run's steps so far, for the plots
             }
         )
         self.snapshot.emit(session.snapshot())

@@ -126,7 +126,9 @@ def _run_and_report(run: OpenedRun) -> dict:
         record = runs.drive(run, on_step=progress)
     finally:
         progress.close()
-    print(f"wrote {run.folder.mesh_file} ({record['mesh']['faces']} faces), shader, run.json in {record['seconds']:.1f} s")
+    took = record["sessions"][-1]["seconds"] if len(record["sessions"]) > len(run.earlier) else 0.0
+    whole = f" ({record['seconds']:.1f} s in all)" if run.earlier else ""  # run.json keeps the run's totals
+    print(f"wrote {run.folder.mesh_file} ({record['mesh']['faces']} faces), shader, run.json in {took:.1f} s{whole}")
     if session.profiler.enabled:
         for row in record["profile"]:
             print(f"  {row['stage']:<20} {row['seconds']:9.3f} s  {row['mean_ms']:8.2f} ms/call")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from recon.validate import Invalid, count, number
+from recon.validate import Invalid, count, entry, number
+
+NON_FINITE = ("nan", "inf", "-inf")  # how `recon.export.write_run_record` writes non-finite floats
 
 
 def check_run_record(record: Any) -> None:
-    """The entries `resume` and `eval` read: dataset source, image scale, held-out views."""
+    """The entries `resume`, `eval` and the GUI read: dataset source, image scale, held-out views,
+    progress (iteration, scheduled iterations), loss history and the run's totals."""
     if not isinstance(record, dict):
         raise Invalid(f"expected a JSON object at the top level, got {type(record).__name__}")
     dataset = record.get("dataset")
@@ -29,3 +32,32 @@ def check_run_record(record: Any) -> None:
         raise Invalid("'holdout' must be a view name or a list of view names")
     if "holdout_every" in record:
         count(record, "holdout_every")
+    if "iteration" in record:
+        count(record, "iteration")
+    config = record.get("config")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise Invalid("'config' must be an object")
+        if "iterations" in config:
+            count(config, "iterations", "config.")
+    if "losses" in record:
+        _check_losses(entry(record, "losses", list))
+    if "seconds" in record and number(record, "seconds") < 0:
+        raise Invalid(f"'seconds' must not be negative, got {record['seconds']}")
+    if "sessions" in record:
+        for i, session in enumerate(entry(record, "sessions", list)):
+            where = f"sessions[{i}]."
+            count(session, "from", where)
+            count(session, "to", where)
+            if number(session, "seconds", where) < 0:
+                raise Invalid(f"'{where}seconds' must not be negative")
+
+
+def _check_losses(rows: list) -> None:
+    """One object per iteration: its number and the total, a number or a non-finite marker."""
+    for i, row in enumerate(rows):
+        where = f"losses[{i}]."
+        count(row, "iteration", where)
+        total = entry(row, "total", (int, float, str), where)
+        if isinstance(total, str) and total not in NON_FINITE:
+            raise Invalid(f"'{where}total' must be a number, got {total!r}")

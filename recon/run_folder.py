@@ -8,6 +8,7 @@ materials.safetensors + materials.json (stored clustering) and edits.json (mater
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,12 @@ class RunFolder:
         overwrite it. A folder whose first checkpoint a kill cut short holds none and can be reused."""
         return (self.checkpoint / "state.safetensors").exists()
 
+    @property
+    def looks_like_run(self) -> bool:
+        """Whether the folder is a run's rather than a dataset's: it has run.json or a checkpoint.
+        A broken one still counts, so opening it explains what is wrong with the run."""
+        return self.path.is_dir() and (self.record_file.is_file() or self.checkpoint.is_dir())
+
     def require(self) -> RunFolder:
         """This folder, or a RunFolderError when it is not a folder at all."""
         if not self.path.is_dir():
@@ -134,3 +141,19 @@ class RunFolder:
         self.require()
         shader, normalization = load_shader(self.shader_file)
         return RunAppearance(load_mesh(self.mesh_file), shader, normalization)
+
+
+COUNTER = re.compile(r"^(.*)-(\d{1,3})$")  # "dino-2": the counter `fresh_run_folder` adds
+
+
+def fresh_run_folder(path: Path | str) -> Path:
+    """`path` when it holds no run, else the first of `name-2`, `name-3`, … beside it that does not
+    exist: starting the same dataset again starts a new run instead of refusing ("dino-2" → "dino-3")."""
+    path = Path(path).expanduser()
+    if not RunFolder(path).holds_run:
+        return path
+    match = COUNTER.match(path.name)
+    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (path.name, 2)
+    while (path.parent / f"{stem}-{n}").exists():
+        n += 1
+    return path.parent / f"{stem}-{n}"

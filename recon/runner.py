@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from recon.export import export_mesh, versions, write_run_record
 from recon.methods.registry import DEFAULT
 from recon.methods.session import Session, StepRecord
 from recon.run_folder import RunFolder
+from recon.run_totals import run_totals
 from recon.shader import save_shader
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def run(
     extra: dict[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
     method: str = DEFAULT,
+    earlier: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Step `session` (to the end of its schedule, or `iterations` more), checkpointing as it goes.
 
@@ -84,13 +86,17 @@ def run(
     `on_step` runs in the caller's thread after every step (a GUI blocks there while paused);
     `should_stop` is asked after every step and, when true, ends the run early with all outputs
     written and `"stopped": true` in run.json.
+
+    `earlier`: the sessions that made the run before this one (a resume's, `recon.run_totals`);
+    run.json's `seconds` and `sessions` are the whole run's.
     """
     extra = dict(extra or {})
     folder = out if isinstance(out, RunFolder) else RunFolder(out)
-    start = time.perf_counter()
+    start, first = time.perf_counter(), session.iteration
 
     def write(**more: Any) -> dict[str, Any]:
-        return write_outputs(session, folder, {**extra, **more}, method)
+        totals = run_totals(earlier, first, session.iteration, time.perf_counter() - start)
+        return write_outputs(session, folder, {**extra, **totals, **more}, method)
 
     remove_stale_temporaries(folder.path)  # left by a killed run; this one owns the folder now
     write()  # a resumable folder from the first moment, even if killed hard
@@ -100,16 +106,16 @@ def run(
                 on_step(record)
             if should_stop is not None and should_stop():
                 log.info("stopped at iteration %d; outputs and checkpoint in %s", session.iteration, folder.path)
-                return write(stopped=True, seconds=time.perf_counter() - start)
+                return write(stopped=True)
             if session.iteration % session.config.checkpoint_every == 0:  # all outputs: a kill loses nothing else
-                write(seconds=time.perf_counter() - start)
+                write()
     except StalledError as exc:  # the session is at its last good state: keep it, then report
         log.info("stalled at iteration %d; outputs of the last good state in %s", session.iteration, folder.path)
-        write(stalled=str(exc), seconds=time.perf_counter() - start)
+        write(stalled=str(exc))
         raise
     except KeyboardInterrupt:
         log.warning("interrupted at iteration %d; writing a checkpoint to %s", session.iteration, folder.checkpoint)
-        write(interrupted=True, seconds=time.perf_counter() - start)
+        write(interrupted=True)
         raise
-    return write(seconds=time.perf_counter() - start)
+    return write()
 

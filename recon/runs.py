@@ -26,6 +26,7 @@ from recon.errors import ReconstructError
 from recon.methods.registry import DEFAULT, Method, get_method
 from recon.methods.session import Session, StepRecord
 from recon.run_folder import RunFolder
+from recon.run_totals import earlier_sessions
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class OpenedRun:
         total: the iteration the run stops at.
         extra: run.json entries beyond the session's own (image scale, held-out views).
         heldout: the views kept out of the optimisation (for PSNR), at the working resolution.
+        earlier: the sessions that made a resumed run so far (`recon.run_totals`), for run.json's totals.
     """
 
     session: Session
@@ -180,6 +182,7 @@ class OpenedRun:
     total: int
     extra: dict[str, Any] = field(default_factory=dict)
     heldout: tuple[View, ...] = ()
+    earlier: tuple[dict[str, Any], ...] = ()
 
     @property
     def scene(self) -> Scene:
@@ -253,7 +256,7 @@ def resume_run(options: ResumeOptions, status: Status = log.info) -> OpenedRun:
     if options.deterministic or record.get("deterministic") is True:  # a run that recorded it keeps it
         use_deterministic_kernels()
         extra["deterministic"] = True
-    return OpenedRun(session, folder, method, device, why, total, extra, held)
+    return OpenedRun(session, folder, method, device, why, total, extra, held, tuple(earlier_sessions(record)))
 
 
 def drive(
@@ -270,5 +273,5 @@ def drive(
 
     return runner.run(
         run.session, run.folder, max(0, run.total - run.session.iteration), on_step=on_step,
-        extra={**run.extra, **(extra or {})}, should_stop=should_stop, method=run.method.name,
+        extra={**run.extra, **(extra or {})}, should_stop=should_stop, method=run.method.name, earlier=run.earlier,
     )

@@ -122,9 +122,15 @@ def test_run_json_records_the_method_and_the_config_recon_runs_plans(finished_ru
 def test_resume_continues_and_refuses_a_second_run_in_place(finished_run, small_demo) -> None:
     again = run_cli("run", str(small_demo), "--out", str(finished_run), "--iterations", "6")
     assert again.returncode == 2 and "resume" in again.stderr
+    before = json.loads((finished_run / "run.json").read_text())
     result = run_cli("resume", str(finished_run), "--iterations", "2", "--renderer", "gl")
     assert result.returncode == 0, result.stderr
-    assert json.loads((finished_run / "run.json").read_text())["iteration"] == 8
+    record = json.loads((finished_run / "run.json").read_text())
+    assert record["iteration"] == 8
+    # run.json keeps the run's totals: both sessions, and the time of the whole run
+    assert [(s["from"], s["to"]) for s in record["sessions"]] == [(0, 6), (6, 8)]
+    assert record["seconds"] == pytest.approx(before["seconds"] + record["sessions"][1]["seconds"])
+    assert "s in all)" in result.stdout
 
 
 def test_eval_and_export(finished_run, small_demo) -> None:
