@@ -319,6 +319,7 @@ class MainWindow(QMainWindow):
         self.viewport.clear()
         self.snapshot = None
         self.plots.clear()
+        self.run_panel.reset()  # the progress and rate of a run on the previous scene
         self._update_materials()
 
     def _default_out(self, scene: Scene) -> Path:
@@ -446,6 +447,7 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
+        self.status.setText(f"Starting a reconstruction in {request.out} …")
         self.viewport.set_live(request.live_rate > 0)
         self.run.start(request)
         self._update_materials()
@@ -527,11 +529,10 @@ class MainWindow(QMainWindow):
         scene = info["scene"]
         if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
             self._show_scene(scene)
-        self.run_panel.begin(info["iteration"], info["total"])
+        self.run_panel.begin(info["iteration"], info["total"], info["levels"])
         self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
-        width, height = info["resolution"]
-        self.run_panel.resolution.setText(f"working at {width}×{height} px (scale {info['scale']:g})")
         self.run_panel.set_out(Path(info["out"]))
+        self.status.setText(f"Reconstructing {scene.source.name} ({info['views']} views) into {info['out']}")
         if self.run_panel.state == "starting":
             self.run_panel.set_state("running")
 

@@ -232,6 +232,8 @@ class Viewport(QOpenGLWidget):
         self.snapped_view = None
         self.orbit = OrbitCamera(up=up)
         self._frusta_dirty = self._overlay_dirty = True
+        if self.error is None:
+            self.message.setText("")  # "Drop a dataset here" is done; a GL error stays
         self.update()
 
     def set_snapshot(self, snapshot) -> None:
