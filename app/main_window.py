@@ -70,7 +70,9 @@ class MainWindow(QMainWindow):
         self.scene: Scene | None = None
         self.last_error: str | None = None
         self.run = RunController(self)
-        self.snapshot: Snapshot | None = None
+        self.export_actions: list[QAction] = []  # mesh and shader: usable once there is a reconstruction
+        self.screenshot_action: QAction | None = None  # usable once there is a scene
+        self.snapshot = None
         self._after_run: Callable[[], None] | None = None
         self._closing = False
         self.setWindowTitle("reconstruct")
@@ -168,9 +170,10 @@ class MainWindow(QMainWindow):
         export = menu.addMenu("&Export")
         for fmt in MESH_FORMATS:
             text = f"Mesh as {fmt.upper()} (baked colours, material edits)…"
-            self._action(export, text, lambda _=False, f=fmt: self._ask_export_mesh(f))
-        self._action(export, "Shader Weights…", self._ask_export_shader)
-        self._action(export, "Screenshot (PNG)…", self._ask_screenshot, QKeySequence("Ctrl+Shift+S"))
+            self.export_actions.append(self._action(export, text, lambda _=False, f=fmt: self._ask_export_mesh(f)))
+        self.export_actions.append(self._action(export, "Shader Weights…", self._ask_export_shader))
+        self.screenshot_action = self._action(export, "Screenshot (PNG)…", self._ask_screenshot, QKeySequence("Ctrl+Shift+S"))
+        self._update_export_actions()
         menu.addSeparator()
         self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -215,6 +218,23 @@ class MainWindow(QMainWindow):
 
     def _set_mode(self, mode: str) -> None:
         self.view_state.set_mode(mode)
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The reconstruction on show (what Export writes), None before any."""
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot | None) -> None:
+        self._snapshot = snapshot
+        self._update_export_actions()
+
+    def _update_export_actions(self) -> None:
+        """Export only what exists: a save dialog for nothing would end in "Nothing to export"."""
+        for action in self.export_actions:
+            action.setEnabled(self._snapshot is not None)
+        if self.screenshot_action is not None:
+            self.screenshot_action.setEnabled(self.scene is not None or self._snapshot is not None)
 
     def _on_mode(self, mode: str) -> None:
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
