@@ -142,6 +142,7 @@ class Viewport(QOpenGLWidget):
         self.fps_label = QLabel(self)
         self.fps_label.setStyleSheet("color: #ddd; background: rgba(0,0,0,110); padding: 2px 5px;")
         self.fps_label.move(6, 6)
+        self.fps_label.resize(0, 0)
         self.message = QLabel(self)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
@@ -422,9 +423,12 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     def _tick(self, seconds: float) -> None:
+        """The overlay line: frame rate (only while frames keep coming), frame time, path, mode."""
         now = time.perf_counter()
         self._frame_times = [t for t in self._frame_times if now - t < 1.0] + [now]
-        fps = len(self._frame_times) / max(now - self._frame_times[0], 1e-3) if len(self._frame_times) > 1 else 0.0
+        rate = None  # a lone frame after a rest has no rate; "0.0 fps" would read as a hung view
+        if len(self._frame_times) > 1:
+            rate = (len(self._frame_times) - 1) / max(now - self._frame_times[0], 1e-3)
         path = self.pipe.path if self.pipe is not None else "—"
         if path != self._shown_path:  # also when the pipeline dropped a failing path by itself
             self._shown_path = path
@@ -432,9 +436,12 @@ class Viewport(QOpenGLWidget):
         shading = self.mode in NEURAL_MODES and self._weights is not None and self._has_mode_inputs()
         if self.pipe is not None and not shading:
             path = f"{path} (idle: raster mode)"
-        self.fps_label.setText(f"{fps:4.1f} fps  {1000 * seconds:5.1f} ms  {path}  {self.mode}")
-        self.fps_label.adjustSize()
-        self.fps_changed.emit(fps)
+        fps = f"{rate:4.1f} fps  " if rate is not None else ""
+        self.fps_label.setText(f"{fps}{1000 * seconds:5.1f} ms  {path}  {self.mode}")
+        hint = self.fps_label.sizeHint()  # grow only: a shrinking label uncovers the view, which paints a frame
+        self.fps_label.resize(max(hint.width(), self.fps_label.width()), hint.height())
+        if rate is not None:
+            self.fps_changed.emit(rate)
 
     def resizeGL(self, w: int, h: int) -> None:
         self.message.setGeometry(0, 0, self.width(), self.height())
