@@ -465,6 +465,7 @@ class MainWindow(QMainWindow):
 
     def _start(self, request: RunRequest) -> None:
         self.plots.clear()
+        self.run_panel.reset()  # the last run's progress and rate are not this one's
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
         self.status.setText(f"Starting a reconstruction in {request.out} …")

@@ -35,6 +35,7 @@ def test_another_dataset_and_the_next_run_start_clean(make_main_window, small_da
     panel.iterations.setValue(2)
     panel.start_button.click()
     assert not window.status.text().startswith("Done")  # the finished run is not what happens now
+    assert panel.progress.text() == "" and panel.rate.text() == ""
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
 
     other = shutil.copytree(small_dataset, tmp_path / "other")
