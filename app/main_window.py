@@ -4,7 +4,8 @@ The window owns the current Scene; its `RunController` owns at most one run (the
 and what the run reported). Widgets never talk to each other directly: the window connects the
 run's signals (immutable snapshots, batched step records) to the viewport, plots and run panel,
 and the panels' requests back to the run's thread-safe controls. The Run panel turns its choices
-into `recon.runs.RunOptions`; the view toolbar (`app.view_toolbar`) drives the viewport. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
+into `recon.runs.RunOptions`; what the viewport draws is one `app.view_state.ViewState` that the
+view toolbar (`app.view_toolbar`), the View menu and the viewport's keys share. Material editing (`app.materials.MaterialsModel`) needs a shader at rest, so
 the window hands it the snapshot of a finished or paused run and withdraws it while a run goes on;
 the model's state reaches the viewport only through `_sync_viewport_materials`. Running work is
 never dropped silently: opening another dataset or resuming during a run asks first, and closing
@@ -47,9 +48,10 @@ from app.run_controller import RunController
 from app.run_opener import RunOpener, ShownRun, describe
 from app.run_panel import RunPanel
 from app.session_worker import RunRequest
+from app.view_state import MODES, ViewState
 from app.view_toolbar import ViewToolbar
 from app.views_panel import ViewsPanel
-from app.viewport import MODES, Viewport
+from app.viewport import Viewport
 from recon.data import Scene
 from recon.errors import ReconstructError
 from recon.methods.session import Snapshot, normalized_camera
@@ -72,7 +74,9 @@ class MainWindow(QMainWindow):
         self.scene: Scene | None = None
         self.last_error: str | None = None
         self.run = RunController(self)
-        self.snapshot: Snapshot | None = None
+        self.export_actions: list[QAction] = []  # mesh and shader: usable once there is a reconstruction
+        self.screenshot_action: QAction | None = None  # usable once there is a scene
+        self.snapshot = None
         self.shown_run: ShownRun | None = None  # the run folder shown at rest: what Resume continues
         self._after_run: Callable[[], None] | None = None
         self._closing = False
@@ -80,7 +84,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
 
-        self.viewport = Viewport()
+        self.view_state = ViewState(self)
+        self.view_state.mode_changed.connect(self._on_mode)
+        self.viewport = Viewport(view_state=self.view_state)
         self.materials = MaterialsModel(self)
         self.setCentralWidget(self._viewport_with_toolbar())
         self.views_panel = ViewsPanel()
@@ -138,7 +144,6 @@ class MainWindow(QMainWindow):
         bar = self.view_bar
         self.mode_box, self.path_box, self.wire_box = bar.mode_box, bar.path_box, bar.wire_box
         self.frusta_box, self.opacity = bar.frusta_box, bar.opacity
-        bar.mode_chosen.connect(self._on_mode)
         self.viewport.view_snapped.connect(self._on_viewport_snapped)
         self.viewport.camera_moved.connect(self._on_camera_moved)
         holder = QWidget()
@@ -173,9 +178,10 @@ class MainWindow(QMainWindow):
         export = menu.addMenu("&Export")
         for fmt in MESH_FORMATS:
             text = f"Mesh as {fmt.upper()} (baked colours, material edits)…"
-            self._action(export, text, lambda _=False, f=fmt: self._ask_export_mesh(f))
-        self._action(export, "Shader Weights…", self._ask_export_shader)
-        self._action(export, "Screenshot (PNG)…", self._ask_screenshot, QKeySequence("Ctrl+Shift+S"))
+            self.export_actions.append(self._action(export, text, lambda _=False, f=fmt: self._ask_export_mesh(f)))
+        self.export_actions.append(self._action(export, "Shader Weights…", self._ask_export_shader))
+        self.screenshot_action = self._action(export, "Screenshot (PNG)…", self._ask_screenshot, QKeySequence("Ctrl+Shift+S"))
+        self._update_export_actions()
         menu.addSeparator()
         self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -188,22 +194,57 @@ class MainWindow(QMainWindow):
         edit.addAction(self.redo_action)
 
         view = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
-        for i, mode in enumerate(MODES):
-            action = self._action(view, f"{mode.capitalize()} shading", lambda _=False, m=mode: self._set_mode(m), None, True)
-            action.setChecked(mode == self.viewport.mode)
-            group.addAction(action)
+        self._view_state_actions(view)
         view.addSeparator()
         self._action(view, "Reset Camera", self.viewport.reset_camera)
         view.addSeparator()
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
 
+    def _view_state_actions(self, menu) -> None:
+        """Modes, wireframe and cameras in the View menu: checked as the view state says, writing it.
+
+        The keys are the viewport's own (they act when it has focus); the menu shows them after a tab.
+        """
+        state = self.view_state
+        group = QActionGroup(self)
+        self.mode_actions: dict[str, QAction] = {}
+        for i, mode in enumerate(MODES):
+            action = self._action(menu, f"{mode.capitalize()} shading\t{i + 1}", lambda _=False, m=mode: self._set_mode(m),
+                                  None, True)
+            action.setChecked(mode == state.mode)
+            group.addAction(action)
+            self.mode_actions[mode] = action
+        state.mode_changed.connect(lambda mode: self.mode_actions[mode].setChecked(True))
+        menu.addSeparator()
+        self.wireframe_action = self._action(menu, "Wireframe\tW", state.set_wireframe, None, True)
+        self.wireframe_action.setChecked(state.wireframe)
+        state.wireframe_changed.connect(self.wireframe_action.setChecked)
+        self.frusta_action = self._action(menu, "Cameras\tC", state.set_frusta, None, True)
+        self.frusta_action.setChecked(state.frusta)
+        state.frusta_changed.connect(self.frusta_action.setChecked)
+
     def _set_mode(self, mode: str) -> None:
-        self.view_bar.set_mode(mode)
+        self.view_state.set_mode(mode)
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The reconstruction on show (what Export writes), None before any."""
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot | None) -> None:
+        self._snapshot = snapshot
+        self._update_export_actions()
+
+    def _update_export_actions(self) -> None:
+        """Export only what exists: a save dialog for nothing would end in "Nothing to export"."""
+        for action in self.export_actions:
+            action.setEnabled(self._snapshot is not None)
+        if self.screenshot_action is not None:
+            self.screenshot_action.setEnabled(self.scene is not None or self._snapshot is not None)
 
     def _on_mode(self, mode: str) -> None:
-        self.viewport.set_mode(mode)
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
 
     def _ask_folder(self) -> None:
@@ -349,6 +390,7 @@ class MainWindow(QMainWindow):
         self.viewport.clear()
         self.snapshot = None
         self.plots.clear()
+        self.run_panel.reset()  # the progress and rate of a run on the previous scene
         self._update_materials()
 
     def _default_out(self, scene: Scene) -> Path:
@@ -483,8 +525,10 @@ class MainWindow(QMainWindow):
 
     def _start(self, request: RunRequest) -> None:
         self.plots.clear()
+        self.run_panel.reset()  # the last run's progress and rate are not this one's
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
+        self.status.setText(f"Starting a reconstruction in {request.out} …")
         self.viewport.set_live(request.live_rate > 0)
         self.run.start(request)
         self._update_materials()
@@ -571,12 +615,11 @@ class MainWindow(QMainWindow):
         scene = info["scene"]
         if self.scene is None or Path(self.scene.source) != Path(scene.source):  # a resumed run of another dataset
             self._show_scene(scene)
-        self.run_panel.begin(info["iteration"], info["total"])
+        self.run_panel.begin(info["iteration"], info["total"], info["levels"])
         self.run_panel.show_choice(f"device {info['device']}, renderer {info['renderer']}", info["why"])
-        width, height = info["resolution"]
-        self.run_panel.resolution.setText(f"working at {width}×{height} px (scale {info['scale']:g})")
         self.run_panel.set_out(Path(info["out"]))
         self.plots.add_steps(info["history"])  # a resumed run's whole history, not only what follows
+        self.status.setText(f"Reconstructing {scene.source.name} ({info['views']} views) into {info['out']}")
         if self.run_panel.state == "starting":
             self.run_panel.set_state("running")
 
@@ -722,18 +765,14 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.run_panel.restore(s)
-        self._set_mode(str(s.value("view/mode", "neural")) if s.value("view/mode", "neural") in MODES else "neural")
-        self.frusta_box.setChecked(s.value("view/frusta", "true") in (True, "true"))
-        self.opacity.setValue(int(s.value("view/opacity", 50)))
+        self.view_state.restore(s)
 
     def _save_settings(self) -> None:
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         self.run_panel.save(s)
-        s.setValue("view/mode", self.viewport.mode)
-        s.setValue("view/frusta", self.frusta_box.isChecked())
-        s.setValue("view/opacity", self.opacity.value())
+        self.view_state.save(s)
 
     def _stop_run_before_closing(self) -> None:
         """Join the run's thread; when its last step and writes take long, say so and keep the UI painting."""

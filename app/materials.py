@@ -219,6 +219,7 @@ class MaterialsModel(QObject):
         self.point_changed.emit(None)
         self.edits_changed.emit(self.edits)
         self.shading_changed.emit(None)
+        self.message.emit("")  # a result about the forgotten state would contradict the panel
 
     def _set_available(self, available: bool, why: str) -> None:
         self.available, self.why_not = available, why

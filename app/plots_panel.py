@@ -1,7 +1,8 @@
 """Loss terms against iteration on a log scale (pyqtgraph), plus a PSNR curve when one is computed.
 
 The curves are the terms the step records carry, whatever the method: one appears with the
-first record that has it.
+first record that has it. Before the first record the plot is empty and says so, without the
+tick labels a log axis invents for no data (0.1 … 0.9, crowded).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from recon.methods.session import StepRecord
 
 COLOURS = {"total": "w", "silhouette": "c", "shading": "y", "laplacian": "m", "normal": "g"}
+EMPTY_HINT = "The loss curves appear here once a run starts."
 
 
 class PlotsPanel(QWidget):
@@ -26,7 +28,8 @@ class PlotsPanel(QWidget):
         self.loss_plot.setLogMode(x=False, y=True)
         self.loss_plot.setLabel("bottom", "iteration")
         self.loss_plot.addLegend(offset=(-5, 5))
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.hint = pg.TextItem(EMPTY_HINT, color="#999", anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self.hint, ignoreBounds=True)
         self.psnr_plot = pg.PlotWidget(title="PSNR (dB)")
         self.psnr_plot.setLabel("bottom", "iteration")
         self.psnr_plot.setMaximumHeight(160)
@@ -51,6 +54,21 @@ class PlotsPanel(QWidget):
             curve.setData([], [])
         self.psnr_curve.setData([], [])
         self.psnr_plot.hide()
+        self._show_empty(True)
+
+    def _show_empty(self, empty: bool) -> None:
+        """Empty: the hint in the middle of a fixed view, no tick values; else the curves, autoscaled."""
+        self.empty = empty
+        self.hint.setVisible(empty)
+        for side in ("left", "bottom"):
+            self.loss_plot.getAxis(side).setStyle(showValues=not empty)
+        self.loss_plot.showGrid(x=not empty, y=not empty, alpha=0.2)
+        if empty:
+            self.loss_plot.disableAutoRange()
+            self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # y in log10 units here
+            self.hint.setPos(0.5, 0.5)
+        else:
+            self.loss_plot.enableAutoRange()
 
     def add_steps(self, records: list[StepRecord]) -> None:
         for record in records:
@@ -63,6 +81,8 @@ class PlotsPanel(QWidget):
             for name in self.values:
                 if name != "total":
                     self.values[name].append(record.losses.get(name, np.nan))
+        if records and self.empty:  # once: a zoom the user makes later is theirs to keep
+            self._show_empty(False)
         x = np.asarray(self.iterations, dtype=np.float64)
         for name, curve in self.curves.items():
             y = np.asarray(self.values[name], dtype=np.float64)

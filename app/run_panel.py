@@ -3,12 +3,13 @@ run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with 
 
 The panel only collects choices and shows state: `options()` turns them into the `RunOptions` the
 CLI builds from its arguments ("auto" iterations and resolution mean what they mean there), and
-`save`/`restore` keep them in QSettings.
+`save`/`restore` keep them in QSettings. What it shows belongs to the current run only: the
+it/s counts running time (`app.run_clock`), the ETA shows only while running, the working
+resolution follows the run's image levels, and `reset` clears it all for another dataset.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.run_clock import RunClock
 from recon.methods.registry import get_method, method_names
 from recon.methods.session import StepRecord
 from recon.runs import RunOptions
@@ -134,8 +136,8 @@ class RunPanel(QWidget):
         layout.addWidget(self.rate)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self._t0 = 0.0
-        self._it0 = 0
+        self.clock = RunClock()
+        self._levels: tuple[tuple[int, tuple[int, int]], ...] = ()
         self._resume_offered, self._resume_why = False, ""
         self.set_state("idle")
 
@@ -213,6 +215,11 @@ class RunPanel(QWidget):
         self.resume_folder_button.setEnabled(not busy)
         for widget in (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout, self.out):
             widget.setEnabled(not busy)
+        if state == "running":
+            self.clock.resume()
+        else:  # paused, stopping or over: the clock stands, and an ETA would promise nothing
+            self.clock.pause()
+        self._show_rate()
 
     def offer_resume(self, enabled: bool, why: str) -> None:
         """At rest, Resume continues the run the window shows (`app.run_opener.ResumeOffer`); `why`,
@@ -220,23 +227,65 @@ class RunPanel(QWidget):
         self._resume_offered, self._resume_why = bool(enabled), why
         self.set_state(self.state)
 
-    def begin(self, iteration: int, total: int) -> None:
+    def reset(self) -> None:
+        """Nothing of an earlier run: empty progress, no rate, no working resolution."""
+        self.progress.reset()
+        self.clock = RunClock()
+        self.rate.setText("")
+        self._levels = ()
+
+    def begin(self, iteration: int, total: int, levels: tuple[tuple[int, tuple[int, int]], ...]) -> None:
+        """A run starts (or resumes) at `iteration` of `total`; `levels`: (from iteration, image size) it works at."""
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(iteration)
-        self._t0, self._it0 = time.perf_counter(), iteration
+        self.clock.start(iteration)
         self.rate.setText("")
+        self._levels = tuple(levels)
+        self._show_level(iteration)
 
     def show_steps(self, records: list[StepRecord]) -> None:
-        """Iteration, it/s since the start (or resume) and the ETA at that rate."""
+        """Iteration, it/s of running time since the start (or resume), the ETA at that rate, the working size."""
         last = records[-1]
         self.progress.setValue(last.iteration)
-        elapsed = time.perf_counter() - self._t0
-        rate = (last.iteration - self._it0) / max(elapsed, 1e-9)
-        left = (self.progress.maximum() - last.iteration) / max(rate, 1e-9)
-        self.rate.setText(f"iteration {last.iteration} / {self.progress.maximum()}   {rate:.2f} it/s   ETA {_duration(left)}")
+        self.clock.record(last.iteration)
+        self._show_rate()
+        self._show_level(last.iteration)
+
+    @property
+    def rate_value(self) -> float | None:
+        """The it/s shown (running time only), None before the first step of a run."""
+        return self.clock.rate
+
+    def _show_rate(self) -> None:
+        rate = self.clock.rate
+        if rate is None:
+            return
+        done, total = self.progress.value(), self.progress.maximum()
+        text = f"iteration {done} / {total}   {rate:.2f} it/s"
+        if self.state == "running":
+            text += f"   ETA {_duration((total - done) / rate)}"
+        self.rate.setText(text)
+
+    def _show_level(self, iteration: int) -> None:
+        """The image size the run works at after `iteration` steps, and the next one it moves to."""
+        if self._levels:
+            self.resolution.setText(working_resolution(self._levels, iteration))
 
     def set_out(self, path: Path) -> None:
         self.out.setText(str(path))
+
+
+def working_resolution(levels: tuple[tuple[int, tuple[int, int]], ...], iteration: int) -> str:
+    """'working at w×h, then W×H from iteration N' before the switch, 'working at W×H (since iteration N)' after."""
+    current = max((level for level in levels if level[0] <= iteration), key=lambda level: level[0], default=levels[0])
+    later = [level for level in levels if level[0] > iteration]
+    (width, height), start = current[1], current[0]
+    text = f"working at {width}×{height}"
+    if later:
+        text += ", then " + ", then ".join(f"{w}×{h} from iteration {at}" for at, (w, h) in later)
+    elif start > 0:
+        text += f" (since iteration {start})"
+    return text
 
 
 def _duration(seconds: float) -> str:

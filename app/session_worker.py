@@ -140,6 +140,7 @@ class SessionWorker(QObject):
                 "why": opened.why,
                 "renderer": session.renderer.backend,
                 "resolution": (width, height),
+                "levels": runs.image_levels(opened),  # (from iteration, size) the steps work at
                 "scale": opened.extra["image_scale"],
                 "out": str(opened.folder.path),
                 "iteration": session.iteration,

@@ -1,60 +1,62 @@
 """The viewport's toolbar: shading mode, shading path, wireframe, camera frusta, photo opacity, reset.
 
 A QToolBar rather than a row of widgets: what does not fit a narrow window goes behind its »
-button instead of raising the window's minimum width. It drives the viewport directly (every
-control is a view setting) and tells the window only about mode changes, which also concern the
-materials model.
+button instead of raising the window's minimum width. Its controls write the viewport's
+`app.view_state.ViewState` and follow it, so they show what the keys and menus chose too.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QSlider, QToolBar
 
-from app.viewport import MODES, Viewport
+from app.view_state import MODES
+from app.viewport import Viewport
 
 
 class ViewToolbar(QToolBar):
-    """Controls of `viewport`; `mode_chosen` carries the mode picked in the box (or by `set_mode`)."""
-
-    mode_chosen = Signal(str)
+    """Controls of `viewport` and of its view state."""
 
     def __init__(self, viewport: Viewport) -> None:
         super().__init__("View")
         self.viewport = viewport
+        state = viewport.view_state
         self.setMovable(False)
         self.mode_box = QComboBox()
         for mode in MODES:
             self.mode_box.addItem(mode, mode)
+        self.mode_box.setCurrentIndex(MODES.index(state.mode))
         self.mode_box.setToolTip("Shading mode (keys 1–6); 'features' and 'materials' come from the Materials panel")
-        self.mode_box.currentIndexChanged.connect(lambda _: self.mode_chosen.emit(self.mode_box.currentData()))
+        self.mode_box.currentIndexChanged.connect(lambda _: state.set_mode(self.mode_box.currentData()))
+        state.mode_changed.connect(lambda mode: self.mode_box.setCurrentIndex(MODES.index(mode)))
         self.path_box = QComboBox()
         self.path_box.setToolTip("Shading path of the neural modes: CUDA–GL interop, GLSL compute shader, or CPU")
         self.path_box.activated.connect(lambda index: viewport.set_path(self.path_box.itemData(index)))
         viewport.paths_changed.connect(self.show_paths)
         self.wire_box = QCheckBox("wireframe")
+        self.wire_box.setChecked(state.wireframe)
         self.wire_box.setToolTip("Wireframe overlay (W)")
-        self.wire_box.toggled.connect(viewport.set_wireframe)
+        self.wire_box.toggled.connect(state.set_wireframe)
+        state.wireframe_changed.connect(self.wire_box.setChecked)
         self.frusta_box = QCheckBox("cameras")
-        self.frusta_box.setChecked(True)
+        self.frusta_box.setChecked(state.frusta)
         self.frusta_box.setToolTip("Camera frusta of the input views (C)")
-        self.frusta_box.toggled.connect(viewport.set_frusta_visible)
+        self.frusta_box.toggled.connect(state.set_frusta)
+        state.frusta_changed.connect(self.frusta_box.setChecked)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setValue(50)
+        self.opacity.setValue(round(100 * state.opacity))
         self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
-        self.opacity.valueChanged.connect(lambda v: viewport.set_overlay_opacity(v / 100))
+        self.opacity.valueChanged.connect(lambda v: state.set_opacity(v / 100))
+        state.opacity_changed.connect(lambda opacity: self.opacity.setValue(round(100 * opacity)))
         reset = QPushButton("Reset view")
         reset.setToolTip("Frame the object again (R)")
         reset.clicked.connect(viewport.reset_camera)
         for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
                        QLabel(" Photo "), self.opacity, reset):
             self.addWidget(widget)
-
-    def set_mode(self, mode: str) -> None:
-        self.mode_box.setCurrentIndex(MODES.index(mode))
 
     def show_paths(self) -> None:
         """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""

@@ -13,6 +13,9 @@ controller (`app.orbit`), input, and scheduling:
   the frame rate of the neural image, never the UI's.
 - `release()` frees every GL object with the context current; the window calls it on close,
   before QApplication goes away (moderngl objects freed after their context segfault at exit).
+- What to draw (mode, wireframe, frusta, photo opacity) lives in an `app.view_state.ViewState`
+  shared with the toolbar and the menus; the keys write there, and the widget redraws on its
+  signals, so the controls always show what is drawn.
 - Material editing feeds the "features" and "materials" modes and the edits through
   `set_shading_inputs` (one immutable `render.viewer.ShadingInputs`); like snapshots it is handed
   to the pipeline at the next paint, so a shading job never sees it change.
@@ -33,12 +36,12 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import QLabel
 
 from app.orbit import OrbitCamera
+from app.view_state import MODES, ViewState
 from render.camera import Camera
 from render.viewer.inputs import NO_INPUTS, ShadingInputs
 
 log = logging.getLogger(__name__)
 
-MODES = ("neural", "normals", "smooth", "flat", "features", "materials")
 MODE_KEYS = {getattr(Qt.Key, f"Key_{i + 1}"): mode for i, mode in enumerate(MODES)}
 NEURAL_MODES = ("neural", "features", "materials")  # shaded by the MLP (a shading path), not by rasterisation
 MOVING_SCALE = 0.35  # neural shading on CPU while the camera moves: this fraction of the pixels per side
@@ -89,15 +92,16 @@ class Viewport(QOpenGLWidget):
     surface_picked = Signal(object)  # (3,) float64 normalised point under a pick click
     paths_changed = Signal()  # the shading paths are known (GL is up) or one was switched / dropped
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, view_state: ViewState | None = None) -> None:
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(320, 240)
         self.orbit = OrbitCamera()
-        self.mode = "neural"
-        self.wireframe = False
-        self.show_frusta = True
-        self.overlay_opacity = 0.5
+        self.view_state = view_state if view_state is not None else ViewState(self)
+        self.view_state.mode_changed.connect(self._on_mode_changed)
+        self.view_state.wireframe_changed.connect(lambda _: self.update())
+        self.view_state.frusta_changed.connect(self._on_frusta_changed)
+        self.view_state.opacity_changed.connect(self._on_opacity_changed)
         self.overlay_enabled = True
         self.ctx = None
         self.pipe = None
@@ -138,6 +142,7 @@ class Viewport(QOpenGLWidget):
         self.fps_label = QLabel(self)
         self.fps_label.setStyleSheet("color: #ddd; background: rgba(0,0,0,110); padding: 2px 5px;")
         self.fps_label.move(6, 6)
+        self.fps_label.resize(0, 0)
         self.message = QLabel(self)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
@@ -228,6 +233,8 @@ class Viewport(QOpenGLWidget):
         self.snapped_view = None
         self.orbit = OrbitCamera(up=up)
         self._frusta_dirty = self._overlay_dirty = True
+        if self.error is None:
+            self.message.setText("")  # "Drop a dataset here" is done; a GL error stays
         self.update()
 
     def set_snapshot(self, snapshot) -> None:
@@ -250,24 +257,44 @@ class Viewport(QOpenGLWidget):
         self._mesh_dirty = True
         self.update()
 
+    # ---- what to draw: read from and written to the shared ViewState -------------------------
+    @property
+    def mode(self) -> str:
+        return self.view_state.mode
+
+    @property
+    def wireframe(self) -> bool:
+        return self.view_state.wireframe
+
+    @property
+    def show_frusta(self) -> bool:
+        return self.view_state.frusta
+
+    @property
+    def overlay_opacity(self) -> float:
+        return self.view_state.opacity
+
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
-        self.mode = mode
+        self.view_state.set_mode(mode)
+
+    def set_wireframe(self, on: bool) -> None:
+        self.view_state.set_wireframe(on)
+
+    def set_frusta_visible(self, on: bool) -> None:
+        self.view_state.set_frusta(on)
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self.view_state.set_opacity(opacity)
+
+    def _on_mode_changed(self, _mode: str) -> None:
         self._token += 1
         self.update()
 
-    def set_wireframe(self, on: bool) -> None:
-        self.wireframe = bool(on)
-        self.update()
-
-    def set_frusta_visible(self, on: bool) -> None:
-        self.show_frusta = bool(on)
+    def _on_frusta_changed(self, _on: bool) -> None:
         self._frusta_dirty = True
         self.update()
 
-    def set_overlay_opacity(self, opacity: float) -> None:
-        self.overlay_opacity = float(np.clip(opacity, 0.0, 1.0))
+    def _on_opacity_changed(self, _opacity: float) -> None:
         self._overlay_dirty = True
         self.update()
 
@@ -392,13 +419,16 @@ class Viewport(QOpenGLWidget):
     def _on_shade_failed(self, message: str) -> None:
         self._inflight = False
         self.error = f"neural shading failed ({message}); showing normals"
-        self.mode = "normals"
+        self.view_state.set_mode("normals")
         self.update()
 
     def _tick(self, seconds: float) -> None:
+        """The overlay line: frame rate (only while frames keep coming), frame time, path, mode."""
         now = time.perf_counter()
         self._frame_times = [t for t in self._frame_times if now - t < 1.0] + [now]
-        fps = len(self._frame_times) / max(now - self._frame_times[0], 1e-3) if len(self._frame_times) > 1 else 0.0
+        rate = None  # a lone frame after a rest has no rate; "0.0 fps" would read as a hung view
+        if len(self._frame_times) > 1:
+            rate = (len(self._frame_times) - 1) / max(now - self._frame_times[0], 1e-3)
         path = self.pipe.path if self.pipe is not None else "—"
         if path != self._shown_path:  # also when the pipeline dropped a failing path by itself
             self._shown_path = path
@@ -406,9 +436,12 @@ class Viewport(QOpenGLWidget):
         shading = self.mode in NEURAL_MODES and self._weights is not None and self._has_mode_inputs()
         if self.pipe is not None and not shading:
             path = f"{path} (idle: raster mode)"
-        self.fps_label.setText(f"{fps:4.1f} fps  {1000 * seconds:5.1f} ms  {path}  {self.mode}")
-        self.fps_label.adjustSize()
-        self.fps_changed.emit(fps)
+        fps = f"{rate:4.1f} fps  " if rate is not None else ""
+        self.fps_label.setText(f"{fps}{1000 * seconds:5.1f} ms  {path}  {self.mode}")
+        hint = self.fps_label.sizeHint()  # grow only: a shrinking label uncovers the view, which paints a frame
+        self.fps_label.resize(max(hint.width(), self.fps_label.width()), hint.height())
+        if rate is not None:
+            self.fps_changed.emit(rate)
 
     def resizeGL(self, w: int, h: int) -> None:
         self.message.setGeometry(0, 0, self.width(), self.height())
@@ -497,13 +530,13 @@ class Viewport(QOpenGLWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         if key in MODE_KEYS:
-            self.set_mode(MODE_KEYS[key])
+            self.view_state.set_mode(MODE_KEYS[key])
         elif key == Qt.Key.Key_R:
             self.reset_camera()
         elif key == Qt.Key.Key_W:
-            self.set_wireframe(not self.wireframe)
+            self.view_state.set_wireframe(not self.wireframe)
         elif key == Qt.Key.Key_C:
-            self.set_frusta_visible(not self.show_frusta)
+            self.view_state.set_frusta(not self.show_frusta)
         elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight) and self.view_cameras:
             step = 1 if key == Qt.Key.Key_BracketRight else -1
             current = self.snapped_view if self.snapped_view is not None else -step

@@ -24,7 +24,7 @@ from recon.data import CPU_MAX_SIDE, AutoScale, Scene, View
 from recon.data.images import ImageScale
 from recon.errors import ReconstructError
 from recon.methods.registry import DEFAULT, Method, get_method
-from recon.methods.session import Session, StepRecord
+from recon.methods.session import ImageLevels, Session, StepRecord
 from recon.run_folder import RunFolder
 from recon.run_totals import earlier_sessions
 
@@ -161,6 +161,17 @@ def describe_levels(plan_or_run: RunPlan | OpenedRun, width: int, height: int) -
     """The working resolution(s) of a planned or opened run at width × height, in words (the method's)."""
     config = plan_or_run.config if isinstance(plan_or_run, RunPlan) else plan_or_run.session.config
     return plan_or_run.method.describe_levels(width, height, config)
+
+
+def image_levels(run: OpenedRun) -> tuple[tuple[int, tuple[int, int]], ...]:
+    """(from iteration, image width and height) of each resolution the run's session works at.
+
+    Sessions that render the views at two levels (`ImageLevels` with coarse images) say when they
+    switch; any other works at the loaded images' size throughout.
+    """
+    if isinstance(run.session, ImageLevels):
+        return tuple(run.session.level_sizes())
+    return ((0, run.scene.resolution),)
 
 
 @dataclass

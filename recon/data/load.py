@@ -24,7 +24,8 @@ FORMATS: dict[str, ModuleType] = {
 
 
 def detect(path: Path) -> tuple[str, Path]:
-    """(format name, dataset root) for a folder or its main file, or a DatasetError listing what was looked for."""
+    """(format name, dataset root) for a folder or its main file, or a DatasetError naming, in one
+    short line, the file of each format that was looked for (the README's table has the details)."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(path, "no such file or folder")
@@ -32,8 +33,8 @@ def detect(path: Path) -> tuple[str, Path]:
         root = fmt.detect(path)
         if root is not None:
             return name, root
-    looked = "; ".join(f"{name}: {fmt.LOOKS_FOR}" for name, fmt in FORMATS.items())
-    raise DatasetError(path, f"not a dataset of a known format. Looked for — {looked}")
+    looked = ", ".join(fmt.KEY_FILE for fmt in FORMATS.values())
+    raise DatasetError(path, f'not a dataset of a known format (looked for {looked}); see "Dataset formats" in the README')
 
 
 def load(path: Path | str, image_scale: ImageScale = 1.0, format: str | None = None) -> Scene:

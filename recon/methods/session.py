@@ -119,6 +119,14 @@ class ImageLevels:
         """Whether this iteration works on the halved images."""
         return len(self._levels) > 1 and self.iteration < self.coarse_until
 
+    def level_sizes(self) -> list[tuple[int, tuple[int, int]]]:
+        """(from iteration, image width and height) of each level, coarse first: what the front ends
+        report as the working resolution, read from the cameras the steps use."""
+        sizes = [(camera.width, camera.height) for camera in (level[0][0] for level in self._levels)]
+        if len(sizes) == 1:
+            return [(0, sizes[0])]
+        return [(0, sizes[1]), (self.coarse_until, sizes[0])]
+
     @property
     def cameras(self) -> list[Camera]:
         """The views' cameras at the current image level, in normalised coordinates."""

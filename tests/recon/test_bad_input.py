@@ -380,3 +380,17 @@ def test_refused_with_one_line_naming_the_file(name, run_folder, tmp_path, capsy
     assert str(named) in lines[0] or named.name in lines[0], (named, lines[0])
     assert "Traceback" not in err
     assert _tree(tmp_path) == before, "a refused input wrote or changed files"
+
+
+def test_an_unknown_folder_names_each_formats_file_in_one_short_line(tmp_path, capsys) -> None:
+    from recon.data.load import FORMATS
+
+    folder = tmp_path / "holiday-photos"
+    folder.mkdir()
+    assert main(["info", str(folder)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "INFO"))]
+    assert len(lines) == 1 and lines[0].startswith(f"reconstruct: error: {folder}: not a dataset of a known format")
+    what = lines[0].split(str(folder), 1)[1]
+    assert len(what) < 200 and all(fmt.KEY_FILE in what for fmt in FORMATS.values())
+    assert 'see "Dataset formats" in the README' in what

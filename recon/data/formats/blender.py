@@ -22,6 +22,7 @@ from recon.jsonfile import read_json_object
 
 NAME = "blender"
 LOOKS_FOR = "transforms_train.json (or transforms_val/test.json) with camera_angle_x and frames"
+KEY_FILE = "transforms_train.json"
 
 SPLITS = ("train", "val", "test")
 FILES = tuple(f"transforms_{split}.json" for split in SPLITS)

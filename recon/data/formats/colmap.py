@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 NAME = "colmap"
 LOOKS_FOR = "a COLMAP sparse model (cameras + images, .txt or .bin) in sparse/0/, sparse/ or the folder"
+KEY_FILE = "sparse/0/cameras.{txt,bin}"
 
 # COLMAP's camera models: name → (model id in the binary format, number of parameters).
 MODELS = {

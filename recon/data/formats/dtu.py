@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 NAME = "dtu"
 LOOKS_FOR = "cameras.npz or cameras_sphere.npz beside an image/ (or images/) folder"
+KEY_FILE = "cameras.npz"
 
 NPZ_FILES = ("cameras.npz", "cameras_sphere.npz")
 IMAGE_DIRS = ("image", "images")

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 NAME = "middlebury"
 LOOKS_FOR = "a Middlebury *_par.txt camera file (name, K, R, t per line)"
+KEY_FILE = "*_par.txt"
 
 PIXEL_CENTER_SHIFT = 0.5  # Middlebury pixel centres are at integers; ours at integer + 0.5
 THRESHOLD = 0.19  # the authors' silhouette recipe (dataset README): intensity threshold…

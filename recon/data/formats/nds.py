@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 NAME = "nds"
 LOOKS_FOR = "NAME.png with NAME_k.txt, NAME_r.txt, NAME_t.txt (optional bbox.txt)"
+KEY_FILE = "NAME_k.txt"
 
 _CAMERA_SUFFIXES = ("_k.txt", "_r.txt", "_t.txt")
 

@@ -25,6 +25,7 @@ from recon.jsonfile import read_json_object
 
 NAME = "ngp"
 LOOKS_FOR = "transforms.json (instant-ngp / nerfstudio: fl_x, fl_y, cx, cy, w, h, frames)"
+KEY_FILE = "transforms.json"
 
 FILE = "transforms.json"
 _PINHOLE_MODELS = {"PINHOLE", "SIMPLE_PINHOLE"}
