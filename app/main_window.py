@@ -491,11 +491,13 @@ class MainWindow(QMainWindow):
         if options is None or self.running:
             return
         out = fresh_run_folder(options.out)
-        if out != options.out:  # the same dataset again: a new run beside the last, which stays as it is
-            self.status.setText(f"{options.out.name} holds a run already: this one goes to {out.name}")
+        taken = options.out
+        if out != taken:  # the same dataset again: a new run beside the last, which stays as it is
             self.run_panel.set_out(out)
             options = replace(options, out=out)
         self._start(RunRequest(options, live_rate=self.run_panel.live_rate_value()))
+        if out != taken:  # said after _start's "Starting …", which would hide it
+            self.status.setText(f"{taken.name} holds a run already: this one goes to {out.name} …")
 
     def resume_from(self, folder: Path, until: int | None = None) -> None:
         """Continue the run in `folder` from its checkpoint (its own dataset and settings).
