@@ -551,6 +551,7 @@ class MainWindow(QMainWindow):
                        model.shading_changed, model.projection_changed):
             signal.connect(lambda *_: self._sync_viewport_materials())
         self.viewport.surface_picked.connect(self._on_surface_picked)
+        self.viewport.pick_missed.connect(self.status.setText)
         self.materials_panel.pick.toggled.connect(self.viewport.set_pick_mode)
         self.materials_panel.apply.clicked.connect(lambda: self._set_mode("neural"))  # show the edited result
 

@@ -19,7 +19,8 @@ controller (`app.orbit`), input, and scheduling:
 - Material editing feeds the "features" and "materials" modes and the edits through
   `set_shading_inputs` (one immutable `render.viewer.ShadingInputs`); like snapshots it is handed
   to the pipeline at the next paint, so a shading job never sees it change.
-  In pick mode (or with Ctrl) a click reports the surface point under the cursor instead of orbiting.
+  In pick mode (or with Ctrl) a click reports the surface point under the cursor instead of orbiting,
+  or why there is none. The point is read from the G-buffer of the frame on screen, whatever its scale.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Viewport(QOpenGLWidget):
     camera_moved = Signal()
     view_snapped = Signal(int)
     surface_picked = Signal(object)  # (3,) float64 normalised point under a pick click
+    pick_missed = Signal(str)  # why a pick click found no surface point
     paths_changed = Signal()  # the shading paths are known (GL is up) or one was switched / dropped
 
     def __init__(self, parent=None, view_state: ViewState | None = None) -> None:
@@ -483,6 +485,16 @@ class Viewport(QOpenGLWidget):
             point = self.surface_point(event.position().x(), event.position().y())
             if point is not None:
                 self.surface_picked.emit(point)
+            else:
+                self.pick_missed.emit(self._why_no_point())
+
+    def _why_no_point(self) -> str:
+        """Why a click found no surface point, in words for the status bar."""
+        if self.pipe is None:
+            return self.error or "The 3D view is not ready yet."
+        if self.snapshot is None:
+            return "Nothing to pick yet: open a dataset and press Start."
+        return "No surface under the cursor: click on the mesh."
 
     def surface_point(self, x: float, y: float) -> np.ndarray | None:
         """Normalised surface point under widget position (x, y) in the last frame, or None (background)."""
