@@ -529,7 +529,7 @@ class MainWindow(QMainWindow):
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
         self.status.setText(f"Starting a reconstruction in {request.out} …")
-        self.viewport.set_live(request.live_rate > 0)
+        self.viewport.set_live(request.live_rate)
         self.run.start(request)
         self._update_materials()
 
@@ -610,7 +610,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("run/live_rate", rate)
         if self.running:
             self.run.set_live_rate(rate)
-            self.viewport.set_live(rate > 0)
+            self.viewport.set_live(rate)
 
     def _on_run_started(self, info: dict) -> None:
         scene = info["scene"]
@@ -660,7 +660,7 @@ class MainWindow(QMainWindow):
         self._show_error("Reconstruction failed", f"{message}{hint}")
 
     def _end_run(self) -> None:
-        self.viewport.set_live(False)  # refine the last frame at full resolution
+        self.viewport.set_live(0.0)  # refine the last frame at full resolution
         self.run_panel.set_state("ready" if self.scene is not None else "idle")
         result, out = self.run_result, self.run_info.get("out")
         self._show_run_at_rest(ShownRun(Path(out), result) if result is not None and out else None)

@@ -370,6 +370,11 @@ class ViewerPipeline:
         )
         return texel[:3].astype(np.float64) if texel[3] > 0 else None
 
+    @property
+    def shown_resolution(self) -> tuple[int, int] | None:
+        """(w, h) the frame last displayed was rendered at (below its display size when `scale` < 1), or None."""
+        return None if self._pick is None else self._pick[0].size
+
     def read_color(self) -> np.ndarray | None:
         """(h, w, 4) uint8 colour texture of the last frame (G-buffer size, premultiplied, row 0 at the top)."""
         if self._pick is None:
