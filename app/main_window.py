@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.dataset_loader import DatasetLoader
 from app.exporter import MESH_FORMATS, Exporter, save_png_atomic
+from app.hull_preview import HullPreview, HullPreviewer
 from app.log_panel import LogPanel
 from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
@@ -124,6 +125,9 @@ class MainWindow(QMainWindow):
         self.exporter.progress.connect(self._on_export_progress)
         self.exporter.finished.connect(self._on_exported)
         self.exporter.failed.connect(self._on_export_failed)
+        self.hull_previewer = HullPreviewer(self)
+        self.hull_previewer.finished.connect(self._on_hull_preview)
+        self.hull_previewer.failed.connect(lambda message: log.warning("no visual hull preview: %s", message))
         self._connect_run_panel()
         self._connect_run()
         self._connect_materials()
@@ -392,6 +396,15 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         self.run_panel.reset()  # the progress and rate of a run on the previous scene
         self._update_materials()
+        self.hull_previewer.request(scene)
+
+    def _on_hull_preview(self, preview: HullPreview) -> None:
+        """Frame the object's hull, and show it until the run's first mesh (if it is still this scene's)."""
+        if preview.scene is not self.scene:
+            return
+        self.viewport.frame_box(*preview.box)
+        if self.snapshot is None:
+            self.viewport.set_preview(preview.vertices, preview.faces)
 
     def _default_out(self, scene: Scene) -> Path:
         name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
@@ -794,6 +807,7 @@ class MainWindow(QMainWindow):
             self._stop_run_before_closing()
         self.loader.wait()
         self.run_opener.wait()
+        self.hull_previewer.wait()
         self.exporter.wait()
         self.materials.wait()
         self.viewport.release()

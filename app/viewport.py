@@ -111,6 +111,7 @@ class Viewport(QOpenGLWidget):
         self.pipe = None
         self.error: str | None = None
         self.snapshot = None
+        self.preview: tuple[np.ndarray, np.ndarray] | None = None  # (vertices, faces) shown while there is no snapshot
         self._mesh_dirty = False
         self._frusta_dirty = False
         self._overlay_dirty = False
@@ -246,6 +247,22 @@ class Viewport(QOpenGLWidget):
             self.message.setText("")  # "Drop a dataset here" is done; a GL error stays
         self.update()
 
+    def set_preview(self, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """A mesh without a shader (the dataset's visual hull) to show until the first snapshot."""
+        self.preview = (vertices, faces)
+        if self.snapshot is None:
+            self._mesh_dirty = True
+            self._token += 1
+            self.message.setText("")
+            self.update()
+
+    def frame_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """The object's box (normalised cube), which Reset view frames; framed now unless the view was moved."""
+        home = self.orbit.at_home
+        self.orbit.frame(lo, hi)
+        if home:
+            self._camera_changed()
+
     def set_snapshot(self, snapshot) -> None:
         """Show a new mesh and shader; uploaded at the next paint, in this widget's context."""
         self.snapshot = snapshot
@@ -272,6 +289,7 @@ class Viewport(QOpenGLWidget):
 
     def clear(self) -> None:
         self.snapshot = None
+        self.preview = None
         self._ready = None
         self._mesh_dirty = True
         self.update()
@@ -355,7 +373,8 @@ class Viewport(QOpenGLWidget):
         if self._mesh_dirty:
             self._mesh_dirty = False
             if self.snapshot is None:
-                pipe.set_mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
+                vertices, faces = self.preview or (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
+                pipe.set_mesh(vertices, faces)
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
@@ -509,7 +528,7 @@ class Viewport(QOpenGLWidget):
         """Why a click found no surface point, in words for the status bar."""
         if self.pipe is None:
             return self.error or "The 3D view is not ready yet."
-        if self.snapshot is None:
+        if self.snapshot is None and self.preview is None:
             return "Nothing to pick yet: open a dataset and press Start."
         return "No surface under the cursor: click on the mesh."
 
