@@ -63,6 +63,9 @@ from recon.saved_run import SavedRun, progress
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+VIEWS_WIDTH = 170  # px of the Views dock at first start: one column of thumbnails
+SIDE_WIDTH = 340  # px of the Run / Materials column at first start; its texts wrap, so it keeps this width
+PLOTS_HEIGHT = 200  # px of the Plots / Log dock at first start
 DEFAULT_RUNS_ROOT = Path.home() / "reconstruct-runs"
 
 
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
         }
         self.tabifyDockWidget(self.docks["plots"], self.docks["log"])
         self.tabifyDockWidget(self.docks["run"], self.docks["materials"])  # one column: the window stays laptop-sized
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)  # that column is full height
         self.docks["run"].raise_()
         self.docks["plots"].raise_()
 
@@ -778,6 +782,9 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
+        else:
+            self.resizeDocks([self.docks["views"], self.docks["run"]], [VIEWS_WIDTH, SIDE_WIDTH], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.docks["plots"]], [PLOTS_HEIGHT], Qt.Orientation.Vertical)
         self.run_panel.restore(s)
         self.view_state.restore(s)
 
