@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.dataset_loader import DatasetLoader
 from app.exporter import MESH_FORMATS, Exporter, save_png_atomic
+from app.hull_preview import HullPreview, HullPreviewer
 from app.log_panel import LogPanel
 from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
@@ -62,6 +63,9 @@ from recon.saved_run import SavedRun, progress
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+VIEWS_WIDTH = 170  # px of the Views dock at first start: one column of thumbnails
+SIDE_WIDTH = 340  # px of the Run / Materials column at first start; its texts wrap, so it keeps this width
+PLOTS_HEIGHT = 200  # px of the Plots / Log dock at first start
 DEFAULT_RUNS_ROOT = Path.home() / "reconstruct-runs"
 
 
@@ -103,6 +107,7 @@ class MainWindow(QMainWindow):
         }
         self.tabifyDockWidget(self.docks["plots"], self.docks["log"])
         self.tabifyDockWidget(self.docks["run"], self.docks["materials"])  # one column: the window stays laptop-sized
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)  # that column is full height
         self.docks["run"].raise_()
         self.docks["plots"].raise_()
 
@@ -124,6 +129,9 @@ class MainWindow(QMainWindow):
         self.exporter.progress.connect(self._on_export_progress)
         self.exporter.finished.connect(self._on_exported)
         self.exporter.failed.connect(self._on_export_failed)
+        self.hull_previewer = HullPreviewer(self)
+        self.hull_previewer.finished.connect(self._on_hull_preview)
+        self.hull_previewer.failed.connect(lambda message: log.warning("no visual hull preview: %s", message))
         self._connect_run_panel()
         self._connect_run()
         self._connect_materials()
@@ -392,6 +400,15 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         self.run_panel.reset()  # the progress and rate of a run on the previous scene
         self._update_materials()
+        self.hull_previewer.request(scene)
+
+    def _on_hull_preview(self, preview: HullPreview) -> None:
+        """Frame the object's hull, and show it until the run's first mesh (if it is still this scene's)."""
+        if preview.scene is not self.scene:
+            return
+        self.viewport.frame_box(*preview.box)
+        if self.snapshot is None:
+            self.viewport.set_preview(preview.vertices, preview.faces)
 
     def _default_out(self, scene: Scene) -> Path:
         name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
@@ -531,7 +548,7 @@ class MainWindow(QMainWindow):
         self.run_panel.set_state("starting")
         self.run_panel.status.setText("Starting …")
         self.status.setText(f"Starting a reconstruction in {request.out} …")
-        self.viewport.set_live(request.live_rate > 0)
+        self.viewport.set_live(request.live_rate)
         self.run.start(request)
         self._update_materials()
 
@@ -553,6 +570,7 @@ class MainWindow(QMainWindow):
                        model.shading_changed, model.projection_changed):
             signal.connect(lambda *_: self._sync_viewport_materials())
         self.viewport.surface_picked.connect(self._on_surface_picked)
+        self.viewport.pick_missed.connect(self.status.setText)
         self.materials_panel.pick.toggled.connect(self.viewport.set_pick_mode)
         self.materials_panel.apply.clicked.connect(lambda: self._set_mode("neural"))  # show the edited result
 
@@ -611,7 +629,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("run/live_rate", rate)
         if self.running:
             self.run.set_live_rate(rate)
-            self.viewport.set_live(rate > 0)
+            self.viewport.set_live(rate)
 
     def _on_run_started(self, info: dict) -> None:
         scene = info["scene"]
@@ -661,7 +679,7 @@ class MainWindow(QMainWindow):
         self._show_error("Reconstruction failed", f"{message}{hint}")
 
     def _end_run(self) -> None:
-        self.viewport.set_live(False)  # refine the last frame at full resolution
+        self.viewport.set_live(0.0)  # refine the last frame at full resolution
         self.run_panel.set_state("ready" if self.scene is not None else "idle")
         result, out = self.run_result, self.run_info.get("out")
         self._show_run_at_rest(ShownRun(Path(out), result) if result is not None and out else None)
@@ -766,6 +784,9 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
+        else:
+            self.resizeDocks([self.docks["views"], self.docks["run"]], [VIEWS_WIDTH, SIDE_WIDTH], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.docks["plots"]], [PLOTS_HEIGHT], Qt.Orientation.Vertical)
         self.run_panel.restore(s)
         self.view_state.restore(s)
 
@@ -795,6 +816,7 @@ class MainWindow(QMainWindow):
             self._stop_run_before_closing()
         self.loader.wait()
         self.run_opener.wait()
+        self.hull_previewer.wait()
         self.exporter.wait()
         self.materials.wait()
         self.viewport.release()

@@ -30,6 +30,7 @@ from app.materials import MaterialsModel
 
 MAX_K = 16
 RADIUS_STEPS = 100  # the radius slider's range: 1..100 hundredths of the normalised cube's half side
+MIN_ROWS = 4  # material rows the list shows at least
 
 
 def swatch_icon(rgb: np.ndarray) -> QIcon:
@@ -70,6 +71,7 @@ class MaterialsPanel(QWidget):
 
         self.list = QListWidget()
         self.list.setIconSize(QSize(60, 48))
+        self.list.setMinimumHeight(MIN_ROWS * (48 + 6) + 2 * self.list.frameWidth())  # several materials in view
         self.list.setToolTip("Each material: a ball shaded by the shader itself, its share of the surface, its mean colour")
         self.list.currentRowChanged.connect(lambda row: self.model.select(row if row >= 0 else None))
         self.pick = QPushButton("Pick on surface")

@@ -1,7 +1,9 @@
 """The viewport's camera controller: orbit, pan, zoom, reset and snap-to-view, pure numpy, no Qt.
 
 State is a pose (world→camera rotation R, a target point, the distance to it) and a vertical field
-of view; `camera(width, height)` turns it into a `render.camera.Camera` for any widget size. Orbit
+of view; `camera(width, height)` turns it into a `render.camera.Camera` for any widget size. `reset`
+frames a box (the object's, set by `frame`; the cube [-1, 1]³ until then), so the object opens and
+comes back with R in the middle of the view whatever the dataset's coordinates. Orbit
 is a turntable about the scene's up axis (no roll creeps in) and a tilt about the camera's x axis.
 A snapped view keeps the view's own intrinsics, letterboxed into the widget, so the rendered mesh
 lines up with the photo pixel for pixel; the first orbit, pan or zoom leaves the snap.
@@ -17,6 +19,7 @@ from render.camera import Camera
 ORBIT_RADIANS_PER_PIXEL = 0.008
 ZOOM_PER_STEP = 0.85  # distance factor per wheel notch
 MAX_TILT = np.radians(89.0)
+LEVEL_CAMERAS = 0.5  # length of the mean camera up below which the cameras are taken to be rolled
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -42,21 +45,32 @@ class OrbitCamera:
     def __init__(self, up: np.ndarray = (0.0, 1.0, 0.0), fov_deg: float = 40.0, radius: float = 1.2) -> None:
         self.up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
         self.default_fov = self.fov_deg = float(fov_deg)
-        self.radius = float(radius)  # of the sphere `reset` frames (objects rarely fill the cube's corners)
+        self.centre = np.zeros(3)  # of the sphere `reset` frames
+        self.radius = float(radius)  # the cube's, by default (objects rarely fill its corners)
         self.snapped: Camera | None = None
+        self.at_home = True  # the pose is `reset`'s: a new frame may move it
         self.reset()
 
     # ---- pose -------------------------------------------------------------------------------
+    def frame(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Make the box [lo, hi] what `reset` frames; the view moves only if it is still at home."""
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        self.centre = (lo + hi) / 2
+        self.radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-3)
+        if self.at_home:
+            self.reset()
+
     def reset(self) -> None:
-        """Frame a sphere of `radius` around the origin from the front, a little above."""
+        """Frame the sphere around the box from the front, a little above."""
         self.snapped = None
         self.fov_deg = self.default_fov
-        self.target = np.zeros(3)
+        self.target = self.centre.copy()
         self.distance = self.radius / np.sin(np.radians(self.fov_deg) / 2) * 1.05
         front = np.cross(self.up, [1.0, 0.0, 0.0] if abs(self.up[0]) < 0.9 else [0.0, 0.0, 1.0])
-        forward = -front / np.linalg.norm(front)  # looking along −front at the origin
+        forward = -front / np.linalg.norm(front)  # looking along −front at the target
         self.R = self._look(forward)
         self.orbit(0.0, np.radians(20.0) / ORBIT_RADIANS_PER_PIXEL)  # 20° above
+        self.at_home = True
 
     def _look(self, forward: np.ndarray) -> np.ndarray:
         z = forward / np.linalg.norm(forward)
@@ -72,7 +86,7 @@ class OrbitCamera:
 
     def orbit(self, dx: float, dy: float) -> None:
         """Drag by (dx, dy) pixels: turn about the up axis, tilt about the camera's x axis."""
-        self._leave_snap()
+        self._moved()
         yaw = -dx * ORBIT_RADIANS_PER_PIXEL
         tilt = dy * ORBIT_RADIANS_PER_PIXEL
         # Keep the view direction off the up axis so the turntable stays well defined.
@@ -84,34 +98,37 @@ class OrbitCamera:
 
     def pan(self, dx: float, dy: float, height: int) -> None:
         """Drag by (dx, dy) pixels: the point under the cursor follows it (at the target's depth)."""
-        self._leave_snap()
+        self._moved()
         focal = 0.5 * height / np.tan(np.radians(self.fov_deg) / 2)
         self.target = self.target - (dx * self.R[0] + dy * self.R[1]) * self.distance / focal
 
     def zoom(self, steps: float) -> None:
         """Wheel notches: positive moves closer."""
-        self._leave_snap()
+        self._moved()
         self.distance = float(np.clip(self.distance * ZOOM_PER_STEP**steps, 1e-3, 1e3))
 
     def focus(self, point: np.ndarray) -> None:
         """Orbit around `point` from here on: keep the direction, move so the point is centred."""
-        self._leave_snap()
+        self._moved()
         point = np.asarray(point, dtype=np.float64)
         self.distance = max(float((point - self.eye) @ self.R[2]), 1e-3)
         self.target = point
 
     def snap(self, camera: Camera) -> None:
-        """Look through `camera` (same space as the target); orbiting then pivots at the origin's depth."""
+        """Look through `camera` (same space as the target); orbiting then pivots at the framed box centre's depth."""
         self.snapped = camera
+        self.at_home = False
         self.R = np.array(camera.R, dtype=np.float64)
         eye = camera.center
-        depth = float((np.zeros(3) - eye) @ self.R[2])
+        depth = float((self.centre - eye) @ self.R[2])
         self.distance = max(depth, 1e-3)
         self.target = eye + self.distance * self.R[2]
         self.fov_deg = float(np.degrees(2 * np.arctan(0.5 * camera.height / camera.K[1, 1])))
 
-    def _leave_snap(self) -> None:
+    def _moved(self) -> None:
+        """The user moved the view: it is neither a snapped photo's nor `reset`'s any more."""
         self.snapped = None
+        self.at_home = False
 
     # ---- output -----------------------------------------------------------------------------
     def camera(self, width: int, height: int) -> Camera:
@@ -125,7 +142,20 @@ class OrbitCamera:
 
 
 def scene_up(cameras: list[Camera]) -> np.ndarray:
-    """The mean 'up' (−y axis) of a dataset's cameras: photographers hold cameras mostly level."""
+    """The scene's up direction, from its cameras.
+
+    Photographers hold cameras mostly level, so the mean 'up' (−y axis) of the cameras is up. When
+    those cancel out (cameras rolled every which way, like the Middlebury rings' portrait shots),
+    the cameras still stand around the object: up is then the normal of the plane their centres
+    lie closest to, on the side they look down from.
+    """
+    if not cameras:
+        return np.array([0.0, 1.0, 0.0])
     up = -np.mean([c.R[1] for c in cameras], axis=0)
-    norm = np.linalg.norm(up)
-    return up / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
+    if np.linalg.norm(up) >= LEVEL_CAMERAS or len(cameras) < 3:
+        norm = np.linalg.norm(up)
+        return up / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
+    centres = np.array([c.center for c in cameras])
+    normal = np.linalg.svd(centres - centres.mean(axis=0))[2][2]
+    looking = np.mean([c.R[2] for c in cameras], axis=0)
+    return -normal if normal @ looking > 0 else normal

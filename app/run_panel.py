@@ -64,6 +64,7 @@ class RunPanel(QWidget):
             self.renderer.addItem(name, name)
         self.chosen = QLabel("—")  # what auto picked, and why
         self.chosen.setStyleSheet("color: palette(mid);")
+        self.chosen.setWordWrap(True)  # texts wrap: the panel keeps its width whatever they say
         self.chosen.setMinimumHeight(2 * self.chosen.fontMetrics().lineSpacing() + 2)
         self.iterations = QSpinBox()
         self.iterations.setRange(0, 100_000)
@@ -76,6 +77,7 @@ class RunPanel(QWidget):
         for text, value in SCALES:
             self.scale.addItem(text, value)
         self.resolution = QLabel("—")
+        self.resolution.setWordWrap(True)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.holdout = QCheckBox("hold out one view for PSNR")
@@ -94,6 +96,9 @@ class RunPanel(QWidget):
         out_row.addWidget(self.out, 1)
         out_row.addWidget(browse)
 
+        for box in (self.method, self.device, self.renderer, self.scale, self.live_rate):  # never wider than the panel
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
         form.addRow("Method", self.method)
         form.addRow("Device", self.device)
         form.addRow("Renderer", self.renderer)
@@ -126,6 +131,7 @@ class RunPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m")
         self.rate = QLabel("")
+        self.rate.setWordWrap(True)
         self.status = QLabel("Open a dataset to start.")
         self.status.setWordWrap(True)
 

@@ -1,28 +1,41 @@
 """The viewport's toolbar: shading mode, shading path, wireframe, camera frusta, photo opacity, reset.
 
-A QToolBar rather than a row of widgets: what does not fit a narrow window goes behind its »
-button instead of raising the window's minimum width. Its controls write the viewport's
-`app.view_state.ViewState` and follow it, so they show what the keys and menus chose too.
+A row that wraps (`app.flow_layout`), not a QToolBar: every control stays visible at a usable
+size, and a narrow window costs a second row rather than a » menu or a wider minimum width. Its
+controls write the viewport's `app.view_state.ViewState` and follow it, so they show what the keys
+and menus chose too.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QSlider, QToolBar
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
+from app.flow_layout import FlowLayout
 from app.view_state import MODES
 from app.viewport import Viewport
 
+SLIDER_WIDTH = 110  # the photo opacity slider, px
 
-class ViewToolbar(QToolBar):
+
+def _labelled(text: str, widget: QWidget) -> QWidget:
+    """A label and its control as one piece, so a wrap never separates them."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(QLabel(text))
+    row.addWidget(widget)
+    return holder
+
+
+class ViewToolbar(QWidget):
     """Controls of `viewport` and of its view state."""
 
     def __init__(self, viewport: Viewport) -> None:
-        super().__init__("View")
+        super().__init__()
         self.viewport = viewport
         state = viewport.view_state
-        self.setMovable(False)
         self.mode_box = QComboBox()
         for mode in MODES:
             self.mode_box.addItem(mode, mode)
@@ -47,16 +60,18 @@ class ViewToolbar(QToolBar):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(100 * state.opacity))
-        self.opacity.setMaximumWidth(120)
+        self.opacity.setFixedWidth(SLIDER_WIDTH)
         self.opacity.setToolTip("Opacity of the input photo over the render when snapped to a view")
         self.opacity.valueChanged.connect(lambda v: state.set_opacity(v / 100))
         state.opacity_changed.connect(lambda opacity: self.opacity.setValue(round(100 * opacity)))
-        reset = QPushButton("Reset view")
-        reset.setToolTip("Frame the object again (R)")
-        reset.clicked.connect(viewport.reset_camera)
-        for widget in (QLabel(" Mode "), self.mode_box, QLabel(" Shading "), self.path_box, self.wire_box, self.frusta_box,
-                       QLabel(" Photo "), self.opacity, reset):
-            self.addWidget(widget)
+        self.reset = QPushButton("Reset view")
+        self.reset.setToolTip("Frame the object again (R)")
+        self.reset.clicked.connect(viewport.reset_camera)
+        layout = FlowLayout(self)
+        layout.setContentsMargins(6, 3, 6, 3)
+        for widget in (_labelled("Mode", self.mode_box), _labelled("Shading", self.path_box), self.wire_box,
+                       self.frusta_box, _labelled("Photo", self.opacity), self.reset):
+            layout.addWidget(widget)
 
     def show_paths(self) -> None:
         """The Shading box: every path, the unusable ones disabled with their reason as tooltip."""

@@ -8,9 +8,11 @@ controller (`app.orbit`), input, and scheduling:
   (`ctx.detect_framebuffer(defaultFramebufferObject())`) at every paint.
 - Neural shading on the CPU path is split: the G-buffer is captured on the UI thread (GL), the
   MLP runs on a pool thread (torch releases the GIL), and the colours are presented on a later
-  paint. While the camera moves it renders at reduced scale; REFINE_MS after the last move it
-  renders again at full scale. At most one shading job is in flight, so a slow CPU only lowers
-  the frame rate of the neural image, never the UI's.
+  paint. While the camera moves or a live run's mesh changes it renders at reduced scale; once
+  both are still (REFINE_MS after the last move, and a live-view interval more after the last
+  snapshot) it renders one frame at full scale. A steadily streaming run thus stays at the cheap
+  scale, while a paused, stopped or slow one is refined. At most one shading job is in flight,
+  so a slow CPU only lowers the frame rate of the neural image, never the UI's.
 - `release()` frees every GL object with the context current; the window calls it on close,
   before QApplication goes away (moderngl objects freed after their context segfault at exit).
 - What to draw (mode, wireframe, frusta, photo opacity) lives in an `app.view_state.ViewState`
@@ -19,7 +21,8 @@ controller (`app.orbit`), input, and scheduling:
 - Material editing feeds the "features" and "materials" modes and the edits through
   `set_shading_inputs` (one immutable `render.viewer.ShadingInputs`); like snapshots it is handed
   to the pipeline at the next paint, so a shading job never sees it change.
-  In pick mode (or with Ctrl) a click reports the surface point under the cursor instead of orbiting.
+  In pick mode (or with Ctrl) a click reports the surface point under the cursor instead of orbiting,
+  or why there is none. The point is read from the G-buffer of the frame on screen, whatever its scale.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 MODE_KEYS = {getattr(Qt.Key, f"Key_{i + 1}"): mode for i, mode in enumerate(MODES)}
 NEURAL_MODES = ("neural", "features", "materials")  # shaded by the MLP (a shading path), not by rasterisation
 MOVING_SCALE = 0.35  # neural shading on CPU while the camera moves: this fraction of the pixels per side
-REFINE_MS = 150  # full resolution this long after the last camera move
+REFINE_MS = 150  # full resolution this long after the last camera move (plus a live-view interval after a snapshot)
 ARROW_PIXELS = 20.0  # orbit step of an arrow key, in drag pixels
 
 
@@ -90,6 +93,7 @@ class Viewport(QOpenGLWidget):
     camera_moved = Signal()
     view_snapped = Signal(int)
     surface_picked = Signal(object)  # (3,) float64 normalised point under a pick click
+    pick_missed = Signal(str)  # why a pick click found no surface point
     paths_changed = Signal()  # the shading paths are known (GL is up) or one was switched / dropped
 
     def __init__(self, parent=None, view_state: ViewState | None = None) -> None:
@@ -107,6 +111,7 @@ class Viewport(QOpenGLWidget):
         self.pipe = None
         self.error: str | None = None
         self.snapshot = None
+        self.preview: tuple[np.ndarray, np.ndarray] | None = None  # (vertices, faces) shown while there is no snapshot
         self._mesh_dirty = False
         self._frusta_dirty = False
         self._overlay_dirty = False
@@ -129,7 +134,8 @@ class Viewport(QOpenGLWidget):
         self.pick_mode = False
         self._press_pick = False
         self._shown_path: str | None = None
-        self.live = False  # a run is feeding snapshots: shade at reduced scale to spare its CPU
+        self.live_rate = 0.0  # snapshots per second a run is feeding (0: none); sets when the mesh counts as still
+        self._mesh_changing = False  # a live snapshot came within the last interval: shade at reduced scale
         self.shade_ms = 0.0
         self.shade_jobs = 0  # CPU neural shadings started (for measuring the live view's cost)
         self._shade_signals = _ShadeSignals()
@@ -139,6 +145,9 @@ class Viewport(QOpenGLWidget):
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
         self._refine.timeout.connect(self._stop_moving)
+        self._mesh_still = QTimer(self)
+        self._mesh_still.setSingleShot(True)
+        self._mesh_still.timeout.connect(self._mesh_settled)
         self.fps_label = QLabel(self)
         self.fps_label.setStyleSheet("color: #ddd; background: rgba(0,0,0,110); padding: 2px 5px;")
         self.fps_label.move(6, 6)
@@ -172,6 +181,7 @@ class Viewport(QOpenGLWidget):
     def release(self) -> None:
         """Free GL objects in their own context (call before the window and QApplication go)."""
         self._refine.stop()
+        self._mesh_still.stop()
         self._pool.waitForDone()
         self._ready = None
         if self.pipe is None and self.ctx is None:
@@ -237,22 +247,49 @@ class Viewport(QOpenGLWidget):
             self.message.setText("")  # "Drop a dataset here" is done; a GL error stays
         self.update()
 
+    def set_preview(self, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """A mesh without a shader (the dataset's visual hull) to show until the first snapshot."""
+        self.preview = (vertices, faces)
+        if self.snapshot is None:
+            self._mesh_dirty = True
+            self._token += 1
+            self.message.setText("")
+            self.update()
+
+    def frame_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """The object's box (normalised cube), which Reset view frames; framed now unless the view was moved."""
+        home = self.orbit.at_home
+        self.orbit.frame(lo, hi)
+        if home:
+            self._camera_changed()
+
     def set_snapshot(self, snapshot) -> None:
         """Show a new mesh and shader; uploaded at the next paint, in this widget's context."""
         self.snapshot = snapshot
         self._mesh_dirty = True
         self._token += 1  # shade again; the last colours stay on screen until then
+        if self.live_rate > 0:  # more are coming: cheap frames until none came for an interval
+            self._mesh_changing = True
+            self._mesh_still.start(REFINE_MS + round(1000 / self.live_rate))
         self.message.setText("")
         self.update()
 
-    def set_live(self, live: bool) -> None:
-        """While a run streams snapshots, neural shading stays at reduced scale; refine when it ends."""
-        self.live = bool(live)
+    def set_live(self, rate: float) -> None:
+        """A run streams `rate` snapshots a second (0: none, e.g. it ended): when the mesh counts as still."""
+        self.live_rate = max(0.0, float(rate))
+        if self.live_rate == 0 and self._mesh_changing:
+            self._mesh_still.stop()
+            self._mesh_settled()
+
+    def _mesh_settled(self) -> None:
+        """No snapshot for a live-view interval (paused, stopped, or a slow step): one full-scale frame."""
+        self._mesh_changing = False
         self._token += 1
         self.update()
 
     def clear(self) -> None:
         self.snapshot = None
+        self.preview = None
         self._ready = None
         self._mesh_dirty = True
         self.update()
@@ -317,7 +354,7 @@ class Viewport(QOpenGLWidget):
     @property
     def settled(self) -> bool:
         """The frame on screen is final: no shading in flight and, for CPU neural, colours of this view."""
-        if self.pipe is None or self._moving or self._inflight or self._mesh_dirty or self._overlay_dirty:
+        if self.pipe is None or self._moving or self._mesh_changing or self._inflight or self._mesh_dirty or self._overlay_dirty:
             return False
         if self.mode in NEURAL_MODES and self._weights is not None and self.pipe.path == "cpu":
             return self._ready is not None and self._ready.token == self._token
@@ -336,7 +373,8 @@ class Viewport(QOpenGLWidget):
         if self._mesh_dirty:
             self._mesh_dirty = False
             if self.snapshot is None:
-                pipe.set_mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
+                vertices, faces = self.preview or (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
+                pipe.set_mesh(vertices, faces)
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
@@ -394,7 +432,7 @@ class Viewport(QOpenGLWidget):
         if not fresh and not self._inflight:
             from render.viewer import shade_cpu
 
-            scale = MOVING_SCALE if (self._moving or self.live) else 1.0
+            scale = MOVING_SCALE if (self._moving or self._mesh_changing) else 1.0
             frame = self.pipe.capture_gbuffer(camera, size, scale)
             self._inflight = True
             self.shade_jobs += 1
@@ -483,6 +521,16 @@ class Viewport(QOpenGLWidget):
             point = self.surface_point(event.position().x(), event.position().y())
             if point is not None:
                 self.surface_picked.emit(point)
+            else:
+                self.pick_missed.emit(self._why_no_point())
+
+    def _why_no_point(self) -> str:
+        """Why a click found no surface point, in words for the status bar."""
+        if self.pipe is None:
+            return self.error or "The 3D view is not ready yet."
+        if self.snapshot is None and self.preview is None:
+            return "Nothing to pick yet: open a dataset and press Start."
+        return "No surface under the cursor: click on the mesh."
 
     def surface_point(self, x: float, y: float) -> np.ndarray | None:
         """Normalised surface point under widget position (x, y) in the last frame, or None (background)."""

@@ -130,6 +130,8 @@ class ViewerPipeline:
         # Render targets per G-buffer size (the full one and the reduced one of a moving camera).
         self._targets = TargetCache(ctx, self._forget)
         self._serial = 0
+        # The targets of the frame last displayed and the size it was displayed at: what picking
+        # and read-back see. A G-buffer pass alone (a CPU-path capture) does not change it.
         self._pick: tuple[RenderTargets, tuple[int, int]] | None = None
         # Shading state and paths.
         self._weights: MLPWeights | None = None
@@ -348,7 +350,11 @@ class ViewerPipeline:
         return FrameStats("cpu", frame.gbuffer_ms, upload_ms, display_ms, frame.covered_pixels)
 
     def read_gbuffer_at(self, x: float, y: float) -> np.ndarray | None:
-        """Normalised surface point (3,) under window pixel (x, y) (top-left origin) of the last frame, or None."""
+        """Normalised surface point (3,) under window pixel (x, y) (top-left origin) of the last frame, or None.
+
+        (x, y) are pixels of the displayed frame; a frame rendered at a reduced `scale` is read at
+        the G-buffer texel that pixel was upscaled from.
+        """
         self._check_alive()
         if self._pick is None:
             return None
@@ -363,6 +369,11 @@ class ViewerPipeline:
             targets.gbuffer_fbo.read(viewport=(gx, gy, 1, 1), components=4, attachment=0, dtype="f4"), np.float32
         )
         return texel[:3].astype(np.float64) if texel[3] > 0 else None
+
+    @property
+    def shown_resolution(self) -> tuple[int, int] | None:
+        """(w, h) the frame last displayed was rendered at (below its display size when `scale` < 1), or None."""
+        return None if self._pick is None else self._pick[0].size
 
     def read_color(self) -> np.ndarray | None:
         """(h, w, 4) uint8 colour texture of the last frame (G-buffer size, premultiplied, row 0 at the top)."""
@@ -449,7 +460,6 @@ class ViewerPipeline:
             prog["u_eye"].value = tuple(float(v) for v in camera.center)
             self._mesh_vao.render(mgl.TRIANGLES, vertices=3 * self._face_count)
             ctx.polygon_offset = (0.0, 0.0)
-        self._pick = (targets, targets.size)
 
     def _clip(self, camera: Camera) -> np.ndarray:
         return enclosing_clip(camera, self._bbox, self._frusta_points)
@@ -457,6 +467,7 @@ class ViewerPipeline:
     def _finish(self, targets: RenderTargets, camera: Camera, size: tuple[int, int], target: Any, wireframe: bool) -> None:
         """Overlays into the colour texture, then the display pass into `target`."""
         ctx, mgl = self.ctx, self._mgl
+        self._pick = (targets, (int(size[0]), int(size[1])))
         if (wireframe and self._face_count) or self._frusta_count:
             fbo = targets.color_fbo
             fbo.use()

@@ -78,3 +78,40 @@ def test_focus_centres_a_point_and_keeps_the_direction() -> None:
     cam = orbit.camera(100, 80)
     np.testing.assert_allclose(cam.project(point[None])[0][0], [50.0, 40.0], atol=1e-9)
     np.testing.assert_allclose(orbit.R[2], forward)
+
+
+def test_scene_up_of_rolled_cameras_is_the_normal_of_their_ring() -> None:
+    """Cameras rolled every which way (portrait shots) cancel out: their ring says where up is."""
+    up = np.array([0.3, 0.9, -0.2]) / np.linalg.norm([0.3, 0.9, -0.2])
+    side = np.cross(up, [1.0, 0.0, 0.0])
+    side /= np.linalg.norm(side)
+    other = np.cross(up, side)
+    cameras = []
+    for i in range(16):
+        a = 2 * np.pi * i / 16
+        eye = 3 * (np.cos(a) * side + np.sin(a) * other) + 0.8 * up  # a ring a little above the object
+        roll = 90.0 if i % 2 else -90.0
+        level = Camera.look_at(eye, np.zeros(3), up, 35.0, 64, 48)
+        c, s = np.cos(np.radians(roll)), np.sin(np.radians(roll))
+        R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ level.R  # rolled about the optical axis
+        cameras.append(Camera(level.K, R, -R @ eye, 64, 48))
+    assert np.linalg.norm(np.mean([c.R[1] for c in cameras], axis=0)) < 1e-9  # the cameras' own ups cancel
+    np.testing.assert_allclose(scene_up(cameras), up, atol=1e-9)
+
+
+def test_reset_frames_the_box_given_and_a_moved_view_stays() -> None:
+    lo, hi = np.array([0.2, -0.9, 0.4]), np.array([0.6, -0.5, 0.9])
+    orbit = OrbitCamera(up=(0, 1, 0))
+    orbit.frame(lo, hi)  # still at home: the view moves to the box
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    cam = orbit.camera(320, 240)
+    np.testing.assert_allclose(cam.project(((lo + hi) / 2)[None])[0][0], [160.0, 120.0], atol=1e-9)
+    assert _inside(cam, corners)
+    uv, _ = cam.project(corners)
+    assert np.ptp(uv[:, 1]) > 0.4 * 240  # framed, not a speck
+    orbit.orbit(50.0, 0.0)
+    moved = orbit.camera(320, 240).center
+    orbit.frame(lo - 1, hi - 1)  # a new box does not pull a view the user moved…
+    np.testing.assert_allclose(orbit.camera(320, 240).center, moved)
+    orbit.reset()  # …until they reset it
+    np.testing.assert_allclose(orbit.camera(320, 240).project(((lo + hi) / 2 - 1)[None])[0][0], [160.0, 120.0], atol=1e-9)

@@ -48,9 +48,9 @@ def test_a_short_run_changes_the_viewport_and_modes_draw(make_main_window, small
     viewport = window.viewport
     assert viewport.pipe is not None, viewport.error
     window.frusta_box.setChecked(False)
+    qtbot.waitUntil(lambda: viewport.preview is not None, timeout=60_000)
     _settle(qtbot, viewport)
-    empty = _grab(viewport)
-    assert not _covered(empty).any()  # nothing reconstructed yet
+    assert window.snapshot is None and _covered(_grab(viewport)).sum() > 200  # before Start: the visual hull
 
     window.run_panel.iterations.setValue(6)
     window.start_run()

@@ -76,6 +76,29 @@ def test_picking_returns_the_surface_point_under_a_pixel(scene) -> None:
         pipe.release()
 
 
+def test_picking_reads_the_displayed_frame_at_any_scale(scene) -> None:
+    """Window pixels map onto a reduced G-buffer, and a capture that is not displayed changes nothing."""
+    weights = MLPWeights.random(pe_octaves=2, hidden_h=16, layers_h=1, features=8, hidden_c=16, layers_c=1)
+    pipe = _pipeline(scene)
+    try:
+        pipe.set_shader(weights)
+        pipe.set_path("cpu")
+        hits, points = _ray_hits(scene)
+        rows, cols = np.nonzero(hits)
+        i = len(rows) // 2
+        pipe.render(scene.camera, scene.size, scene.target, mode="neural", scale=0.5)
+        picked = pipe.read_gbuffer_at(cols[i] + 0.5, rows[i] + 0.5)
+        assert picked is not None and np.linalg.norm(picked - points[rows[i], cols[i]]) < 0.1  # a texel is 2 px
+        full = pipe.capture_gbuffer(scene.camera, scene.size)  # at full size, not shown yet
+        picked = pipe.read_gbuffer_at(cols[i] + 0.5, rows[i] + 0.5)
+        assert picked is not None and np.linalg.norm(picked - points[rows[i], cols[i]]) < 0.1
+        pipe.present(full, shade_cpu(weights, full), scene.target)
+        picked = pipe.read_gbuffer_at(cols[i] + 0.5, rows[i] + 0.5)
+        assert picked is not None and np.linalg.norm(picked - points[rows[i], cols[i]]) < 0.02
+    finally:
+        pipe.release()
+
+
 def test_normals_smooth_and_flat_modes(scene) -> None:
     pipe = _pipeline(scene)
     try:
