@@ -177,8 +177,8 @@ class NDSSession(ImageLevels):
                 self.vertex_optimizer.step()
                 self.shader_optimizer.step()
             undone = self._undo_flips(reference)
-            if undone:
-                events.append(f"undone: {undone} flipped faces")
+            if undone:  # routine on fine meshes: not an event worth a line of its own
+                log.debug("iteration %d: %d flipped faces undone", self.iteration, undone)
             problems = check_mesh(
                 self.vertices.detach(), self.mesh.faces, reference_normals=reference, face_edges=self.mesh.face_edges
             )
