@@ -70,13 +70,18 @@ def _small_mlp(device: torch.device) -> torch.nn.Module:
     ).to(device)
 
 
-def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, size: int, repeats: int) -> dict:
-    device = vertices.device
-    sync = device.type == "cuda"
-    lo, hi = vertices.min(0).values.cpu().numpy(), vertices.max(0).values.cpu().numpy()
+def bench_camera(vertices: np.ndarray, size: int) -> Camera:
+    """The benchmark's view of a mesh, shared with the peers so that they render the same pixels."""
+    lo, hi = vertices.min(0), vertices.max(0)
     centre = (lo + hi) / 2
     radius = float(np.linalg.norm(hi - lo)) / 2
-    camera = Camera.look_at(centre + np.array([0.5, 0.6, -2.4]) * radius * 1.25, centre, np.array([0.0, 1.0, 0.0]), 45.0, size, size)
+    return Camera.look_at(centre + np.array([0.5, 0.6, -2.4]) * radius * 1.25, centre, np.array([0.0, 1.0, 0.0]), 45.0, size, size)
+
+
+def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, repeats: int) -> dict:
+    device = vertices.device
+    sync = device.type == "cuda"
+    size = camera.width
     normals = vertex_normals(vertices, faces)
     mlp = _small_mlp(device)
     frags, clip_m = renderer.sample(vertices, faces, camera)
@@ -131,7 +136,7 @@ def bench_render(
     rows = []
     for target in targets:
         v, f = bench_mesh(target)
-        rows.append(_bench_case(renderer, torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev), size, repeats))
+        rows.append(_bench_case(renderer, torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev), bench_camera(v, size), repeats))
     small, large = rows[0], rows[-1]
     ratio = {
         kind: (large[f"{kind}_step_ms"]) / max(small[f"{kind}_step_ms"], 1e-9) for kind in ("silhouette", "shaded")
