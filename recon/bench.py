@@ -10,6 +10,7 @@ chosen so that 0–5 rounds of 1→4 midpoint subdivision land near 2.5K, 326K a
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -160,6 +161,7 @@ def bench_render(
     if "mitsuba" in peers:
         reason = bench_mitsuba.unavailable_reason()
         peer_info["mitsuba"] = {"skipped": reason} if reason else bench_mitsuba.describe()
+    load_before = os.getloadavg()[0]
     renderer = Renderer(backend, dev, layers=2)
     rows = []
     for target in targets:
@@ -179,6 +181,8 @@ def bench_render(
         "size": size,
         "layers": 2,
         "torch_threads": torch.get_num_threads(),
+        # Other processes' share of the cores makes timings noisy; this says how much there was.
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()},
         "cases": rows,
         "differentiable_cost_ratio_largest_to_smallest": ratio,
         "peers": peer_info,
@@ -188,7 +192,11 @@ def bench_render(
 def format_render_table(result: dict) -> str:
     cols = ("triangles", "sampling_ms", "evaluation_ms", "shading_ms", "splatting_ms", "silhouette_step_ms",
             "shaded_step_ms", "peak_memory_mb")
-    head = f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}"
+    load = result["load_average_1min"]
+    head = (
+        f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}; "
+        f"load average {load['before']:.1f} → {load['after']:.1f} on {load['cpus']} CPUs"
+    )
     lines = [head, "  ".join(f"{c:>18}" for c in cols)]
     for row in result["cases"]:
         lines.append("  ".join(f"{row[c]:>18.1f}" if isinstance(row[c], float) else f"{row[c]:>18}" for c in cols))

@@ -22,6 +22,7 @@ def test_bench_render_reports_every_stage() -> None:
         for key in ("sampling_ms", "evaluation_ms", "shading_ms", "splatting_ms", "silhouette_step_ms", "shaded_step_ms"):
             assert row[key] > 0, key
     assert "silhouette" in format_render_table(result)
+    assert result["load_average_1min"]["cpus"] >= 1
 
 
 def test_bench_render_times_the_peer_or_says_why_not() -> None:
