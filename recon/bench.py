@@ -205,7 +205,7 @@ def format_render_table(result: dict) -> str:
         "differentiable part (evaluation + shading + splat + backward), largest / smallest mesh: "
         f"silhouette {ratio['silhouette']:.2f}×, shaded {ratio['shaded']:.2f}× (RtS claim: ≤ ~3×)"
     )
-    for name, info in result.get("peers", {}).items():
+    for name, info in result["peers"].items():
         lines.extend(_format_peer(name, info, result["cases"]))
     return "\n".join(lines)
 
@@ -215,7 +215,7 @@ def _format_peer(name: str, info: dict, cases: list[dict]) -> list[str]:
     if "skipped" in info:
         return [f"peer {name} skipped: {info['skipped']}"]
     lines = [
-        f"peer {name} {info['mitsuba']} ({info['variant']}, LLVM {info['llvm']}, {info['threads']} threads, "
+        f"peer {name} {info['version']} ({info['variant']}, LLVM {info['llvm']}, {info['threads']} threads, "
         f"{info['spp']} spp, target moved {info['shift_px']:g} px); ours = sampling + step, median ms",
         f"{'triangles':>10}  " + "  ".join(
             f"{task + ' ' + col:>{w}}" for task in bench_mitsuba.TASKS for col, w in (("ours", 15), (name, 18), ("warm-up", 18), ("ratio", 16))

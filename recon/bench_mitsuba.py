@@ -174,7 +174,7 @@ def describe() -> dict:
 
     mi = _mitsuba()
     return {
-        "mitsuba": mi.__version__,
+        "version": mi.__version__,
         "drjit": dr.__version__,
         "llvm": ".".join(map(str, dr.detail.llvm_version())),
         "variant": VARIANT,
