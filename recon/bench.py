@@ -10,6 +10,7 @@ chosen so that 0–5 rounds of 1→4 midpoint subdivision land near 2.5K, 326K a
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import trimesh
 
+from recon import bench_mitsuba
 from recon.demo import build_mesh, load_recipe
 from recon.mesh import vertex_normals
 from render.camera import Camera
@@ -27,6 +29,7 @@ from render.splat import splat
 
 TARGETS = (2_500, 326_000, 2_000_000)
 MAX_BASE = 6_000  # triangles of the marching-cubes mesh before subdivision
+PEERS = ("mitsuba",)  # other renderers `bench render` can time on the same task
 
 
 def _demo_mesh(grid: int) -> trimesh.Trimesh:
@@ -70,13 +73,18 @@ def _small_mlp(device: torch.device) -> torch.nn.Module:
     ).to(device)
 
 
-def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, size: int, repeats: int) -> dict:
-    device = vertices.device
-    sync = device.type == "cuda"
-    lo, hi = vertices.min(0).values.cpu().numpy(), vertices.max(0).values.cpu().numpy()
+def bench_camera(vertices: np.ndarray, size: int) -> Camera:
+    """The benchmark's view of a mesh, shared with the peers so that they render the same pixels."""
+    lo, hi = vertices.min(0), vertices.max(0)
     centre = (lo + hi) / 2
     radius = float(np.linalg.norm(hi - lo)) / 2
-    camera = Camera.look_at(centre + np.array([0.5, 0.6, -2.4]) * radius * 1.25, centre, np.array([0.0, 1.0, 0.0]), 45.0, size, size)
+    return Camera.look_at(centre + np.array([0.5, 0.6, -2.4]) * radius * 1.25, centre, np.array([0.0, 1.0, 0.0]), 45.0, size, size)
+
+
+def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, repeats: int) -> dict:
+    device = vertices.device
+    sync = device.type == "cuda"
+    size = camera.width
     normals = vertex_normals(vertices, faces)
     mlp = _small_mlp(device)
     frags, clip_m = renderer.sample(vertices, faces, camera)
@@ -118,20 +126,51 @@ def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor,
     return row
 
 
+def _peer_row(row: dict, peer: dict) -> dict:
+    """Ours against a peer per task; ours counts sampling too, as the peer's step rebuilds its BVH and traces rays."""
+    out = {}
+    for task in bench_mitsuba.TASKS:
+        ours = row["sampling_ms"] + row[f"{task}_step_ms"]
+        theirs = peer[f"{task}_step_ms"]
+        out[task] = {"ours_ms": ours, "peer_ms": theirs, "peer_warmup_ms": peer[f"{task}_warmup_ms"], "ratio": theirs / ours}
+    return out
+
+
 def bench_render(
-    device: str = "cpu", size: int = 512, backend: str = "auto", repeats: int = 5, targets: tuple[int, ...] = TARGETS
+    device: str = "cpu",
+    size: int = 512,
+    backend: str = "auto",
+    repeats: int = 5,
+    targets: tuple[int, ...] = TARGETS,
+    peers: tuple[str, ...] = (),
 ) -> dict:
-    """Per-stage median milliseconds at `size`² for meshes of about `targets` triangles (see module doc)."""
+    """Per-stage median milliseconds at `size`² for meshes of about `targets` triangles (see module doc).
+
+    Each of `peers` (only "mitsuba" exists) times its own step on the same mesh, camera and image
+    size, or is reported as skipped with the reason when it cannot run here.
+    """
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        raise ValueError(f"unknown peers {sorted(unknown)}; known: {PEERS}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         from recon.errors import ReconstructError
 
         raise ReconstructError("--device cuda: no CUDA device is available to PyTorch")
+    peer_info: dict = {}
+    if "mitsuba" in peers:
+        reason = bench_mitsuba.unavailable_reason()
+        peer_info["mitsuba"] = {"skipped": reason} if reason else bench_mitsuba.describe()
+    load_before = os.getloadavg()[0]
     renderer = Renderer(backend, dev, layers=2)
     rows = []
     for target in targets:
         v, f = bench_mesh(target)
-        rows.append(_bench_case(renderer, torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev), size, repeats))
+        camera = bench_camera(v, size)
+        row = _bench_case(renderer, torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev), camera, repeats)
+        if "mitsuba" in peer_info and "skipped" not in peer_info["mitsuba"]:
+            row["peers"] = {"mitsuba": _peer_row(row, bench_mitsuba.bench_mitsuba(v, f, camera, repeats))}
+        rows.append(row)
     small, large = rows[0], rows[-1]
     ratio = {
         kind: (large[f"{kind}_step_ms"]) / max(small[f"{kind}_step_ms"], 1e-9) for kind in ("silhouette", "shaded")
@@ -142,15 +181,22 @@ def bench_render(
         "size": size,
         "layers": 2,
         "torch_threads": torch.get_num_threads(),
+        # Other processes' share of the cores makes timings noisy; this says how much there was.
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()},
         "cases": rows,
         "differentiable_cost_ratio_largest_to_smallest": ratio,
+        "peers": peer_info,
     }
 
 
 def format_render_table(result: dict) -> str:
     cols = ("triangles", "sampling_ms", "evaluation_ms", "shading_ms", "splatting_ms", "silhouette_step_ms",
             "shaded_step_ms", "peak_memory_mb")
-    head = f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}"
+    load = result["load_average_1min"]
+    head = (
+        f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}; "
+        f"load average {load['before']:.1f} → {load['after']:.1f} on {load['cpus']} CPUs"
+    )
     lines = [head, "  ".join(f"{c:>18}" for c in cols)]
     for row in result["cases"]:
         lines.append("  ".join(f"{row[c]:>18.1f}" if isinstance(row[c], float) else f"{row[c]:>18}" for c in cols))
@@ -159,7 +205,30 @@ def format_render_table(result: dict) -> str:
         "differentiable part (evaluation + shading + splat + backward), largest / smallest mesh: "
         f"silhouette {ratio['silhouette']:.2f}×, shaded {ratio['shaded']:.2f}× (RtS claim: ≤ ~3×)"
     )
+    for name, info in result["peers"].items():
+        lines.extend(_format_peer(name, info, result["cases"]))
     return "\n".join(lines)
+
+
+def _format_peer(name: str, info: dict, cases: list[dict]) -> list[str]:
+    """Ours (sampling + step) against the peer per task and size, or the one-line reason it was skipped."""
+    if "skipped" in info:
+        return [f"peer {name} skipped: {info['skipped']}"]
+    lines = [
+        f"peer {name} {info['version']} ({info['variant']}, LLVM {info['llvm']}, {info['threads']} threads, "
+        f"{info['spp']} spp, target moved {info['shift_px']:g} px); ours = sampling + step, median ms",
+        f"{'triangles':>10}  " + "  ".join(
+            f"{task + ' ' + col:>{w}}" for task in bench_mitsuba.TASKS for col, w in (("ours", 15), (name, 18), ("warm-up", 18), ("ratio", 16))
+        ),
+    ]
+    for row in cases:
+        cells = []
+        for task in bench_mitsuba.TASKS:
+            t = row["peers"][name][task]
+            cells += [f"{t['ours_ms']:>15.1f}", f"{t['peer_ms']:>18.1f}", f"{t['peer_warmup_ms']:>18.1f}", f"{t['ratio']:>15.1f}×"]
+        lines.append(f"{row['triangles']:>10}  " + "  ".join(cells))
+    lines.append(f"ratio = {name} / ours: how many times faster our step is")
+    return lines
 
 
 # ----------------------------------------------------------------------------- viewer

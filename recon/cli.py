@@ -333,7 +333,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from recon.bench import bench_render
 
-    result = bench_render(device=args.device, size=args.size, backend=args.renderer, repeats=args.repeats)
+    result = bench_render(
+        device=args.device, size=args.size, backend=args.renderer, repeats=args.repeats, peers=tuple(dict.fromkeys(args.peer))
+    )
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -495,6 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto")
     r.add_argument("--size", type=int, default=512, help="image side in pixels")
     r.add_argument("--repeats", type=int, default=5, help="timed repetitions per stage (median reported)")
+    r.add_argument(
+        "--peer",
+        action="append",
+        choices=["mitsuba"],  # recon.bench.PEERS, without importing torch to build the parser
+        default=[],
+        help="also time this renderer's step on the same meshes, camera and size, and report how many times "
+        "faster ours is (repeatable; mitsuba: Mitsuba 3's llvm_ad_rgb, pip install 'reconstruct[peers]'; "
+        "skipped with the reason when it cannot run)",
+    )
     r.add_argument("--json", action="store_true")
     m = bench.add_parser("materials", help="discovered materials vs the demo's ground truth (IoU), edit colour distance")
     m.set_defaults(func=cmd_bench_materials)

@@ -3,6 +3,7 @@
 import pytest
 
 from recon.bench import bench_mesh, bench_render, format_render_table
+from recon.bench_mitsuba import unavailable_reason
 
 pytestmark = pytest.mark.gl
 
@@ -21,3 +22,32 @@ def test_bench_render_reports_every_stage() -> None:
         for key in ("sampling_ms", "evaluation_ms", "shading_ms", "splatting_ms", "silhouette_step_ms", "shaded_step_ms"):
             assert row[key] > 0, key
     assert "silhouette" in format_render_table(result)
+    assert result["load_average_1min"]["cpus"] >= 1
+
+
+def test_bench_render_times_the_peer_or_says_why_not() -> None:
+    result = bench_render("cpu", size=48, backend="gl", repeats=1, targets=(2_500,), peers=("mitsuba",))
+    reason = unavailable_reason()
+    table = format_render_table(result)
+    if reason:
+        assert result["peers"]["mitsuba"] == {"skipped": reason}
+        assert f"peer mitsuba skipped: {reason}" in table
+        return
+    for task in ("silhouette", "shaded"):
+        entry = result["cases"][0]["peers"]["mitsuba"][task]
+        assert entry["ours_ms"] > 0 and entry["peer_ms"] > 0
+        assert entry["ratio"] == pytest.approx(entry["peer_ms"] / entry["ours_ms"])
+    assert "peer mitsuba 3." in table and "shaded ratio" in table
+
+
+def test_a_skipped_peer_is_one_line_of_the_table() -> None:
+    result = bench_render("cpu", size=48, backend="gl", repeats=1, targets=(2_500,))
+    assert result["peers"] == {}
+    result["peers"] = {"mitsuba": {"skipped": unavailable_reason("no_such_renderer_module")}}
+    skipped = [line for line in format_render_table(result).splitlines() if line.startswith("peer mitsuba")]
+    assert skipped == ["peer mitsuba skipped: " + result["peers"]["mitsuba"]["skipped"]]
+
+
+def test_bench_render_rejects_unknown_peers() -> None:
+    with pytest.raises(ValueError, match="unknown peers"):
+        bench_render("cpu", size=48, backend="gl", targets=(2_500,), peers=("blender",))
