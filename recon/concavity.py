@@ -53,11 +53,11 @@ def far_surface(reconstruction: Any, reference: Any, threshold_rel: float = 0.01
     points = sample_surface(gv, gf, n_samples, np.random.default_rng(seed))
     distance = surface_distance(points, rv, rf)
     far = distance > threshold_rel * diagonal
-    inside = gpytoolbox.fast_winding_number(points[far], rv, rf) > 0.5 if far.any() else np.zeros(0, dtype=bool)
+    outside = float((gpytoolbox.fast_winding_number(points[far], rv, rf) > 0.5).mean()) if far.any() else 0.0
     total = float(distance.sum())
     return {
         "far_fraction": float(far.mean()),
-        "far_outside_share": float(inside.mean()) if far.any() else 0.0,
+        "far_outside_share": outside,
         "far_error_share": float(distance[far].sum() / total) if total > 0 else 0.0,
         "near_median_rel": float(np.median(distance[~far]) / diagonal) if (~far).any() else float("nan"),
         "threshold_rel": threshold_rel,
@@ -73,16 +73,16 @@ def _plane_basis(up: np.ndarray) -> np.ndarray:
     return np.stack([e1, np.cross(up, e1)])
 
 
-def surface_heights(vertices: np.ndarray, faces: np.ndarray, columns: np.ndarray, up: np.ndarray, top: float, floor: float) -> np.ndarray:
+def _surface_heights(vertices: np.ndarray, faces: np.ndarray, columns: np.ndarray, up: np.ndarray, top: float, bottom: float) -> np.ndarray:
     """Height (N,) along unit `up` of the first surface met looking straight down each column.
 
     `columns` (N, 3) are points whose position across `up` names the column; rays start at height
-    `top` (above everything). A column that meets no surface gets `floor`: nothing is left in it.
+    `top` (above everything). A column that meets no surface gets `bottom`: nothing is left in it.
     """
     origins = columns + (top - columns @ up)[:, None] * up
     t, _, _ = gpytoolbox.ray_mesh_intersect(origins, np.broadcast_to(-up, origins.shape).copy(), vertices, faces)
     t = np.asarray(t, dtype=np.float64)
-    return np.where(np.isfinite(t), top - t, floor)
+    return np.where(np.isfinite(t), top - t, bottom)
 
 
 def cavity_depth(
@@ -113,37 +113,36 @@ def cavity_depth(
         columns: number of floor columns.
 
     Raises:
-        ValueError: when the tool touches no part of the reference's surface seen from above.
+        ValueError: when the tool touches no part of the reference's surface, or none lower than
+            the rim band seen from above.
     """
     rv, rf = mesh_arrays(reconstruction)
     gv, gf = mesh_arrays(reference)
     up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
     diagonal = _diagonal(gv, gf)
-    carved = sample_surface(gv, gf, n_samples, np.random.default_rng(seed))
-    carved = carved[on_tool(carved)]
-    if len(carved) == 0:
+    tool_surface = sample_surface(gv, gf, n_samples, np.random.default_rng(seed))
+    tool_surface = tool_surface[on_tool(tool_surface)]
+    if len(tool_surface) == 0:
         raise ValueError("cavity_depth: the tool touches no part of the reference surface")
-    rim = float((carved @ up).max())
+    rim = float((tool_surface @ up).max())
     basis = _plane_basis(up)
-    across = carved @ basis.T  # (N, 2) positions across the up axis
+    across = tool_surface @ basis.T  # (N, 2) positions across the up axis
     step = spacing_rel * diagonal
     u, v = (np.arange(lo, hi + step, step) for lo, hi in zip(across.min(0), across.max(0)))
     grid = np.stack(np.meshgrid(u, v, indexing="ij"), axis=-1).reshape(-1, 2) @ basis
     heights = np.concatenate([gv @ up, rv @ up])
     top, bottom = float(heights.max()) + 0.1 * diagonal, float((gv @ up).min())
-    truth = surface_heights(gv, gf, grid, up, top, bottom)
+    truth = _surface_heights(gv, gf, grid, up, top, bottom)
     hits = grid + (truth - grid @ up)[:, None] * up
-    floor = on_tool(hits) & (truth > bottom) & (truth < rim - rim_band)
-    if not floor.any():
-        raise ValueError("cavity_depth: no column looking down meets the tool's surface on the reference")
-    truth = truth[floor]
-    depth = rim - float(truth.min())
-    if not depth > 0:
-        raise ValueError("cavity_depth: the tool's floor is not below its rim; nothing carved along the up axis")
-    built = surface_heights(rv, rf, grid[floor], up, top, bottom)
+    on_floor = on_tool(hits) & (truth > bottom) & (truth < rim - rim_band)
+    if not on_floor.any():
+        raise ValueError("cavity_depth: no column looking down meets the tool's surface below its rim band on the reference")
+    truth = truth[on_floor]
+    depth = rim - float(truth.min())  # > rim_band: every floor column lies below the band
+    built = _surface_heights(rv, rf, grid[on_floor], up, top, bottom)
     return {
         "depth": depth,
         "carved": (rim - float(built.min())) / depth,
         "mean_fill": float((built - truth).mean()) / depth,
-        "columns": int(floor.sum()),
+        "columns": int(on_floor.sum()),
     }
