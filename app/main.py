@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from resources import DEMO_SCENES
+
 
 def _close_on_signals(window) -> None:
     """Route SIGINT/SIGTERM into Qt's event loop (Python handlers cannot run while Qt waits in C++)."""
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="reconstruct-gui", description="Desktop app: open a calibrated image set and reconstruct it."
     )
     parser.add_argument("dataset", nargs="?", help="dataset folder or main file, or a run folder, to open at start")
-    parser.add_argument("--demo", action="store_true", help="open the bundled demo scene")
+    parser.add_argument("--demo", nargs="?", const="pot", choices=sorted(DEMO_SCENES), metavar="SCENE",
+                        help="open a bundled demo scene: pot (the default) or part")
     parser.add_argument("--run", action="store_true", help="start reconstructing as soon as the dataset is open "
                         "(not for a run folder: press Resume there)")
     parser.add_argument("--iterations", type=int, help="iterations of that run (default: the Run panel's)")
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dataset:
         window.open_dataset(Path(args.dataset))
     elif args.demo:
-        window.open_demo()
+        window.open_demo(args.demo)
     code = qt_app.exec()
     signal.set_wakeup_fd(-1)
     return code

@@ -176,7 +176,8 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         self._action(menu, "Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
         self._action(menu, "Open &File…", self._ask_file)
-        self._action(menu, "Open &Demo", self.open_demo)
+        self._action(menu, "Open &Demo", lambda: self.open_demo("pot"))
+        self._action(menu, "Open Demo: Machined &Part", lambda: self.open_demo("part"))
         self.recent_menu = menu.addMenu("&Recent")
         self._refresh_recent()
         menu.addSeparator()
@@ -299,12 +300,13 @@ class MainWindow(QMainWindow):
                 self.run_panel.set_out(self._default_out(self.scene))
 
     # ---- opening -----------------------------------------------------------------------------
-    def open_demo(self) -> None:
-        from recon.demo import demo_dataset
+    def open_demo(self, scene: str = "pot") -> None:
+        """Open a bundled demo scene (`resources.DEMO_SCENES`), building its dataset on first use."""
+        from recon.demo import demo_dataset, load_recipe
 
         self.status.setText("Preparing the demo scene (rendered once, then cached)…")
         try:
-            path = demo_dataset()
+            path = demo_dataset(recipe=load_recipe(scene=scene))
         except (ReconstructError, RuntimeError, OSError) as exc:
             self._show_error("Cannot open the demo", f"the demo scene could not be built: {exc}")
             return

@@ -309,25 +309,47 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo (once), reconstruct it, and measure the result against its ground truth."""
-    from recon.demo import demo_dataset
+    from recon.demo import demo_dataset, load_recipe
+    from recon.demo.measure import concavity_figures
     from recon.eval import chamfer
     from recon.export import write_run_record
     from recon.mesh import read_trimesh
     from recon.runs import open_run
 
-    path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild)
+    recipe = load_recipe(scene=args.scene)
+    path = demo_dataset(Path(args.cache) if args.cache else None, rebuild=args.rebuild, recipe=recipe)
     run = open_run(_options(args, path, overwrite=True))  # the demo's folder is remade each time
-    print(f"demo: {len(run.scene.views)} views at {_levels(run)} from {path}")
+    print(f"demo: {recipe['name']}, {len(run.scene.views)} views at {_levels(run)} from {path}")
     record = _run_and_report(run)
-    figures = chamfer(read_trimesh(run.folder.mesh_file), read_trimesh(path / "gt_mesh.ply"))
+    built, truth = read_trimesh(run.folder.mesh_file), read_trimesh(path / "gt_mesh.ply")
+    figures = chamfer(built, truth)
     record["chamfer"] = figures
+    record["concavity"] = concavity_figures(recipe, built, truth)
     write_run_record(run.folder.record_file, record)
     print(
         f"demo: Chamfer-L1 {figures['chamfer']:.5f} world units = {100 * figures['chamfer_rel']:.3f} % of the "
         f"diagonal (accuracy {100 * figures['accuracy_rel']:.3f} %, completeness {100 * figures['completeness_rel']:.3f} %), "
         f"{record['seconds']:.0f} s on {run.device}"
     )
+    for line in _concavity_lines(record["concavity"]):
+        print(f"demo: {line}")
     return 0
+
+
+def _concavity_lines(figures: dict) -> list[str]:
+    """`reconstruct demo`'s summary of recon.demo.measure.concavity_figures."""
+    far = figures["far_surface"]
+    lines = [
+        f"{100 * far['far_fraction']:.1f} % of the true surface is over {100 * far['threshold_rel']:g} % of the diagonal "
+        f"away, {100 * far['far_outside_share']:.0f} % of that with the reconstruction outside it (filled), holding "
+        f"{100 * far['far_error_share']:.0f} % of the completeness error; median error elsewhere {100 * far['near_median_rel']:.3f} %"
+    ]
+    for name, cavity in figures["cavities"].items():
+        lines.append(
+            f"{name} carved to {100 * cavity['carved']:.1f} % of its depth {cavity['depth']:.3f} at the deepest point, "
+            f"left filled by {100 * cavity['mean_fill']:.1f} % of it on average"
+        )
+    return lines
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -483,9 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recluster", action="store_true", help="cluster again even if a stored clustering fits")
     p.add_argument("--json", action="store_true", help="machine-readable: id, area_share, mean_color (sRGB), hex")
 
-    p = add("demo", cmd_demo, "Reconstruct the bundled demo scene and measure it against its ground truth.")
+    from resources import DEFAULT_DEMO_SCENE, DEMO_SCENES
+
+    p = add("demo", cmd_demo, "Reconstruct a bundled demo scene and measure it against its ground truth: Chamfer, "
+            "and how well its concavities are carved.")
+    p.add_argument("--scene", choices=sorted(DEMO_SCENES), default=DEFAULT_DEMO_SCENE,
+                   help="pot: a glazed pot with a bowl, a groove, a handle and a fin (default); part: a machined block "
+                        "with flat faces, two deep slots and a drilled boss")
     p.add_argument("--out", default="demo-run", help="run folder (default ./demo-run)")
-    p.add_argument("--cache", help="cache folder for the demo dataset (default: the user cache directory)")
+    p.add_argument("--cache", help="cache folder for the demo datasets, one per scene (default: the user cache directory)")
     p.add_argument("--rebuild", action="store_true", help="render the demo dataset again even if cached")
     add_run_options(p)
 

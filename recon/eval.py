@@ -34,7 +34,7 @@ def _numpy(a: Any, dtype: type = np.float64) -> np.ndarray:
     return np.asarray(a, dtype=dtype)
 
 
-def _mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray]:
+def mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray]:
     """(vertices, faces) of a trimesh-like object (`.vertices`, `.faces`) or a (V, F) pair."""
     if hasattr(mesh, "vertices") and hasattr(mesh, "faces"):
         v, f = mesh.vertices, mesh.faces
@@ -72,18 +72,22 @@ def _points_or_samples(
         if len(pts) == 0:
             raise ValueError("reference point cloud is empty")
         return pts, np.stack((pts.min(0), pts.max(0))), None
-    v, f = _mesh_arrays(obj)
+    v, f = mesh_arrays(obj)
     used = v[np.unique(f)]
     return sample_surface(v, f, n, rng), np.stack((used.min(0), used.max(0))), (v, f)
+
+
+def surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Distance (N,) of each point to the nearest point on the triangles (AABB tree, exact)."""
+    squared = gpytoolbox.squared_distance(points, vertices, faces, use_cpp=True)[0]
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 def _distances(points: np.ndarray, surface: tuple[np.ndarray, np.ndarray] | None, cloud: np.ndarray) -> np.ndarray:
     """Distance of each point to the triangles of `surface`, or to the nearest of `cloud` without one."""
     if surface is None:
         return cKDTree(cloud).query(points, workers=-1)[0]
-    v, f = surface
-    squared = gpytoolbox.squared_distance(points, v, f, use_cpp=True)[0]
-    return np.sqrt(np.maximum(squared, 0.0))
+    return surface_distance(points, *surface)
 
 
 def chamfer(mesh_a: Any, mesh_b_or_points: Any, n_samples: int = 100_000, seed: int = 0) -> dict[str, float]:

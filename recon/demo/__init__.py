@@ -1,13 +1,18 @@
-"""The bundled demo scene: a procedural object rendered into a calibrated NDS dataset on first use.
+"""The bundled demo scenes: procedural objects rendered into calibrated NDS datasets on first use.
 
-- `scene`: the recipe (resources/demo_scene.json), its signed-distance object, ground-truth mesh
-  and per-face materials, and the camera ring;
+Two scenes (`resources.DEMO_SCENES`): the pot (resources/demo_scene.json, the default) and a
+machined part (resources/part_scene.json: flat faces, deep slots, a drilled boss).
+
+- `scene`: a recipe, its signed-distance object, ground-truth mesh and per-face materials, and
+  the camera ring;
 - `render`: Blinn-Phong shading under fixed lights, drawn by the project's own rasterizer;
 - `dataset`: the dataset folder, built once (NDS format via `recon.data.formats.nds.write`) and
-  cached under a hash of the recipe.
+  cached under a hash of the recipe;
+- `measure`: how well a reconstruction carves the concavities the recipe tags (`recon.concavity`).
 """
 
 from recon.demo.dataset import CACHE_VERSION, build, default_cache_dir, demo_dataset
+from recon.demo.measure import concavity_figures, measured_tools
 from recon.demo.render import Shading, Surface, box_corners, render_view, shade
 from recon.demo.scene import (
     RECIPE_FILE,
@@ -32,10 +37,12 @@ __all__ = [
     "box_corners",
     "build",
     "build_mesh",
+    "concavity_figures",
     "default_cache_dir",
     "demo_dataset",
     "face_materials",
     "load_recipe",
+    "measured_tools",
     "primitive_sdf",
     "recipe_hash",
     "render_view",

@@ -73,7 +73,7 @@ def demo_dataset(cache_dir: Path | None = None, rebuild: bool = False, recipe: R
     Args:
         cache_dir: where dataset folders live; default `default_cache_dir()`.
         rebuild: build again even when a finished folder exists.
-        recipe: a recipe dict (default: the shipped one, `load_recipe()`); its hash names the folder.
+        recipe: a recipe dict (default: the pot, `load_recipe()`); its hash names the folder.
 
     Safe with concurrent callers: each builds into its own temporary folder beside the target and
     renames it into place; whoever finishes second uses the first one's folder.

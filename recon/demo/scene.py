@@ -1,8 +1,8 @@
 """The demo object from its recipe: signed-distance primitives, the ground-truth mesh and materials, the cameras.
 
-The recipe (resources/demo_scene.json) describes the object as signed-distance primitives combined
-by smooth union / subtraction, the materials, a fixed world-space lighting, a camera ring and the
-image size. Everything here is a pure function of the recipe; `recon.demo.render` draws it and
+A recipe (resources/demo_scene.json, the pot; resources/part_scene.json, a machined part) describes
+the object as signed-distance primitives combined by smooth union / subtraction, the materials, a
+fixed world-space lighting, a camera ring and the image size. Everything here is a pure function of the recipe; `recon.demo.render` draws it and
 `recon.demo.dataset` writes and caches the dataset.
 """
 
@@ -20,10 +20,11 @@ import numpy as np
 import trimesh
 
 from render.camera import Camera
+from resources import DEFAULT_DEMO_SCENE, DEMO_SCENES
 
 log = logging.getLogger(__name__)
 
-RECIPE_FILE = "demo_scene.json"
+RECIPE_FILE = "demo_scene.json"  # the pot's recipe, and the name of the recipe's copy in every demo dataset
 
 Recipe = dict[str, Any]
 
@@ -32,9 +33,11 @@ Recipe = dict[str, Any]
 # Recipe
 
 
-def load_recipe(views: int | None = None, size: int | None = None) -> Recipe:
-    """The shipped recipe, optionally with fewer views / smaller images (tests, quick looks)."""
-    text = importlib_resources.files("resources").joinpath(RECIPE_FILE).read_text(encoding="utf-8")
+def load_recipe(views: int | None = None, size: int | None = None, scene: str = DEFAULT_DEMO_SCENE) -> Recipe:
+    """A shipped recipe (`resources.DEMO_SCENES`), optionally with fewer views / smaller images (tests, quick looks)."""
+    if scene not in DEMO_SCENES:
+        raise ValueError(f"no bundled demo scene {scene!r}; known: {sorted(DEMO_SCENES)}")
+    text = importlib_resources.files("resources").joinpath(DEMO_SCENES[scene]).read_text(encoding="utf-8")
     recipe = json.loads(text)
     if views is not None:
         recipe["cameras"]["count"] = int(views)

@@ -250,3 +250,30 @@ def test_auto_image_scale_on_the_cpu_starts_on_halved_images(small_demo, tmp_pat
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["coarse_images"] is True and record["config"]["splat_shading"] is True
     assert record["image_scale"] == 1.0  # the 64² demo is under CPU_MAX_SIDE: loaded as it is
+
+
+@pytest.mark.gl
+def test_demo_of_the_part_measures_chamfer_and_concavities(tmp_path, monkeypatch, capsys) -> None:
+    """`reconstruct demo --scene part` end to end, in-process on a 12-view 64 px part (the shipped one
+    renders 40 views at 512²); what it prints is what run.json records."""
+    from recon import cli, demo
+
+    shipped = demo.load_recipe
+    monkeypatch.setattr(demo, "load_recipe", lambda scene: shipped(views=12, size=64, scene=scene))
+    out = tmp_path / "run"
+    args = ["demo", "--scene", "part", "--iterations", "30", "--out", str(out), "--cache", str(tmp_path / "cache"),
+            "--image-scale", "1", "--device", "cpu", "--renderer", "gl"]  # fmt: skip
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "run.json").read_text())
+    assert record["iteration"] == 30 and "machined-part" in printed
+    assert record["dataset"]["views"] == 12 and record["dataset"]["resolution"] == [64, 64]
+    assert f"{100 * record['chamfer']['chamfer_rel']:.3f} %" in printed
+    far = record["concavity"]["far_surface"]
+    assert 0 < far["far_fraction"] < 1 and 0 <= far["far_outside_share"] <= 1
+    assert f"{100 * far['far_fraction']:.1f} % of the true surface" in printed
+    cavities = record["concavity"]["cavities"]
+    assert sorted(cavities) == ["narrow_slot", "wide_slot"]
+    for name, cavity in cavities.items():
+        assert cavity["depth"] == pytest.approx(0.2, abs=0.01) and cavity["columns"] > 0
+        assert f"{name} carved to {100 * cavity['carved']:.1f} %" in printed

@@ -1,0 +1,45 @@
+"""A demo reconstruction's concavity figures, driven by its recipe (see `recon.concavity`).
+
+Every scene gets `far_surface`; each primitive tagged `"measure": "depth"` (a carving tool, op
+subtract) gets `cavity_depth` with the tool's own signed distance saying which points it carved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recon.concavity import cavity_depth, far_surface
+from recon.demo.scene import Recipe, primitive_sdf
+
+
+def tool_tolerance(recipe: Recipe, prim: dict) -> float:
+    """How far from a tool's own surface the carved surface may lie: a grid cell of the marching
+    cubes that made the reference, or the blend, which rounds the tool's edges by up to about that."""
+    spec = recipe["mesh"]
+    cell = float(np.max(np.subtract(spec["grid_max"], spec["grid_min"]))) / (int(spec["grid_resolution"]) - 1)
+    return max(cell, float(prim.get("blend", 0.0)))
+
+
+def measured_tools(recipe: Recipe) -> list[dict]:
+    """The recipe's primitives tagged for a depth measure; a tag on anything but a carving tool is an error."""
+    tools = []
+    for prim in recipe["primitives"]:
+        kind = prim.get("measure")
+        if kind is None:
+            continue
+        if kind != "depth" or prim["op"] != "subtract":
+            raise ValueError(f"demo recipe: primitive {prim.get('name')!r}: only subtract primitives take \"measure\": \"depth\"")
+        tools.append(prim)
+    return tools
+
+
+def concavity_figures(recipe: Recipe, reconstruction: Any, reference: Any) -> dict[str, Any]:
+    """{"far_surface": far_surface(...), "cavities": {tool name: cavity_depth(...)}} of a reconstruction."""
+    cavities = {}
+    for prim in measured_tools(recipe):
+        tol = tool_tolerance(recipe, prim)
+        on_tool = lambda points, prim=prim, tol=tol: np.abs(primitive_sdf(prim, points)) <= tol  # noqa: E731
+        cavities[prim["name"]] = cavity_depth(reconstruction, reference, on_tool, np.asarray(recipe["up"], dtype=np.float64), rim_band=tol)
+    return {"far_surface": far_surface(reconstruction, reference), "cavities": cavities}
