@@ -1,10 +1,16 @@
-"""The neural shader compiled to a GLSL 4.30 compute shader: code generated from the sizes, weights in a buffer.
+"""The appearance network compiled to a GLSL 4.30 compute shader: code generated from its structure, weights in a buffer.
 
 One invocation per pixel (8×8 work groups, early out where the G-buffer has no coverage) evaluates
-the whole MLP on vec4 blocks: every layer's input and output are padded to multiples of 4 and its
-weight matrix is stored as a grid of column-major mat4 blocks, so the inner loop is one
-`mat4 * vec4` per 16 weights. The code depends only on `MLPWeights.signature` (widths, depth, PE
-octaves); new weights of the same sizes are a buffer upload, not a recompile.
+the whole network on vec4 blocks: every layer's input and output are padded to multiples of 4 and
+its weight matrix is stored as a grid of column-major mat4 blocks, so the inner loop is one
+`mat4 * vec4` per 16 weights. The code depends only on `MLPWeights.signature` (widths, depth,
+residual blocks, PE octaves, h's output, whether there is a c); new weights of the same structure
+are a buffer upload, not a recompile.
+
+ReLUs are applied where a value is written, never in the inner loop: a stage's output is written
+through the ReLU when the next stage is a layer (which reads through one), raw when it is a
+residual block (whose skip needs the raw value). A block copies ReLU(x) aside, runs its layers
+(all but the last writing through the ReLU the next one reads through) and adds the result to x.
 
 Padding is done on the Python side by re-indexing the weight columns: the positional encoding is
 fed as blocks [x, 0], [sin(f₀x), 0], [cos(f₀x), 0], ... and c's input as [h (padded to F4 blocks)],
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +44,9 @@ from render.viewer.mlp import (
     MATERIAL_DIFFUSE,
     MATERIAL_DIM,
     MATERIAL_DIM_OFFSET,
+    Layer,
     MLPWeights,
+    ResidualBlock,
     material_palette,
 )
 
@@ -71,25 +80,24 @@ class _LayerLayout:
     bias_offset: int
 
 
-def _input_segments(w: MLPWeights) -> tuple[list[int], list[int]]:
-    """Segments of the first h layer's input (PE) and of the first c layer's input."""
-    return [3] * (1 + 2 * w.pe_octaves), [w.features, 3, 3]
-
-
-def _segments(w: MLPWeights) -> list[list[int]]:
-    """Input segments of every layer, h then c (padding is per segment)."""
-    pe_segments, c_segments = _input_segments(w)
-    result = []
-    for first, layers in ((pe_segments, w.h_layers), (c_segments, w.c_layers)):
-        for i, (W, _) in enumerate(layers):
-            result.append(first if i == 0 else [int(W.shape[1])])
+def _layers_in_order(w: MLPWeights) -> list[tuple[Layer, list[int]]]:
+    """Every layer in evaluation order (h's, blocks' included, then c's) with its input segments
+    (padding is per segment): the encoding [x, sin, cos, ...] for h's first, [h, n, ω] for c's."""
+    result: list[tuple[Layer, list[int]]] = []
+    for i, stage in enumerate(w.h_layers):
+        if isinstance(stage, ResidualBlock):
+            result += [(layer, [int(layer[0].shape[1])]) for layer in stage.layers]
+        else:
+            result.append((stage, [3] * (1 + 2 * w.pe_octaves) if i == 0 else [int(stage[0].shape[1])]))
+    for i, layer in enumerate(w.c_layers):
+        result.append((layer, [w.features, 3, 3] if i == 0 else [int(layer[0].shape[1])]))
     return result
 
 
 def layer_layouts(w: MLPWeights) -> list[_LayerLayout]:
-    """Where each layer's mat4 blocks and biases lie in the Weights buffer (from the sizes alone)."""
+    """Where each layer's mat4 blocks and biases lie in the Weights buffer (from the structure alone)."""
     layouts, offset = [], 0
-    for segments, (W, _) in zip(_segments(w), [*w.h_layers, *w.c_layers]):
+    for (W, _), segments in _layers_in_order(w):
         in4, out4 = sum(_blocks(s) for s in segments), _blocks(int(W.shape[0]))
         layouts.append(_LayerLayout(in4, out4, offset, offset + 4 * in4 * out4))
         offset += 4 * in4 * out4 + out4
@@ -99,7 +107,7 @@ def layer_layouts(w: MLPWeights) -> list[_LayerLayout]:
 def pack_weights(w: MLPWeights) -> np.ndarray:
     """All layers as one float32 (N, 4) array of vec4s, laid out as `layer_layouts` says."""
     chunks: list[np.ndarray] = []
-    for segments, layout, (W, b) in zip(_segments(w), layer_layouts(w), [*w.h_layers, *w.c_layers]):
+    for ((W, b), segments), layout in zip(_layers_in_order(w), layer_layouts(w)):
         W = W.detach().to("cpu", torch.float32).numpy()
         out_dim = W.shape[0]
         padded = np.zeros((layout.out4 * 4, layout.in4 * 4), np.float32)
@@ -212,8 +220,11 @@ def _float_literal(value: float) -> str:
     return repr(float(np.float32(value))) if math.isfinite(value) else "0.0"
 
 
-def _layer_code(layout: _LayerLayout, src: str, dst: str, relu: bool) -> str:
-    out = "max(s, vec4(0.0))" if relu else "s"
+_ACTIVATIONS = {"none": "{}", "relu": "max({}, vec4(0.0))", "sigmoid": "1.0 / (1.0 + exp(-{}))"}
+
+
+def _layer_code(layout: _LayerLayout, src: str, dst: str, activation: str) -> str:
+    out = _ACTIVATIONS[activation].format("s")
     return f"""
     for (int o = 0; o < {layout.out4}; ++o) {{
         vec4 s = wts[{layout.bias_offset} + o];
@@ -225,12 +236,81 @@ def _layer_code(layout: _LayerLayout, src: str, dst: str, relu: bool) -> str:
     }}"""
 
 
+def _other(buffer: str) -> str:
+    """The ping-pong partner of act0 / act1 (act2 is a residual block's second scratch buffer)."""
+    return "act1" if buffer == "act0" else "act0"
+
+
+def _block_code(block: ResidualBlock, layouts: Iterator[_LayerLayout], x: str, relu_out: bool) -> str:
+    """x ← x + L_k(ReLU(… L_1(ReLU(x)))), through ReLU when the next stage reads through one."""
+    width4 = _blocks(block.width)
+    scratch = (_other(x), "act2")
+    code = [f"""
+    for (int i = 0; i < {width4}; ++i) {{
+        {scratch[0]}[i] = max({x}[i], vec4(0.0));
+    }}"""]
+    for j in range(len(block.layers)):
+        last = j == len(block.layers) - 1
+        code.append(_layer_code(next(layouts), scratch[j % 2], scratch[(j + 1) % 2], "none" if last else "relu"))
+    total = _ACTIVATIONS["relu" if relu_out else "none"].format(f"{x}[i] + {scratch[len(block.layers) % 2]}[i]")
+    code.append(f"""
+    for (int i = 0; i < {width4}; ++i) {{
+        {x}[i] = {total};
+    }}""")
+    return "".join(code)
+
+
+def _h_code(w: MLPWeights, layouts: Iterator[_LayerLayout]) -> str:
+    """h from the encoding in act0; a stage writes through ReLU when the next is a layer (module docstring)."""
+    code, src = [], "act0"
+    stages = w.h_layers
+    for i, stage in enumerate(stages):
+        last = i == len(stages) - 1
+        relu_out = not last and not isinstance(stages[i + 1], ResidualBlock)
+        if isinstance(stage, ResidualBlock):
+            code.append(_block_code(stage, layouts, src, relu_out))
+            continue
+        if last:
+            activation = "sigmoid" if w.h_output == "sigmoid" else "none"
+        else:
+            activation = "relu" if relu_out else "none"
+        dst = "h" if last else _other(src)
+        code.append(_layer_code(next(layouts), src, dst, activation))
+        src = dst
+    if w.h_output == "sigmoid" and w.features % 4:  # σ(0) = 0.5: put the padding lanes back to 0
+        mask = ", ".join("1.0" if lane < w.features % 4 else "0.0" for lane in range(4))
+        code.append(f"\n    h[{_blocks(w.features) - 1}] *= vec4({mask});")
+    return "".join(code)
+
+
+def _color_code(w: MLPWeights, layouts: Iterator[_LayerLayout]) -> str:
+    """`vec3 rgb` from h, n and ω: c's layers with a sigmoid after the last, or h for a position-only appearance."""
+    if w.position_only:
+        return "\n    vec3 rgb = h[0].xyz;"
+    code = ["""
+    for (int i = 0; i < F4; ++i) {
+        act0[i] = h[i];
+    }
+    act0[F4] = vec4(n, 0.0);
+    act0[F4 + 1] = vec4(omega, 0.0);"""]
+    src = "act0"
+    for i in range(len(w.c_layers)):
+        dst = _other(src)
+        code.append(_layer_code(next(layouts), src, dst, "sigmoid" if i == len(w.c_layers) - 1 else "relu"))
+        src = dst
+    code.append(f"\n    vec3 rgb = {src}[0].xyz;")
+    return "".join(code)
+
+
 def generate_compute_source(w: MLPWeights) -> str:
-    """GLSL 4.30 compute shader source for shaders of `w`'s sizes (see the module docstring)."""
+    """GLSL 4.30 compute shader source for networks of `w`'s structure (see the module docstring)."""
     layouts = layer_layouts(w)
-    n_h = len(w.h_layers)
+    order = iter(layouts)
+    h_code = _h_code(w, order)
+    color_code = _color_code(w, order)
     f4 = _blocks(w.features)
     width4 = max(max(l.in4, l.out4) for l in layouts)
+    scratch = f"vec4 act2[{width4}];" if any(isinstance(s, ResidualBlock) for s in w.h_layers) else ""
     freqs = [_float_literal(math.pi * 2.0**k) for k in range(w.pe_octaves)]
 
     pe_lines = ["    act0[0] = vec4(x, 0.0);"]
@@ -238,24 +318,6 @@ def generate_compute_source(w: MLPWeights) -> str:
         pe_lines.append(f"    angle = x * {f};")
         pe_lines.append(f"    act0[{1 + 2 * k}] = vec4(sin(angle), 0.0);")
         pe_lines.append(f"    act0[{2 + 2 * k}] = vec4(cos(angle), 0.0);")
-
-    h_code = []
-    src = "act0"
-    for i, layout in enumerate(layouts[:n_h]):
-        last = i == n_h - 1
-        dst = "h" if last else ("act1" if src == "act0" else "act0")
-        h_code.append(_layer_code(layout, src, dst, relu=not last))
-        src = dst
-
-    c_code = []
-    src = "act0"
-    c_layouts = layouts[n_h:]
-    for i, layout in enumerate(c_layouts):
-        last = i == len(c_layouts) - 1
-        dst = "act1" if src == "act0" else "act0"
-        c_code.append(_layer_code(layout, src, dst, relu=not last))
-        src = dst
-    c_out = src
 
     return f"""#version 430
 // Generated by render/viewer/glsl_mlp.py for MLPWeights.signature {w.signature}.
@@ -283,6 +345,7 @@ const int F4 = {f4};
 vec4 h[F4];
 vec4 act0[{width4}];
 vec4 act1[{width4}];
+{scratch}
 
 int nearest(int table, int count) {{
     float hh = 0.0;
@@ -323,7 +386,7 @@ void main() {{
     vec3 omega = normalize(u_eye - x);
     vec3 angle;
 {chr(10).join(pe_lines)}
-{"".join(h_code)}
+{h_code}
 
     if (u_mode == 2) {{
         int m = nearest(u_materials, u_material_count);
@@ -361,13 +424,7 @@ void main() {{
         imageStore(u_color, p, vec4(clamp((comp - low) / max(high - low, vec3(1e-12)), 0.0, 1.0), 1.0));
         return;
     }}
-    for (int i = 0; i < F4; ++i) {{
-        act0[i] = h[i];
-    }}
-    act0[F4] = vec4(n, 0.0);
-    act0[F4 + 1] = vec4(omega, 0.0);
-{"".join(c_code)}
-    vec3 rgb = 1.0 / (1.0 + exp(-{c_out}[0].xyz));
+{color_code}
     imageStore(u_color, p, vec4(rgb, 1.0));
 }}
 """
@@ -389,7 +446,7 @@ class GLSLShader:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._program: Any = None
-        self._signature: tuple[int, ...] | None = None
+        self._signature: tuple[object, ...] | None = None
         self._weights_buf: Any = None
         self._extras_buf: Any = None
         self._counter_buf = ctx.buffer(reserve=4)
@@ -397,14 +454,14 @@ class GLSLShader:
         self._features = 0
 
     def set_weights(self, w: MLPWeights) -> None:
-        """Upload the weights; regenerate and compile the program only when the sizes changed."""
+        """Upload the weights; regenerate and compile the program only when the structure changed."""
         if w.signature != self._signature:
             source = generate_compute_source(w)
             program = self.ctx.compute_shader(source)  # raises on a compile error, keeping the old state
             if self._program is not None:
                 self._program.release()
             self._program, self._signature = program, w.signature
-            log.info("GLSL shading: compiled the MLP compute shader for sizes %s", w.signature)
+            log.info("GLSL shading: compiled the network compute shader for structure %s", w.signature)
         data = pack_weights(w)
         self._weights_buf = _replace_buffer(self.ctx, self._weights_buf, data)
         self._features = w.features
