@@ -12,6 +12,14 @@ through the ReLU when the next stage is a layer (which reads through one), raw w
 residual block (whose skip needs the raw value). A block copies ReLU(x) aside, runs its layers
 (all but the last writing through the ReLU the next one reads through) and adds the result to x.
 
+Compile time: the network's loops run to `n + u_zero` (a uniform that is always 0) and the
+activation arrays are longer than 32 vec4s (`MIN_ARRAY`), so no loop is unrolled. Measured on
+llvmpipe with constant bounds, or with arrays of at most 32 vec4s (from which Mesa bounds a loop
+that indexes them), short loops were unrolled: a DVR field of 3 blocks of width 32 took minutes to
+compile and the CPU preset's (3 × 128) ran LLVM out of memory. As generated, every size tried
+(NDS's paper shader and small ones, DVR fields from 2 × 32 to the paper's 5 × 512) compiles in
+0.4–2 s there, and frames are as fast or faster.
+
 Padding is done on the Python side by re-indexing the weight columns: the positional encoding is
 fed as blocks [x, 0], [sin(f₀x), 0], [cos(f₀x), 0], ... and c's input as [h (padded to F4 blocks)],
 [n, 0], [ω, 0]; zero columns make the padding lanes irrelevant and zero rows keep padded outputs at
@@ -53,6 +61,7 @@ from render.viewer.mlp import (
 log = logging.getLogger(__name__)
 
 LOCAL_SIZE = 8
+MIN_ARRAY = 40  # vec4s per activation array at least, above 32 (module docstring: compile time)
 # +inf radii ("the whole material") become this: GLSL compilers may fold comparisons with inf oddly.
 HUGE_RADIUS = 3.0e38
 
@@ -226,10 +235,10 @@ _ACTIVATIONS = {"none": "{}", "relu": "max({}, vec4(0.0))", "sigmoid": "1.0 / (1
 def _layer_code(layout: _LayerLayout, src: str, dst: str, activation: str) -> str:
     out = _ACTIVATIONS[activation].format("s")
     return f"""
-    for (int o = 0; o < {layout.out4}; ++o) {{
+    for (int o = 0; o < {layout.out4} + u_zero; ++o) {{
         vec4 s = wts[{layout.bias_offset} + o];
         int k = {layout.weight_offset} + o * {4 * layout.in4};
-        for (int i = 0; i < {layout.in4}; ++i, k += 4) {{
+        for (int i = 0; i < {layout.in4} + u_zero; ++i, k += 4) {{
             s += mat4(wts[k], wts[k + 1], wts[k + 2], wts[k + 3]) * {src}[i];
         }}
         {dst}[o] = {out};
@@ -246,7 +255,7 @@ def _block_code(block: ResidualBlock, layouts: Iterator[_LayerLayout], x: str, r
     width4 = _blocks(block.width)
     scratch = (_other(x), "act2")
     code = [f"""
-    for (int i = 0; i < {width4}; ++i) {{
+    for (int i = 0; i < {width4} + u_zero; ++i) {{
         {scratch[0]}[i] = max({x}[i], vec4(0.0));
     }}"""]
     for j in range(len(block.layers)):
@@ -254,7 +263,7 @@ def _block_code(block: ResidualBlock, layouts: Iterator[_LayerLayout], x: str, r
         code.append(_layer_code(next(layouts), scratch[j % 2], scratch[(j + 1) % 2], "none" if last else "relu"))
     total = _ACTIVATIONS["relu" if relu_out else "none"].format(f"{x}[i] + {scratch[len(block.layers) % 2]}[i]")
     code.append(f"""
-    for (int i = 0; i < {width4}; ++i) {{
+    for (int i = 0; i < {width4} + u_zero; ++i) {{
         {x}[i] = {total};
     }}""")
     return "".join(code)
@@ -309,8 +318,8 @@ def generate_compute_source(w: MLPWeights) -> str:
     h_code = _h_code(w, order)
     color_code = _color_code(w, order)
     f4 = _blocks(w.features)
-    width4 = max(max(l.in4, l.out4) for l in layouts)
-    scratch = f"vec4 act2[{width4}];" if any(isinstance(s, ResidualBlock) for s in w.h_layers) else ""
+    length = max(MIN_ARRAY, *(max(l.in4, l.out4) for l in layouts))
+    scratch = f"vec4 act2[{length}];" if any(isinstance(s, ResidualBlock) for s in w.h_layers) else ""
     freqs = [_float_literal(math.pi * 2.0**k) for k in range(w.pe_octaves)]
 
     pe_lines = ["    act0[0] = vec4(x, 0.0);"]
@@ -340,11 +349,12 @@ uniform int u_material_count;
 uniform int u_palette;
 uniform int u_highlight;  // -1: none
 uniform int u_count;  // count covered pixels into Counter (one atomic per pixel, so only on request)
+uniform int u_zero;  // always 0: added to loop bounds so that no compiler unrolls them
 
 const int F4 = {f4};
 vec4 h[F4];
-vec4 act0[{width4}];
-vec4 act1[{width4}];
+vec4 act0[{length}];
+vec4 act1[{length}];
 {scratch}
 
 int nearest(int table, int count) {{
@@ -507,6 +517,7 @@ class GLSLShader:
             "u_palette": layout.palette,
             "u_highlight": -1 if highlight is None else int(highlight),
             "u_count": int(count),
+            "u_zero": 0,
         }
         for name, value in values.items():
             _set_uniform(prog, name, value)

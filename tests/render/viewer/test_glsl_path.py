@@ -128,8 +128,9 @@ def test_generated_source_follows_the_structure_of_a_field() -> None:
     lane is zeroed; a position-only net has no c layers, its colour is h."""
     field = generate_compute_source(MLPWeights.random_field(pe_octaves=0, hidden=32, blocks=3))
     mlp = generate_compute_source(MLPWeights.random(**SMALL))
-    assert "vec4 act2[8];" in field and "act2" not in mlp
+    assert "vec4 act2[40];" in field and "act2" not in mlp
     assert field.count("act0[i] = max(act1[i], vec4(0.0));") == 3  # ReLU(x) copied aside once per block
+    assert "for (int o = 0; o < 8 + u_zero; ++o)" in field  # loops the compiler cannot unroll
     assert field.count("act1[i] = act1[i] + act0[i];") == 2  # skips; the last one ReLUs for the output layer
     assert field.count("act1[i] = max(act1[i] + act0[i], vec4(0.0));") == 1
     assert "h[o] = 1.0 / (1.0 + exp(-s));" in field and "h[0] *= vec4(1.0, 1.0, 1.0, 0.0);" in field
