@@ -3,22 +3,26 @@
 One invocation per pixel (8×8 work groups, early out where the G-buffer has no coverage) evaluates
 the whole network on vec4 blocks: every layer's input and output are padded to multiples of 4 and
 its weight matrix is stored as a grid of column-major mat4 blocks, so the inner loop is one
-`mat4 * vec4` per 16 weights. The code depends only on `MLPWeights.signature` (widths, depth,
-residual blocks, PE octaves, h's output, whether there is a c); new weights of the same structure
-are a buffer upload, not a recompile.
+`mat4 * vec4` per 16 weights (`UNROLL` of them per iteration). The code depends only on
+`MLPWeights.signature` (widths, depth, residual blocks, PE octaves, h's output, whether there is
+a c); new weights of the same structure are a buffer upload, not a recompile.
 
 ReLUs are applied where a value is written, never in the inner loop: a stage's output is written
 through the ReLU when the next stage is a layer (which reads through one), raw when it is a
 residual block (whose skip needs the raw value). A block copies ReLU(x) aside, runs its layers
 (all but the last writing through the ReLU the next one reads through) and adds the result to x.
 
-Compile time: the network's loops run to `n + u_zero` (a uniform that is always 0) and the
-activation arrays are longer than 32 vec4s (`MIN_ARRAY`), so no loop is unrolled. Measured on
-llvmpipe with constant bounds, or with arrays of at most 32 vec4s (from which Mesa bounds a loop
-that indexes them), short loops were unrolled: a DVR field of 3 blocks of width 32 took minutes to
-compile and the CPU preset's (3 × 128) ran LLVM out of memory. As generated, every size tried
-(NDS's paper shader and small ones, DVR fields from 2 × 32 to the paper's 5 × 512) compiles in
-0.4–2 s there, and frames are as fast or faster.
+Compile time and llvmpipe: the network's loops run to `n + u_zero` (a uniform that is always 0)
+and the activation arrays are longer than 32 vec4s (`MIN_ARRAY`), so no compiler unrolls a loop
+whole; each inner iteration does `UNROLL` blocks instead. Measured on llvmpipe with constant
+bounds, or with arrays of at most 32 vec4s (from which Mesa bounds a loop that indexes them),
+short loops were unrolled: a DVR field of 3 blocks of width 32 took minutes to compile and the CPU
+preset's (3 × 128) ran LLVM out of memory. llvmpipe also ends every loop of an invocation after
+65535 iterations in all (silently: later layers then sum only part of their inputs), so blocks
+of `UNROLL` keep DVR's paper field (5 × 512, ~44K iterations) under it and `GLSLShader` refuses a
+network that is not (`loop_iterations`). As generated, every size tried (NDS's paper shader and
+small ones, DVR fields from 2 × 32 to 5 × 512) compiles in 0.1–2 s there and matches torch
+within 0.5/255.
 
 Padding is done on the Python side by re-indexing the weight columns: the positional encoding is
 fed as blocks [x, 0], [sin(f₀x), 0], [cos(f₀x), 0], ... and c's input as [h (padded to F4 blocks)],
@@ -62,6 +66,10 @@ log = logging.getLogger(__name__)
 
 LOCAL_SIZE = 8
 MIN_ARRAY = 40  # vec4s per activation array at least, above 32 (module docstring: compile time)
+UNROLL = 4  # input blocks per iteration of a layer's inner loop (module docstring: llvmpipe's loop cap)
+# llvmpipe ends every loop of an invocation once it has run 65535 iterations in all; what the
+# network may use of them, the rest left to the display modes' loops over centroids and edits.
+LLVMPIPE_LOOP_BUDGET = 60_000
 # +inf radii ("the whole material") become this: GLSL compilers may fold comparisons with inf oddly.
 HUGE_RADIUS = 3.0e38
 
@@ -232,17 +240,38 @@ def _float_literal(value: float) -> str:
 _ACTIVATIONS = {"none": "{}", "relu": "max({}, vec4(0.0))", "sigmoid": "1.0 / (1.0 + exp(-{}))"}
 
 
+def _product(offset: int, src: str) -> str:
+    """One 4×4 block of a layer: the mat4 at wts[k + offset ..] times an input vec4."""
+    columns = ", ".join(f"wts[k + {offset + c}]" if offset + c else "wts[k]" for c in range(4))
+    return f"mat4({columns}) * {src}"
+
+
 def _layer_code(layout: _LayerLayout, src: str, dst: str, activation: str) -> str:
-    out = _ACTIVATIONS[activation].format("s")
+    """dst = activation(W src + b): UNROLL input blocks per inner iteration, the rest after the loop."""
+    full = layout.in4 - layout.in4 % UNROLL
+    inner = ""
+    if full:
+        terms = " +\n                 ".join(
+            _product(4 * j, f"{src}[i + {j}]" if j else f"{src}[i]") for j in range(UNROLL)
+        )
+        inner = f"""
+        for (int i = 0; i < {full} + u_zero; i += {UNROLL}, k += {4 * UNROLL}) {{
+            s += {terms};
+        }}"""
+    tail = "".join(f"\n        s += {_product(4 * (j - full), f'{src}[{j}]')};" for j in range(full, layout.in4))
     return f"""
     for (int o = 0; o < {layout.out4} + u_zero; ++o) {{
         vec4 s = wts[{layout.bias_offset} + o];
-        int k = {layout.weight_offset} + o * {4 * layout.in4};
-        for (int i = 0; i < {layout.in4} + u_zero; ++i, k += 4) {{
-            s += mat4(wts[k], wts[k + 1], wts[k + 2], wts[k + 3]) * {src}[i];
-        }}
-        {dst}[o] = {out};
+        int k = {layout.weight_offset} + o * {4 * layout.in4};{inner}{tail}
+        {dst}[o] = {_ACTIVATIONS[activation].format("s")};
     }}"""
+
+
+def loop_iterations(w: MLPWeights) -> int:
+    """Loop iterations one invocation runs through the network (llvmpipe caps them: module docstring)."""
+    layers = sum(l.out4 * (1 + l.in4 // UNROLL) for l in layer_layouts(w))
+    copies = sum(2 * _blocks(s.width) for s in w.h_layers if isinstance(s, ResidualBlock))
+    return layers + copies
 
 
 def _other(buffer: str) -> str:
@@ -464,7 +493,17 @@ class GLSLShader:
         self._features = 0
 
     def set_weights(self, w: MLPWeights) -> None:
-        """Upload the weights; regenerate and compile the program only when the structure changed."""
+        """Upload the weights; regenerate and compile the program only when the structure changed.
+
+        Raises:
+            RuntimeError: on llvmpipe, a network that needs more loop iterations than it runs
+                (the pipeline then falls back to another path, saying why).
+        """
+        if "llvmpipe" in str(self.ctx.info["GL_RENDERER"]).lower() and loop_iterations(w) > LLVMPIPE_LOOP_BUDGET:
+            raise RuntimeError(
+                f"llvmpipe stops a compute shader after 65535 loop iterations; this network needs "
+                f"{loop_iterations(w)} per pixel (use the cpu path)"
+            )
         if w.signature != self._signature:
             source = generate_compute_source(w)
             program = self.ctx.compute_shader(source)  # raises on a compile error, keeping the old state

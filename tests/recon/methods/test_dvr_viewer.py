@@ -21,6 +21,7 @@ CONFIGS = {
     "2x32": DVRFieldConfig(hidden=32, blocks=2, pe_octaves=0),
     "2x32-pe3": DVRFieldConfig(hidden=32, blocks=2, pe_octaves=3),
     "no-blocks-pe1": DVRFieldConfig(hidden=12, blocks=0, pe_octaves=1),
+    "paper-5x512": DVRFieldConfig(),  # ~44K loop iterations per pixel: under llvmpipe's cap only in blocks of 4
 }
 
 
