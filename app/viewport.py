@@ -378,10 +378,7 @@ class Viewport(QOpenGLWidget):
                 self._weights = None
             else:
                 pipe.set_mesh(self.snapshot.vertices, self.snapshot.faces)
-                try:
-                    self._weights = self.snapshot.shader().mlp_weights()
-                except NotImplementedError:  # DVR's texture field: the viewer's shading paths don't take it yet
-                    self._weights = None  # shown with normals / grey shading
+                self._weights = self.snapshot.shader().mlp_weights()  # NDS's shader or DVR's texture field
             pipe.set_shader(self._weights)
         if self._extras_dirty:
             self._extras_dirty = False

@@ -238,7 +238,9 @@ VIEWER_MODE = "neural"
 
 
 def _viewer_scene(run: str | None) -> tuple[object, np.ndarray, np.ndarray, str]:
-    """(MLPWeights, vertices in the normalised cube, faces, description of the shader and mesh)."""
+    """(MLPWeights, vertices in the normalised cube, faces, description of the shader and mesh).
+
+    A run folder of any method: its `shader.*` is NDS's neural shader or DVR's texture field."""
     from recon.mesh.visual_hull import read_trimesh
     from recon.run_folder import RunFolder
     from recon.shader import NeuralShader, ShaderConfig, load_shader
@@ -248,7 +250,9 @@ def _viewer_scene(run: str | None) -> tuple[object, np.ndarray, np.ndarray, str]
         shader, (centre, scale) = load_shader(folder.shader_file)
         mesh = read_trimesh(folder.mesh_file)
         vertices = (np.asarray(mesh.vertices) - centre) * scale  # world → the shader's normalised cube
-        return shader.mlp_weights(), vertices.astype(np.float32), np.asarray(mesh.faces), f"trained shader and mesh of {folder.path}"
+        weights = shader.mlp_weights()  # NDS's neural shader or DVR's texture field, as the run wrote it
+        kind = "texture field (position-only)" if weights.position_only else "neural shader"
+        return weights, vertices.astype(np.float32), np.asarray(mesh.faces), f"trained {kind} and mesh of {folder.path}"
     from recon.demo import demo_dataset
 
     mesh = read_trimesh(demo_dataset() / "gt_mesh.ply")

@@ -32,9 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from recon.errors import ReconstructError
 from recon.shader import TEXTURE_FORMAT_NAME
-from render.viewer.mlp import positional_encoding
+from render.viewer.mlp import MLPWeights, ResidualBlock, positional_encoding
 
 
 @dataclass(frozen=True)
@@ -143,11 +142,6 @@ class DVRField(nn.Module):
         return torch.sigmoid(self(p)[..., 1:])
 
 
-class ViewerUnsupported(ReconstructError, NotImplementedError):
-    """The viewer's shading paths cannot evaluate this appearance (a one-line error for the CLI;
-    the GUI's viewport catches NotImplementedError and shows the mesh without it)."""
-
-
 class DVRTextureShader(nn.Module):
     """DVR's field behind the neural shader's calls, so viewers, exporters and evaluation shade it as is.
 
@@ -155,8 +149,8 @@ class DVRTextureShader(nn.Module):
     h(x) = t(x) (the "features" are the colour itself, 3 of them) and c(h, n, ω) = h: n and ω
     are accepted and ignored. The occupancy output rides along in the same net (one state dict).
 
-    State-dict keys: `field.<DVRField keys>`. `mlp_weights()` is not available: the viewer's GLSL
-    and interop paths evaluate NDS's plain MLP layout, not ResNet blocks (not done yet).
+    State-dict keys: `field.<DVRField keys>`. `mlp_weights()` hands the texture branch to the
+    viewer as plain tensors, like the neural shader's.
     """
 
     FILE_FORMAT = TEXTURE_FORMAT_NAME  # the tag `recon.shader.save_shader` writes for it
@@ -179,8 +173,20 @@ class DVRTextureShader(nn.Module):
         """RGB (..., 3) = t(x), whatever the normal and view direction."""
         return self.color(self.features(x), n, omega)
 
-    def mlp_weights(self):  # noqa: D401 - the neural shader's viewer hook, refused with a reason
-        raise ViewerUnsupported(
-            "the viewer's shading paths (GLSL, interop, CPU MLP) do not evaluate DVR's texture field yet; "
-            "shade a DVR snapshot with its torch module (Snapshot.shader())"
-        )
+    def mlp_weights(self) -> MLPWeights:
+        """Detached float32 CPU copies of t(x) for the viewer (`render.viewer`), which can't import recon.
+
+        fc_in, the ResNet blocks, and fc_out without its occupancy row, then a sigmoid; no c, so
+        the viewer's colour is h = t(x). A snapshot: later training steps don't change it.
+        """
+
+        def layer(m: nn.Linear, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                m.weight.detach()[rows].to("cpu", torch.float32).clone(),
+                m.bias.detach()[rows].to("cpu", torch.float32).clone(),
+            )
+
+        f = self.field
+        blocks = [ResidualBlock((layer(b.fc0), layer(b.fc1))) for b in f.blocks]
+        stages = [layer(f.fc_in), *blocks, layer(f.fc_out, slice(1, None))]
+        return MLPWeights(self.config.pe_octaves, stages, [], h_output="sigmoid")

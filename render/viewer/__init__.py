@@ -1,7 +1,7 @@
 """Real-time viewer pipeline: G-buffer pass, shading paths (CUDA–GL interop, GLSL compute, CPU read-back).
 
 No Qt and no recon here: the app's QOpenGLWidget owns the GL context and drives `ViewerPipeline`;
-recon turns its `NeuralShader` into `MLPWeights`.
+recon turns its `NeuralShader` or DVR's `DVRTextureShader` into `MLPWeights`.
 """
 
 from render.viewer.cpu import AdaptiveResolution, GBufferFrame, shade_cpu
@@ -9,6 +9,7 @@ from render.viewer.features import FeatureEdits, FeatureProjection, apply_featur
 from render.viewer.inputs import NO_INPUTS, ShadingInputs
 from render.viewer.mlp import (
     MLPWeights,
+    ResidualBlock,
     material_colors,
     material_palette,
     mlp_color,
@@ -28,6 +29,7 @@ __all__ = [
     "FrameStats",
     "GBufferFrame",
     "MLPWeights",
+    "ResidualBlock",
     "ShadingInputs",
     "ViewerPipeline",
     "apply_feature_edits",

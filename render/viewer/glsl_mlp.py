@@ -1,10 +1,28 @@
-"""The neural shader compiled to a GLSL 4.30 compute shader: code generated from the sizes, weights in a buffer.
+"""The appearance network compiled to a GLSL 4.30 compute shader: code generated from its structure, weights in a buffer.
 
 One invocation per pixel (8×8 work groups, early out where the G-buffer has no coverage) evaluates
-the whole MLP on vec4 blocks: every layer's input and output are padded to multiples of 4 and its
-weight matrix is stored as a grid of column-major mat4 blocks, so the inner loop is one
-`mat4 * vec4` per 16 weights. The code depends only on `MLPWeights.signature` (widths, depth, PE
-octaves); new weights of the same sizes are a buffer upload, not a recompile.
+the whole network on vec4 blocks: every layer's input and output are padded to multiples of 4 and
+its weight matrix is stored as a grid of column-major mat4 blocks, so the inner loop is one
+`mat4 * vec4` per 16 weights (`UNROLL` of them per iteration). The code depends only on
+`MLPWeights.signature` (widths, depth, residual blocks, PE octaves, h's output, whether there is
+a c); new weights of the same structure are a buffer upload, not a recompile.
+
+ReLUs are applied where a value is written, never in the inner loop: a stage's output is written
+through the ReLU when the next stage is a layer (which reads through one), raw when it is a
+residual block (whose skip needs the raw value). A block copies ReLU(x) aside, runs its layers
+(all but the last writing through the ReLU the next one reads through) and adds the result to x.
+
+Compile time and llvmpipe: the network's loops run to `n + u_zero` (a uniform that is always 0)
+and the activation arrays are longer than 32 vec4s (`MIN_ARRAY`), so no compiler unrolls a loop
+whole; each inner iteration does `UNROLL` blocks instead. Measured on llvmpipe with constant
+bounds, or with arrays of at most 32 vec4s (from which Mesa bounds a loop that indexes them),
+short loops were unrolled: a DVR field of 3 blocks of width 32 took minutes to compile and the CPU
+preset's (3 × 128) ran LLVM out of memory. llvmpipe also ends every loop of an invocation after
+65535 iterations in all (silently: later layers then sum only part of their inputs), so blocks
+of `UNROLL` keep DVR's paper field (5 × 512, ~44K iterations) under it and `GLSLShader` refuses a
+network that is not (`loop_iterations`). As generated, every size tried (NDS's paper shader and
+small ones, DVR fields from 2 × 32 to 5 × 512) compiles in 0.1–2 s there and matches torch
+within 0.5/255.
 
 Padding is done on the Python side by re-indexing the weight columns: the positional encoding is
 fed as blocks [x, 0], [sin(f₀x), 0], [cos(f₀x), 0], ... and c's input as [h (padded to F4 blocks)],
@@ -25,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +56,20 @@ from render.viewer.mlp import (
     MATERIAL_DIFFUSE,
     MATERIAL_DIM,
     MATERIAL_DIM_OFFSET,
+    Layer,
     MLPWeights,
+    ResidualBlock,
     material_palette,
 )
 
 log = logging.getLogger(__name__)
 
 LOCAL_SIZE = 8
+MIN_ARRAY = 40  # vec4s per activation array at least, above 32 (module docstring: compile time)
+UNROLL = 4  # input blocks per iteration of a layer's inner loop (module docstring: llvmpipe's loop cap)
+# llvmpipe ends every loop of an invocation once it has run 65535 iterations in all; what the
+# network may use of them, the rest left to the display modes' loops over centroids and edits.
+LLVMPIPE_LOOP_BUDGET = 60_000
 # +inf radii ("the whole material") become this: GLSL compilers may fold comparisons with inf oddly.
 HUGE_RADIUS = 3.0e38
 
@@ -71,25 +97,24 @@ class _LayerLayout:
     bias_offset: int
 
 
-def _input_segments(w: MLPWeights) -> tuple[list[int], list[int]]:
-    """Segments of the first h layer's input (PE) and of the first c layer's input."""
-    return [3] * (1 + 2 * w.pe_octaves), [w.features, 3, 3]
-
-
-def _segments(w: MLPWeights) -> list[list[int]]:
-    """Input segments of every layer, h then c (padding is per segment)."""
-    pe_segments, c_segments = _input_segments(w)
-    result = []
-    for first, layers in ((pe_segments, w.h_layers), (c_segments, w.c_layers)):
-        for i, (W, _) in enumerate(layers):
-            result.append(first if i == 0 else [int(W.shape[1])])
+def _layers_in_order(w: MLPWeights) -> list[tuple[Layer, list[int]]]:
+    """Every layer in evaluation order (h's, blocks' included, then c's) with its input segments
+    (padding is per segment): the encoding [x, sin, cos, ...] for h's first, [h, n, ω] for c's."""
+    result: list[tuple[Layer, list[int]]] = []
+    for i, stage in enumerate(w.h_layers):
+        if isinstance(stage, ResidualBlock):
+            result += [(layer, [int(layer[0].shape[1])]) for layer in stage.layers]
+        else:
+            result.append((stage, [3] * (1 + 2 * w.pe_octaves) if i == 0 else [int(stage[0].shape[1])]))
+    for i, layer in enumerate(w.c_layers):
+        result.append((layer, [w.features, 3, 3] if i == 0 else [int(layer[0].shape[1])]))
     return result
 
 
 def layer_layouts(w: MLPWeights) -> list[_LayerLayout]:
-    """Where each layer's mat4 blocks and biases lie in the Weights buffer (from the sizes alone)."""
+    """Where each layer's mat4 blocks and biases lie in the Weights buffer (from the structure alone)."""
     layouts, offset = [], 0
-    for segments, (W, _) in zip(_segments(w), [*w.h_layers, *w.c_layers]):
+    for (W, _), segments in _layers_in_order(w):
         in4, out4 = sum(_blocks(s) for s in segments), _blocks(int(W.shape[0]))
         layouts.append(_LayerLayout(in4, out4, offset, offset + 4 * in4 * out4))
         offset += 4 * in4 * out4 + out4
@@ -99,7 +124,7 @@ def layer_layouts(w: MLPWeights) -> list[_LayerLayout]:
 def pack_weights(w: MLPWeights) -> np.ndarray:
     """All layers as one float32 (N, 4) array of vec4s, laid out as `layer_layouts` says."""
     chunks: list[np.ndarray] = []
-    for segments, layout, (W, b) in zip(_segments(w), layer_layouts(w), [*w.h_layers, *w.c_layers]):
+    for ((W, b), segments), layout in zip(_layers_in_order(w), layer_layouts(w)):
         W = W.detach().to("cpu", torch.float32).numpy()
         out_dim = W.shape[0]
         padded = np.zeros((layout.out4 * 4, layout.in4 * 4), np.float32)
@@ -212,25 +237,118 @@ def _float_literal(value: float) -> str:
     return repr(float(np.float32(value))) if math.isfinite(value) else "0.0"
 
 
-def _layer_code(layout: _LayerLayout, src: str, dst: str, relu: bool) -> str:
-    out = "max(s, vec4(0.0))" if relu else "s"
+_ACTIVATIONS = {"none": "{}", "relu": "max({}, vec4(0.0))", "sigmoid": "1.0 / (1.0 + exp(-{}))"}
+
+
+def _product(offset: int, src: str) -> str:
+    """One 4×4 block of a layer: the mat4 at wts[k + offset ..] times an input vec4."""
+    columns = ", ".join(f"wts[k + {offset + c}]" if offset + c else "wts[k]" for c in range(4))
+    return f"mat4({columns}) * {src}"
+
+
+def _layer_code(layout: _LayerLayout, src: str, dst: str, activation: str) -> str:
+    """dst = activation(W src + b): UNROLL input blocks per inner iteration, the rest after the loop."""
+    full = layout.in4 - layout.in4 % UNROLL
+    inner = ""
+    if full:
+        terms = " +\n                 ".join(
+            _product(4 * j, f"{src}[i + {j}]" if j else f"{src}[i]") for j in range(UNROLL)
+        )
+        inner = f"""
+        for (int i = 0; i < {full} + u_zero; i += {UNROLL}, k += {4 * UNROLL}) {{
+            s += {terms};
+        }}"""
+    tail = "".join(f"\n        s += {_product(4 * (j - full), f'{src}[{j}]')};" for j in range(full, layout.in4))
     return f"""
-    for (int o = 0; o < {layout.out4}; ++o) {{
+    for (int o = 0; o < {layout.out4} + u_zero; ++o) {{
         vec4 s = wts[{layout.bias_offset} + o];
-        int k = {layout.weight_offset} + o * {4 * layout.in4};
-        for (int i = 0; i < {layout.in4}; ++i, k += 4) {{
-            s += mat4(wts[k], wts[k + 1], wts[k + 2], wts[k + 3]) * {src}[i];
-        }}
-        {dst}[o] = {out};
+        int k = {layout.weight_offset} + o * {4 * layout.in4};{inner}{tail}
+        {dst}[o] = {_ACTIVATIONS[activation].format("s")};
     }}"""
 
 
+def loop_iterations(w: MLPWeights) -> int:
+    """Loop iterations one invocation runs through the network (llvmpipe caps them: module docstring)."""
+    layers = sum(l.out4 * (1 + l.in4 // UNROLL) for l in layer_layouts(w))
+    copies = sum(2 * _blocks(s.width) for s in w.h_layers if isinstance(s, ResidualBlock))
+    return layers + copies
+
+
+def _other(buffer: str) -> str:
+    """The ping-pong partner of act0 / act1 (act2 is a residual block's second scratch buffer)."""
+    return "act1" if buffer == "act0" else "act0"
+
+
+def _block_code(block: ResidualBlock, layouts: Iterator[_LayerLayout], x: str, relu_out: bool) -> str:
+    """x ← x + L_k(ReLU(… L_1(ReLU(x)))), through ReLU when the next stage reads through one."""
+    width4 = _blocks(block.width)
+    scratch = (_other(x), "act2")
+    code = [f"""
+    for (int i = 0; i < {width4} + u_zero; ++i) {{
+        {scratch[0]}[i] = max({x}[i], vec4(0.0));
+    }}"""]
+    for j in range(len(block.layers)):
+        last = j == len(block.layers) - 1
+        code.append(_layer_code(next(layouts), scratch[j % 2], scratch[(j + 1) % 2], "none" if last else "relu"))
+    total = _ACTIVATIONS["relu" if relu_out else "none"].format(f"{x}[i] + {scratch[len(block.layers) % 2]}[i]")
+    code.append(f"""
+    for (int i = 0; i < {width4} + u_zero; ++i) {{
+        {x}[i] = {total};
+    }}""")
+    return "".join(code)
+
+
+def _h_code(w: MLPWeights, layouts: Iterator[_LayerLayout]) -> str:
+    """h from the encoding in act0; a stage writes through ReLU when the next is a layer (module docstring)."""
+    code, src = [], "act0"
+    stages = w.h_layers
+    for i, stage in enumerate(stages):
+        last = i == len(stages) - 1
+        relu_out = not last and not isinstance(stages[i + 1], ResidualBlock)
+        if isinstance(stage, ResidualBlock):
+            code.append(_block_code(stage, layouts, src, relu_out))
+            continue
+        if last:
+            activation = "sigmoid" if w.h_output == "sigmoid" else "none"
+        else:
+            activation = "relu" if relu_out else "none"
+        dst = "h" if last else _other(src)
+        code.append(_layer_code(next(layouts), src, dst, activation))
+        src = dst
+    if w.h_output == "sigmoid" and w.features % 4:  # σ(0) = 0.5: put the padding lanes back to 0
+        mask = ", ".join("1.0" if lane < w.features % 4 else "0.0" for lane in range(4))
+        code.append(f"\n    h[{_blocks(w.features) - 1}] *= vec4({mask});")
+    return "".join(code)
+
+
+def _color_code(w: MLPWeights, layouts: Iterator[_LayerLayout]) -> str:
+    """`vec3 rgb` from h, n and ω: c's layers with a sigmoid after the last, or h for a position-only appearance."""
+    if w.position_only:
+        return "\n    vec3 rgb = h[0].xyz;"
+    code = ["""
+    for (int i = 0; i < F4; ++i) {
+        act0[i] = h[i];
+    }
+    act0[F4] = vec4(n, 0.0);
+    act0[F4 + 1] = vec4(omega, 0.0);"""]
+    src = "act0"
+    for i in range(len(w.c_layers)):
+        dst = _other(src)
+        code.append(_layer_code(next(layouts), src, dst, "sigmoid" if i == len(w.c_layers) - 1 else "relu"))
+        src = dst
+    code.append(f"\n    vec3 rgb = {src}[0].xyz;")
+    return "".join(code)
+
+
 def generate_compute_source(w: MLPWeights) -> str:
-    """GLSL 4.30 compute shader source for shaders of `w`'s sizes (see the module docstring)."""
+    """GLSL 4.30 compute shader source for networks of `w`'s structure (see the module docstring)."""
     layouts = layer_layouts(w)
-    n_h = len(w.h_layers)
+    order = iter(layouts)
+    h_code = _h_code(w, order)
+    color_code = _color_code(w, order)
     f4 = _blocks(w.features)
-    width4 = max(max(l.in4, l.out4) for l in layouts)
+    length = max(MIN_ARRAY, *(max(l.in4, l.out4) for l in layouts))
+    scratch = f"vec4 act2[{length}];" if any(isinstance(s, ResidualBlock) for s in w.h_layers) else ""
     freqs = [_float_literal(math.pi * 2.0**k) for k in range(w.pe_octaves)]
 
     pe_lines = ["    act0[0] = vec4(x, 0.0);"]
@@ -238,24 +356,6 @@ def generate_compute_source(w: MLPWeights) -> str:
         pe_lines.append(f"    angle = x * {f};")
         pe_lines.append(f"    act0[{1 + 2 * k}] = vec4(sin(angle), 0.0);")
         pe_lines.append(f"    act0[{2 + 2 * k}] = vec4(cos(angle), 0.0);")
-
-    h_code = []
-    src = "act0"
-    for i, layout in enumerate(layouts[:n_h]):
-        last = i == n_h - 1
-        dst = "h" if last else ("act1" if src == "act0" else "act0")
-        h_code.append(_layer_code(layout, src, dst, relu=not last))
-        src = dst
-
-    c_code = []
-    src = "act0"
-    c_layouts = layouts[n_h:]
-    for i, layout in enumerate(c_layouts):
-        last = i == len(c_layouts) - 1
-        dst = "act1" if src == "act0" else "act0"
-        c_code.append(_layer_code(layout, src, dst, relu=not last))
-        src = dst
-    c_out = src
 
     return f"""#version 430
 // Generated by render/viewer/glsl_mlp.py for MLPWeights.signature {w.signature}.
@@ -278,11 +378,13 @@ uniform int u_material_count;
 uniform int u_palette;
 uniform int u_highlight;  // -1: none
 uniform int u_count;  // count covered pixels into Counter (one atomic per pixel, so only on request)
+uniform int u_zero;  // always 0: added to loop bounds so that no compiler unrolls them
 
 const int F4 = {f4};
 vec4 h[F4];
-vec4 act0[{width4}];
-vec4 act1[{width4}];
+vec4 act0[{length}];
+vec4 act1[{length}];
+{scratch}
 
 int nearest(int table, int count) {{
     float hh = 0.0;
@@ -323,7 +425,7 @@ void main() {{
     vec3 omega = normalize(u_eye - x);
     vec3 angle;
 {chr(10).join(pe_lines)}
-{"".join(h_code)}
+{h_code}
 
     if (u_mode == 2) {{
         int m = nearest(u_materials, u_material_count);
@@ -361,13 +463,7 @@ void main() {{
         imageStore(u_color, p, vec4(clamp((comp - low) / max(high - low, vec3(1e-12)), 0.0, 1.0), 1.0));
         return;
     }}
-    for (int i = 0; i < F4; ++i) {{
-        act0[i] = h[i];
-    }}
-    act0[F4] = vec4(n, 0.0);
-    act0[F4 + 1] = vec4(omega, 0.0);
-{"".join(c_code)}
-    vec3 rgb = 1.0 / (1.0 + exp(-{c_out}[0].xyz));
+{color_code}
     imageStore(u_color, p, vec4(rgb, 1.0));
 }}
 """
@@ -389,7 +485,7 @@ class GLSLShader:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._program: Any = None
-        self._signature: tuple[int, ...] | None = None
+        self._signature: tuple[object, ...] | None = None
         self._weights_buf: Any = None
         self._extras_buf: Any = None
         self._counter_buf = ctx.buffer(reserve=4)
@@ -397,14 +493,24 @@ class GLSLShader:
         self._features = 0
 
     def set_weights(self, w: MLPWeights) -> None:
-        """Upload the weights; regenerate and compile the program only when the sizes changed."""
+        """Upload the weights; regenerate and compile the program only when the structure changed.
+
+        Raises:
+            RuntimeError: on llvmpipe, a network that needs more loop iterations than it runs
+                (the pipeline then falls back to another path, saying why).
+        """
+        if "llvmpipe" in str(self.ctx.info["GL_RENDERER"]).lower() and loop_iterations(w) > LLVMPIPE_LOOP_BUDGET:
+            raise RuntimeError(
+                f"llvmpipe stops a compute shader after 65535 loop iterations; this network needs "
+                f"{loop_iterations(w)} per pixel (use the cpu path)"
+            )
         if w.signature != self._signature:
             source = generate_compute_source(w)
             program = self.ctx.compute_shader(source)  # raises on a compile error, keeping the old state
             if self._program is not None:
                 self._program.release()
             self._program, self._signature = program, w.signature
-            log.info("GLSL shading: compiled the MLP compute shader for sizes %s", w.signature)
+            log.info("GLSL shading: compiled the network compute shader for structure %s", w.signature)
         data = pack_weights(w)
         self._weights_buf = _replace_buffer(self.ctx, self._weights_buf, data)
         self._features = w.features
@@ -450,6 +556,7 @@ class GLSLShader:
             "u_palette": layout.palette,
             "u_highlight": -1 if highlight is None else int(highlight),
             "u_count": int(count),
+            "u_zero": 0,
         }
         for name, value in values.items():
             _set_uniform(prog, name, value)

@@ -1,11 +1,19 @@
-"""The neural shader as plain tensors, and the torch reference every viewer shading path must match.
+"""The appearance network as plain tensors, and the torch reference every viewer shading path must match.
 
-`render` may not import `recon`, so the viewer receives the shader as an `MLPWeights` (built by
-`recon.shader.NeuralShader.mlp_weights()`), and the one definition of the positional encoding lives
-here (`recon.shader.PositionalEncoding` calls `positional_encoding`).
+`render` may not import `recon`, so the viewer receives the appearance as an `MLPWeights`: weights
+and structure, built by `recon.shader.NeuralShader.mlp_weights()` (NDS's shader) or
+`recon.methods.dvr_field.DVRTextureShader.mlp_weights()` (DVR's texture field). The one definition
+of the positional encoding lives here (`recon.shader.PositionalEncoding` calls `positional_encoding`).
 
-    x ─PE─> h_layers (ReLU between, none after the last) ─> h      = mlp_features(w, x)
-    [h, n, ω] ─> c_layers (ReLU between, sigmoid after the last) ─> RGB = mlp_color(w, h, n, ω)
+    x ─PE─> h stages ─> h (sigmoid when h_output says so)    = mlp_features(w, x)
+    [h, n, ω] ─> c layers ─> sigmoid ─> RGB                  = mlp_color(w, h, n, ω)
+    no c layers: RGB = h (a position-only appearance, F = 3)
+
+A stage of h is a linear layer or a pre-activation `ResidualBlock`. Every layer of a part except
+its first reads its input through a ReLU (for plain stacks: ReLU between layers, none after the
+last); a residual block adds the chain of its layers to its raw input. NDS's shader is
+[Linear]·(layers_h + 1) then c; DVR's field is Linear, blocks, Linear (the three texture logits),
+h_output "sigmoid" and no c, so its colour t(x) is its h.
 
 `shade_reference` adds the viewer's display modes ("neural", "features", "materials") on top, with
 feature edits applied between h and c; the GLSL compute shader and the CUDA path are tested
@@ -43,56 +51,118 @@ def positional_encoding(x: torch.Tensor, octaves: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class ResidualBlock:
+    """x ↦ x + L_k(ReLU(… L_1(ReLU(x)) …)): a pre-activation fully-connected ResNet block.
+
+    DVR's field chains these (k = 2, its `ResnetBlockFC`). The skip adds the raw input, so the
+    block cannot be rewritten as plain layers with ReLUs between them; every layer maps the
+    block's width to itself.
+    """
+
+    layers: tuple[Layer, ...]
+
+    @property
+    def width(self) -> int:
+        return int(self.layers[0][0].shape[1])
+
+
+Stage = Layer | ResidualBlock
+H_OUTPUTS = ("linear", "sigmoid")
+
+
+def _check_layer(name: str, layer: Layer, dim: int) -> int:
+    """The layer's output width, after checking it reads `dim` inputs."""
+    W, b = layer
+    if W.ndim != 2 or W.shape[1] != dim or b.shape != (W.shape[0],):
+        raise ValueError(f"{name}: expected W (out, {dim}) and b (out,), got {tuple(W.shape)}, {tuple(b.shape)}")
+    return int(W.shape[0])
+
+
+@dataclass(frozen=True)
 class MLPWeights:
-    """The neural shader f(x, n, ω) = c(h(x), n, ω) as plain tensors (no nn.Module, no recon).
+    """The appearance f(x, n, ω) = c(h(x), n, ω) as plain tensors and structure (no nn.Module, no recon).
 
     Attributes:
         pe_octaves: K of the positional encoding of x (0 = x alone).
-        h_layers: [(W (out, in), b (out,)), ...]; ReLU between layers, none after the last.
-            The first layer's input is 3 + 6·K wide, the last one's output is the F features.
-        c_layers: the same for c; input cat(h, n, ω) (F + 6), sigmoid after the last (3 outputs).
+        h_layers: stages of h, each a layer (W (out, in), b (out,)) or a `ResidualBlock`; the
+            first and the last are layers. Every layer but the first reads through a ReLU
+            (module docstring). The first reads the 3 + 6·K encoding, the last outputs F features.
+        c_layers: layers of c; input cat(h, n, ω) (F + 6), ReLU between, sigmoid after the last
+            (3 outputs). Empty: c(h, n, ω) = h, a position-only appearance whose h is its colour.
+        h_output: "linear" (NDS's latent features) or "sigmoid" (DVR's texture t(x) ∈ (0, 1)³).
     """
 
     pe_octaves: int
-    h_layers: list[Layer]
+    h_layers: list[Stage]
     c_layers: list[Layer]
+    h_output: str = "linear"
 
     def __post_init__(self) -> None:
-        if not self.h_layers or not self.c_layers:
-            raise ValueError("MLPWeights needs at least one h layer and one c layer")
+        if not self.h_layers or any(isinstance(self.h_layers[i], ResidualBlock) for i in (0, -1)):
+            raise ValueError("MLPWeights: h must start and end with a layer (residual blocks go between)")
+        if self.h_output not in H_OUTPUTS:
+            raise ValueError(f"MLPWeights: h_output must be one of {H_OUTPUTS}, got {self.h_output!r}")
         dim = 3 + 6 * self.pe_octaves
-        for name, layers in (("h", self.h_layers), ("c", self.c_layers)):
-            if name == "c":
-                dim += 6
-            for i, (W, b) in enumerate(layers):
-                if W.ndim != 2 or W.shape[1] != dim or b.shape != (W.shape[0],):
-                    raise ValueError(f"{name}_layers[{i}]: expected W (out, {dim}) and b (out,), got {tuple(W.shape)}, {tuple(b.shape)}")
-                dim = W.shape[0]
+        for i, stage in enumerate(self.h_layers):
+            if not isinstance(stage, ResidualBlock):
+                dim = _check_layer(f"h_layers[{i}]", stage, dim)
+                continue
+            if not stage.layers:
+                raise ValueError(f"h_layers[{i}]: a residual block needs at least one layer")
+            width = dim
+            for j, layer in enumerate(stage.layers):
+                dim = _check_layer(f"h_layers[{i}].layers[{j}]", layer, dim)
+            if dim != width:
+                raise ValueError(f"h_layers[{i}]: a residual block must map its width {width} to itself, got {dim}")
+        if not self.c_layers:
+            if dim != 3:
+                raise ValueError(f"a position-only appearance (no c layers) needs 3 features, its colour; got {dim}")
+            return
+        dim += 6
+        for i, layer in enumerate(self.c_layers):
+            dim = _check_layer(f"c_layers[{i}]", layer, dim)
         if dim != 3:
             raise ValueError(f"the last c layer must output 3 colours, got {dim}")
 
     @property
     def features(self) -> int:
         """F, the length of h."""
-        return int(self.h_layers[-1][0].shape[0])
+        return int(self.h_layers[-1][0].shape[0])  # type: ignore[index]
 
     @property
-    def signature(self) -> tuple[int, ...]:
-        """The sizes that decide generated code: (K, h widths..., -1, c widths...)."""
+    def position_only(self) -> bool:
+        """The colour is h itself: n and ω are ignored (DVR's texture field)."""
+        return not self.c_layers
+
+    @property
+    def signature(self) -> tuple[object, ...]:
+        """What decides generated code: (K, h_output, per h stage its width or ("res", widths...), "c", c widths...)."""
+
+        def stage(s: Stage) -> object:
+            if isinstance(s, ResidualBlock):
+                return ("res", *(int(W.shape[0]) for W, _ in s.layers))
+            return int(s[0].shape[0])
+
         return (
             self.pe_octaves,
-            *(int(W.shape[0]) for W, _ in self.h_layers),
-            -1,
+            self.h_output,
+            *(stage(s) for s in self.h_layers),
+            "c",
             *(int(W.shape[0]) for W, _ in self.c_layers),
         )
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MLPWeights:
         """A copy with every tensor on `device` in `dtype` (None keeps each)."""
 
-        def move(layers: list[Layer]) -> list[Layer]:
-            return [(W.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype)) for W, b in layers]
+        def move(layer: Layer) -> Layer:
+            return layer[0].to(device=device, dtype=dtype), layer[1].to(device=device, dtype=dtype)
 
-        return MLPWeights(self.pe_octaves, move(self.h_layers), move(self.c_layers))
+        def move_stage(s: Stage) -> Stage:
+            return ResidualBlock(tuple(move(l) for l in s.layers)) if isinstance(s, ResidualBlock) else move(s)
+
+        return MLPWeights(
+            self.pe_octaves, [move_stage(s) for s in self.h_layers], [move(l) for l in self.c_layers], self.h_output
+        )
 
     @staticmethod
     def random(
@@ -105,34 +175,57 @@ class MLPWeights:
         seed: int = 0,
         gain: float = 1.0,
     ) -> MLPWeights:
-        """Random weights in nn.Linear's default ranges times `gain` (tests and benchmarks).
+        """NDS's structure with random weights in nn.Linear's default ranges times `gain` (tests and benchmarks).
 
         At gain 1 a deep net outputs nearly constant colours, as a fresh shader does; gain ≈ 2.5
         (He-uniform) keeps the activations' spread through the layers, more like a trained one.
         """
         g = torch.Generator().manual_seed(seed)
-
-        def stack(dims: list[int]) -> list[Layer]:
-            layers = []
-            for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-                bound = gain / math.sqrt(fan_in)
-                W = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
-                b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
-                layers.append((W, b))
-            return layers
-
         h_dims = [3 + 6 * pe_octaves, *[hidden_h] * layers_h, features]
         c_dims = [features + 6, *[hidden_c] * layers_c, 3]
-        return MLPWeights(pe_octaves, stack(h_dims), stack(c_dims))
+        return MLPWeights(pe_octaves, _random_stack(g, h_dims, gain), _random_stack(g, c_dims, gain))
+
+    @staticmethod
+    def random_field(pe_octaves: int = 0, hidden: int = 32, blocks: int = 2, seed: int = 0, gain: float = 1.0) -> MLPWeights:
+        """DVR's texture-field structure (Linear, `blocks` residual blocks of two layers, Linear → 3,
+        sigmoid, no c) with random weights as `random` draws them (tests and benchmarks)."""
+        g = torch.Generator().manual_seed(seed)
+        first = _random_stack(g, [3 + 6 * pe_octaves, hidden], gain)
+        middle = [ResidualBlock(tuple(_random_stack(g, [hidden] * 3, gain))) for _ in range(blocks)]
+        last = _random_stack(g, [hidden, 3], gain)
+        return MLPWeights(pe_octaves, [*first, *middle, *last], [], h_output="sigmoid")
 
 
-def _run(layers: list[Layer], z: torch.Tensor) -> torch.Tensor:
-    """Linear layers with ReLU between them (none after the last)."""
-    for i, (W, b) in enumerate(layers):
-        z = F.linear(z, W, b)
-        if i + 1 < len(layers):
-            z = torch.relu(z)
+def _random_stack(g: torch.Generator, dims: list[int], gain: float) -> list[Layer]:
+    """Layers dims[0] → dims[1] → …, uniform in ±gain/√fan_in like nn.Linear's default at gain 1."""
+    layers = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        bound = gain / math.sqrt(fan_in)
+        W = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
+        b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
+        layers.append((W, b))
+    return layers
+
+
+def _run(stages: list[Stage], z: torch.Tensor) -> torch.Tensor:
+    """A part's stages: every layer but the first reads through a ReLU; a block adds its chain to its input."""
+    for i, stage in enumerate(stages):
+        if isinstance(stage, ResidualBlock):
+            z = z + _run_block(stage, z)
+        else:
+            z = F.linear(torch.relu(z) if i else z, *stage)
     return z
+
+
+def _run_block(block: ResidualBlock, z: torch.Tensor) -> torch.Tensor:
+    """The residual branch L_k(ReLU(… L_1(ReLU(z)) …))."""
+    for W, b in block.layers:
+        z = F.linear(torch.relu(z), W, b)
+    return z
+
+
+def _dtype(w: MLPWeights) -> torch.dtype:
+    return w.h_layers[0][0].dtype  # type: ignore[index]
 
 
 def mlp_features(w: MLPWeights, x: torch.Tensor) -> torch.Tensor:
@@ -141,13 +234,20 @@ def mlp_features(w: MLPWeights, x: torch.Tensor) -> torch.Tensor:
     The encoding is computed in x's precision (float32 at least: sin(8πx) needs it) and then cast.
     """
     pe = positional_encoding(x if x.dtype == torch.float64 else x.float(), w.pe_octaves)
-    return _run(w.h_layers, pe.to(w.h_layers[0][0].dtype))
+    h = _run(w.h_layers, pe.to(_dtype(w)))
+    return torch.sigmoid(h) if w.h_output == "sigmoid" else h
 
 
 def mlp_color(w: MLPWeights, h: torch.Tensor, n: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-    """c(h, n, ω): features (..., F), unit normals and view directions (..., 3) → RGB (..., 3) in (0, 1)."""
-    dtype = w.c_layers[0][0].dtype
+    """c(h, n, ω): features (..., F), unit normals and view directions (..., 3) → float32 RGB (..., 3).
+
+    In (0, 1) through c's sigmoid, or h itself for a position-only appearance (n and ω only shape
+    the result by broadcasting, as `DVRTextureShader.color` does).
+    """
     lead = torch.broadcast_shapes(h.shape[:-1], n.shape[:-1], omega.shape[:-1])
+    if w.position_only:
+        return h.float().expand(*lead, 3)
+    dtype = w.c_layers[0][0].dtype
     z = torch.cat(
         (h.to(dtype).expand(*lead, h.shape[-1]), n.to(dtype).expand(*lead, 3), omega.to(dtype).expand(*lead, 3)),
         dim=-1,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from render.viewer import FeatureEdits, FeatureProjection, MLPWeights, ShadingInputs, ViewerPipeline, shade_reference
-from render.viewer.glsl_mlp import generate_compute_source
+from render.viewer import FeatureEdits, FeatureProjection, MLPWeights, ResidualBlock, ShadingInputs, ViewerPipeline, shade_reference
+from render.viewer.glsl_mlp import LLVMPIPE_LOOP_BUDGET, generate_compute_source, loop_iterations
 
 pytestmark = pytest.mark.gl
 
@@ -82,11 +82,18 @@ def _unambiguous(h: torch.Tensor, x: torch.Tensor, state: dict) -> torch.Tensor:
     return ok
 
 
+FIELD = dict(pe_octaves=1, hidden=10, blocks=2)  # DVR's structure: residual blocks, h = σ(·) is the colour, no c
+
+
+@pytest.mark.parametrize("net", ["mlp", "field"])
 @pytest.mark.parametrize("mode", ["neural", "features", "materials", "material-cells"])
-def test_glsl_modes_and_edits_match_torch(scene, mode) -> None:
+def test_glsl_modes_and_edits_match_torch(scene, mode, net) -> None:
     from render.viewer import mlp_features
 
-    weights = MLPWeights.random(**SMALL, seed=5, gain=2.5)
+    if net == "mlp":
+        weights = MLPWeights.random(**SMALL, seed=5, gain=2.5)
+    else:
+        weights = MLPWeights.random_field(**FIELD, seed=5, gain=2.5)
     # First pass: the G-buffer, to build inputs from the features actually on screen.
     _, (x, _, _), _, _ = _shade(scene, weights, "neural")
     state = _mode_inputs(weights, x)
@@ -114,3 +121,61 @@ def test_generated_source_follows_the_sizes() -> None:
     assert small.count("sin(angle)") == 2 and paper.count("sin(angle)") == 4
     with pytest.raises(ValueError):
         MLPWeights(2, [(torch.zeros(4, 14), torch.zeros(4))], [(torch.zeros(3, 10), torch.zeros(3))])
+
+
+def test_generated_source_follows_the_structure_of_a_field() -> None:
+    """Residual blocks get a scratch buffer and a skip per block; h ends in a sigmoid whose padding
+    lane is zeroed; a position-only net has no c layers, its colour is h."""
+    field = generate_compute_source(MLPWeights.random_field(pe_octaves=0, hidden=32, blocks=3))
+    mlp = generate_compute_source(MLPWeights.random(**SMALL))
+    assert "vec4 act2[40];" in field and "act2" not in mlp
+    assert field.count("act0[i] = max(act1[i], vec4(0.0));") == 3  # ReLU(x) copied aside once per block
+    assert "for (int o = 0; o < 8 + u_zero; ++o)" in field  # loops the compiler cannot unroll
+    assert "for (int i = 0; i < 8 + u_zero; i += 4, k += 16)" in field  # 4 input blocks per iteration
+    assert field.count("act1[i] = act1[i] + act0[i];") == 2  # skips; the last one ReLUs for the output layer
+    assert field.count("act1[i] = max(act1[i] + act0[i], vec4(0.0));") == 1
+    assert "h[o] = 1.0 / (1.0 + exp(-s));" in field and "h[0] *= vec4(1.0, 1.0, 1.0, 0.0);" in field
+    assert "vec3 rgb = h[0].xyz;" in field and "act0[F4] = vec4(n, 0.0);" not in field
+    assert "h[o] = s;" in mlp and "act0[F4] = vec4(n, 0.0);" in mlp
+
+
+def _layer(out: int, inp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(out, inp), torch.zeros(out)
+
+
+def test_a_field_structure_that_the_paths_cannot_evaluate_is_refused() -> None:
+    block = ResidualBlock((_layer(8, 8), _layer(8, 8)))
+    MLPWeights(0, [_layer(8, 3), block, _layer(3, 8)], [], h_output="sigmoid")  # fine
+    with pytest.raises(ValueError, match="start and end with a layer"):
+        MLPWeights(0, [_layer(8, 3), block], [])
+    with pytest.raises(ValueError, match="map its width 8 to itself"):
+        MLPWeights(0, [_layer(8, 3), ResidualBlock((_layer(6, 8),)), _layer(3, 6)], [])
+    with pytest.raises(ValueError, match="needs 3 features"):
+        MLPWeights(0, [_layer(8, 3), block, _layer(4, 8)], [])
+    with pytest.raises(ValueError, match="h_output"):
+        MLPWeights(0, [_layer(3, 3)], [], h_output="tanh")
+
+
+def test_a_network_beyond_llvmpipes_loop_cap_falls_back_to_the_cpu_path_there(scene) -> None:
+    """llvmpipe silently ends every loop after 65535 iterations per invocation: a network that
+    needs more is refused with the reason and shaded on the cpu path instead, not shaded wrong."""
+    if "llvmpipe" not in str(scene.ctx.info["GL_RENDERER"]).lower():
+        pytest.skip(f"the cap is llvmpipe's; this context is {scene.ctx.info['GL_RENDERER']}")
+    assert loop_iterations(MLPWeights.random_field(pe_octaves=0, hidden=512, blocks=5)) <= LLVMPIPE_LOOP_BUDGET  # DVR's paper field
+    wide = MLPWeights.random(pe_octaves=0, hidden_h=1024, layers_h=5, features=4, hidden_c=4, layers_c=0, seed=2, gain=2.5)
+    assert loop_iterations(wide) > LLVMPIPE_LOOP_BUDGET
+    pipe = ViewerPipeline(scene.ctx, sync_stats=True)
+    try:
+        pipe.set_mesh(scene.vertices, scene.faces)
+        pipe.set_shader(wide)
+        pipe.set_path("glsl")
+        assert pipe.render(scene.camera, scene.size, scene.target).path == "cpu"
+        assert "glsl" not in pipe.available_paths() and "65535" in pipe.unavailable_reasons()["glsl"]
+        color = pipe.read_color()
+        position, normal = pipe.read_gbuffer()
+    finally:
+        pipe.release()
+    covered = position[..., 3] > 0
+    x, n = torch.from_numpy(position[covered][:, :3]), torch.from_numpy(normal[covered][:, :3])
+    omega = torch.nn.functional.normalize(torch.from_numpy(scene.camera.center.astype(np.float32)) - x, dim=-1)
+    assert np.abs(color[covered][:, :3] / 255.0 - shade_reference(wide, x, n, omega).numpy()).max() <= 2 / 255

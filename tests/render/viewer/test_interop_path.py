@@ -34,13 +34,17 @@ def test_probe_explains_why_interop_is_missing() -> None:
 @needs_interop
 @pytest.mark.cuda
 @pytest.mark.gl
-@pytest.mark.parametrize("config", [dict(pe_octaves=2, hidden_h=20, layers_h=1, features=7, hidden_c=9, layers_c=1), dict()])
-def test_interop_matches_torch(scene, config) -> None:
+@pytest.mark.parametrize("net", ["small", "paper", "dvr-field"])
+def test_interop_matches_torch(scene, net) -> None:
     pipe = ViewerPipeline(scene.ctx, sync_stats=True)
     try:
         if "interop" not in pipe.available_paths():
             pytest.skip(f"interop unavailable with this GL context: {pipe.unavailable_reasons().get('interop')}")
-        weights = MLPWeights.random(**config, seed=2, gain=2.5)
+        weights = {
+            "small": lambda: MLPWeights.random(pe_octaves=2, hidden_h=20, layers_h=1, features=7, hidden_c=9, layers_c=1, seed=2, gain=2.5),
+            "paper": lambda: MLPWeights.random(seed=2, gain=2.5),
+            "dvr-field": lambda: MLPWeights.random_field(pe_octaves=2, hidden=512, blocks=5, seed=2, gain=2.5),  # DVR's paper size
+        }[net]()
         pipe.set_mesh(scene.vertices, scene.faces)
         pipe.set_shader(weights)
         pipe.set_path("interop")

@@ -168,12 +168,17 @@ def gbuffers(gl_ctx) -> Any:
 WEIGHTS = dict(pe_octaves=2, hidden_h=16, layers_h=1, features=6, hidden_c=8, layers_c=1)
 
 
-def test_shades_like_torch_on_its_own_device_and_registers_each_set_once(gbuffers) -> None:
+@pytest.mark.parametrize("net", ["mlp", "field"])
+def test_shades_like_torch_on_its_own_device_and_registers_each_set_once(gbuffers, net) -> None:
     """Switching between full and reduced scale registers nothing new, and a thread whose current
-    device changed between frames still maps on the shader's device."""
+    device changed between frames still maps on the shader's device. A position-only field
+    (DVR's structure) goes through the same path."""
     runtime = FakeCudaRuntime([t for textures, _, _ in gbuffers for t in textures])
     shader = InteropShader(torch.device("cpu"), runtime=runtime)
-    weights = MLPWeights.random(**WEIGHTS, seed=3, gain=2.0)
+    if net == "mlp":
+        weights = MLPWeights.random(**WEIGHTS, seed=3, gain=2.0)
+    else:
+        weights = MLPWeights.random_field(pe_octaves=1, hidden=12, blocks=2, seed=3, gain=2.0)
     shader.prepare(weights)
     eye = torch.tensor([0.2, -0.3, -3.0])
     for frame in range(6):
