@@ -27,8 +27,6 @@ Choices where the paper and the TF Graphics reference leave room:
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
 
 import torch
@@ -56,12 +54,6 @@ def splat_kernel_center_weight(sigma: float = 0.5, eps: float = 0.05) -> float:
     """
     total = sum(math.exp(-(di * di + dj * dj) / (2 * sigma * sigma)) for di, dj in _OFFSETS)
     return (1 + eps) / total
-
-
-@functools.cache
-def _fused_available() -> bool:
-    """Whether numba imports (the fused CPU splat's only requirement); asked once per process."""
-    return importlib.util.find_spec("numba") is not None
 
 
 def _finite_depth(depth: torch.Tensor) -> torch.Tensor:
@@ -141,7 +133,6 @@ def splat(
     *,
     sigma: float = 0.5,
     eps: float = 0.05,
-    impl: str = "auto",
 ) -> torch.Tensor:
     """Depth-aware multi-layer splatting of K layers of shaded samples into one image.
 
@@ -160,8 +151,6 @@ def splat(
             where empty (treated as a far plane behind everything). Not differentiated.
         sigma: Gaussian standard deviation in pixels (kernel taps are always 3×3).
         eps: a full neighbourhood of weights sums to 1 + eps, so interior pixels get normalised.
-        impl: "torch" (this module, the reference), "fused" (`render.splat_fused`: float32 CPU
-            tensors, numba) or "auto" (fused where it applies and numba is installed).
 
     Returns:
         (H, W, C) premultiplied image: S⁺ over (S⁰ over S⁻), each buffer
@@ -175,19 +164,9 @@ def splat(
     if depth.shape != (K, H, W):
         raise ValueError(f"depth must be {(K, H, W)}, got {tuple(depth.shape)}")
 
-    if impl not in ("auto", "torch", "fused"):
-        raise ValueError(f"impl must be 'auto', 'torch' or 'fused', got {impl!r}")
-    z = _finite_depth(depth)
-    fusable = rgba.device.type == "cpu" and rgba.dtype == pixel_xy.dtype == torch.float32
-    if impl == "fused" and not fusable:
-        raise ValueError("the fused splat takes float32 CPU tensors only; use impl='torch'")
-    if impl == "fused" or (impl == "auto" and fusable and _fused_available()):
-        from render.splat_fused import splat_fused
-
-        return splat_fused(rgba, pixel_xy, z.to(torch.float32), sigma, eps)
-
     pad = torch.nn.functional.pad
     weights = _splat_weights(pixel_xy, sigma, eps)  # 9 × (K, H, W), source frame
+    z = _finite_depth(depth)
     # Destination (i, j) receives from source (i - di, j - dj): pad the source-frame tensors by
     # one pixel so all 9 shifted views exist. Outside sources weigh nothing, so whichever buffer
     # their depth picks receives zero.

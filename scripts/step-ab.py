@@ -1,4 +1,4 @@
-"""Interleaved A/B of one NDS step from a run's checkpoint: shader float32/bfloat16 × splat torch/fused.
+"""Interleaved A/B of one NDS step from a run's checkpoint: the shader's products in float32 and bfloat16.
 
     python scripts/step-ab.py RUN_DIR [STEPS_PER_ROUND] [ROUNDS]
 
@@ -9,7 +9,6 @@ the median ms per step. The image level (coarse or full) is the checkpoint's.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import statistics
 import sys
@@ -20,8 +19,6 @@ from pathlib import Path
 from recon.precision import with_precision
 from recon.runs import ResumeOptions, resume_run
 
-splat_module = importlib.import_module("render.splat")  # `render.splat` the attribute is the function
-
 
 def main() -> None:
     run, steps, rounds = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 10, int(sys.argv[3]) if len(sys.argv) > 3 else 3
@@ -29,23 +26,20 @@ def main() -> None:
     shutil.copytree(run, copy)
     session = resume_run(ResumeOptions(out=copy, device="cpu")).session
     session.config = session.config.replace(iterations=10**9)
-    fused = splat_module._fused_available
-    variants = [(p, f) for p in ("float32", "bfloat16") for f in ("torch", "fused")]
-    times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    times: dict[str, list[float]] = {"float32": [], "bfloat16": []}
     for _ in range(rounds):
-        for precision, splat in variants:
+        for precision in times:
             session.precision = precision
             session.training_shader = with_precision(session.shader, precision, session.device)
-            splat_module._fused_available = fused if splat == "fused" else (lambda: False)
             session.step()  # warm: the first step after a switch is not counted
             start = time.perf_counter()
             for _ in range(steps):
                 session.step()
-            times[(precision, splat)].append(1000 * (time.perf_counter() - start) / steps)
+            times[precision].append(1000 * (time.perf_counter() - start) / steps)
     camera = session.cameras[0]
     print(f"iteration {session.iteration}, {session.mesh.num_faces} faces, images {camera.width}×{camera.height}")
-    for (precision, splat), values in times.items():
-        print(f"shader {precision:8s}  splat {splat:5s}  {statistics.median(values):7.1f} ms/step  (rounds: {', '.join(f'{v:.0f}' for v in values)})")
+    for precision, values in times.items():
+        print(f"shader {precision:8s}  {statistics.median(values):7.1f} ms/step  (rounds: {', '.join(f'{v:.0f}' for v in values)})")
     shutil.rmtree(copy.parent)
 
 
