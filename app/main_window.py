@@ -414,7 +414,8 @@ class MainWindow(QMainWindow):
 
     def _default_out(self, scene: Scene) -> Path:
         name = scene.source.name if scene.source.is_dir() else scene.source.parent.name
-        return self.runs_root() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # Stamped to the second, so a run started within the same second may hold it already.
+        return fresh_run_folder(self.runs_root() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def run_options(self) -> RunOptions | None:
         """What Start would run now (the Run panel's choices on the current scene), or None without a scene."""
