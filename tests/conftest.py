@@ -1,9 +1,10 @@
-"""Shared fixtures: where the real datasets are, and whether a GL context can be made."""
+"""Shared fixtures: where the real datasets are, whether a GL context can be made, a tiny dataset."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -40,3 +41,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = _gl_unavailable()
         if reason:
             pytest.skip(reason)
+
+
+@pytest.fixture
+def small_dataset(tmp_path) -> Path:
+    """An NDS folder of 5 views (48×40) of a disk-shaped object from a ring of cameras."""
+    from recon.data.formats import nds
+    from recon.data.scene import View
+    from render.camera import Camera
+
+    views = []
+    for i in range(5):
+        angle = 2 * np.pi * i / 5
+        eye = np.array([3 * np.cos(angle), 1.0, 3 * np.sin(angle)])
+        cam = Camera.look_at(eye, np.zeros(3), np.array([0.0, 1.0, 0.0]), 40.0, 48, 40)
+        v, u = np.mgrid[0:40, 0:48] + 0.5
+        centre, _ = cam.project(np.zeros((1, 3)))
+        mask = ((u - centre[0, 0]) ** 2 + (v - centre[0, 1]) ** 2 < 8**2).astype(np.float32)
+        image = np.stack([mask, 0.5 * mask, 0.2 + 0 * mask], axis=-1).astype(np.float32)
+        views.append(View(f"v{i}", image, mask, cam))
+    return nds.write(views, np.array([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]]), tmp_path / "small")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
 
 from recon.data.formats import nds
 from recon.data.scene import View
 from render.camera import Camera
 from render.viewer.pipeline import BACKGROUND
+from tests.app.frames import grab_viewport
 
 CENTRE = np.array([5.0, -3.0, 8.0])  # the object: a ball far from the origin
 RADIUS = 0.4
@@ -41,15 +41,8 @@ def _ball_views() -> list[View]:
     return views
 
 
-def _grab(viewport) -> np.ndarray:
-    image = viewport.grabFramebuffer().convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    return data[:, : 3 * w].reshape(h, w, 3).copy()
-
-
 def _assert_centred(viewport) -> None:
-    rgb = _grab(viewport)
+    rgb = grab_viewport(viewport)
     covered = np.abs(rgb.astype(np.float64) - np.round(np.asarray(BACKGROUND) * 255)).max(axis=-1) > 3
     h, w = covered.shape
     assert covered.sum() > 0.02 * covered.size, "the object is not in view"

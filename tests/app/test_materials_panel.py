@@ -17,9 +17,9 @@ import pytest
 import torch
 import trimesh
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QImage
 
 from render.viewer.pipeline import BACKGROUND
+from tests.app.frames import grab_viewport
 
 ITERATIONS = 20  # enough for h to tell the demo's clay from its red fin and handle
 SAMPLES = 4000  # surface samples for the clustering (the GUI's default is 20,000)
@@ -35,14 +35,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _grab(viewport) -> np.ndarray:
-    """(H, W, 3) uint8 of what the viewport shows."""
-    image = viewport.grabFramebuffer().convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    return data[:, : 3 * w].reshape(h, w, 3).copy()
-
-
 def _covered(rgb: np.ndarray) -> np.ndarray:
     background = np.round(np.asarray(BACKGROUND) * 255)
     return np.abs(rgb.astype(np.float64) - background).max(axis=-1) > 3
@@ -52,7 +44,7 @@ def _settled_frame(qtbot, window, mode: str) -> np.ndarray:
     window.mode_box.setCurrentIndex(window.mode_box.findData(mode))
     viewport = window.viewport
     qtbot.waitUntil(lambda: viewport.settled and viewport.frames > 0, timeout=60_000)
-    return _grab(viewport)
+    return grab_viewport(viewport)
 
 
 def _baked_colours(path: Path) -> np.ndarray:

@@ -6,16 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QImage
 
 from render.viewer.pipeline import BACKGROUND
-
-
-def _grab(viewport) -> np.ndarray:
-    image = viewport.grabFramebuffer().convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    return data[:, : 3 * w].reshape(h, w, 3).copy()
+from tests.app.frames import grab_viewport
 
 
 def _covered(rgb: np.ndarray) -> np.ndarray:
@@ -52,7 +45,7 @@ def test_first_pick_in_neural_mode_after_a_live_run(make_main_window, small_demo
 
     picked = []
     viewport.surface_picked.connect(picked.append)
-    covered = np.argwhere(_covered(_grab(viewport)))
+    covered = np.argwhere(_covered(grab_viewport(viewport)))
     y, x = covered[len(covered) // 2]
     _ctrl_click(qtbot, viewport, x + 0.5, y + 0.5)
     assert len(picked) == 1, window.status.text()

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QImage
+from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from render.viewer.pipeline import BACKGROUND
+from tests.app.frames import grab_viewport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,10 +56,7 @@ def _message_box() -> QMessageBox | None:
 
 def _covered_pixels(qtbot, viewport) -> int:
     qtbot.waitUntil(lambda: viewport.settled and viewport.frames > 0, timeout=30_000)
-    image = viewport.grabFramebuffer().convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    rgb = data[:, : 3 * w].reshape(h, w, 3).astype(np.float64)
+    rgb = grab_viewport(viewport).astype(np.float64)
     return int((np.abs(rgb - np.round(np.asarray(BACKGROUND) * 255)).max(axis=-1) > 3).sum())
 
 

@@ -12,24 +12,17 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog
+from tests.app.frames import image_pixels
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def _pixels(image: QImage) -> np.ndarray:
-    image = image.convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    return data[:, : 3 * w].reshape(h, w, 3).copy()
 
 
 def _save(widget, name: str, previous: np.ndarray | None) -> np.ndarray:
     image = widget.grab().toImage()
     IMAGES.mkdir(parents=True, exist_ok=True)
     assert image.save(str(IMAGES / name), "PNG")
-    pixels = _pixels(image)
+    pixels = image_pixels(image)
     if previous is not None and previous.shape == pixels.shape:
         changed = (np.abs(pixels.astype(int) - previous.astype(int)).max(axis=-1) > 8).mean()
         assert changed > 0.01, f"{name}: looks like the previous state ({changed:.2%} of pixels changed)"

@@ -12,17 +12,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage
 
 from render.viewer.pipeline import BACKGROUND
+from tests.app.frames import grab_viewport
 
 ROOT = Path(__file__).resolve().parents[2]
 README_SCREENSHOT = ROOT / "docs" / "images" / "gui.png"
-
-
-def _grab(viewport) -> np.ndarray:
-    """(H, W, 3) uint8 of what the viewport shows."""
-    image = viewport.grabFramebuffer().convertToFormat(QImage.Format.Format_RGB888)
-    w, h = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
-    return data[:, : 3 * w].reshape(h, w, 3).copy()
 
 
 def _covered(rgb: np.ndarray) -> np.ndarray:
@@ -50,7 +43,7 @@ def test_a_short_run_changes_the_viewport_and_modes_draw(make_main_window, small
     window.frusta_box.setChecked(False)
     qtbot.waitUntil(lambda: viewport.preview is not None, timeout=60_000)
     _settle(qtbot, viewport)
-    assert window.snapshot is None and _covered(_grab(viewport)).sum() > 200  # before Start: the visual hull
+    assert window.snapshot is None and _covered(grab_viewport(viewport)).sum() > 200  # before Start: the visual hull
 
     window.run_panel.iterations.setValue(6)
     window.start_run()
@@ -58,12 +51,12 @@ def test_a_short_run_changes_the_viewport_and_modes_draw(make_main_window, small
     qtbot.waitUntil(lambda: window.run_panel.state == "paused", timeout=60_000)
     assert window.snapshot.iteration == 1
     _settle(qtbot, viewport)
-    first = _grab(viewport)
+    first = grab_viewport(viewport)
     assert _covered(first).sum() > 200  # the mesh shows up live
     window.resume_run()
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
     _settle(qtbot, viewport)
-    last = _grab(viewport)
+    last = grab_viewport(viewport)
     assert window.snapshot.iteration == 6
     assert (np.abs(last.astype(int) - first.astype(int)).max(axis=-1) > 0).sum() > 20  # mesh and shader moved on
 
@@ -71,13 +64,13 @@ def test_a_short_run_changes_the_viewport_and_modes_draw(make_main_window, small
     for mode in ("normals", "smooth", "flat"):
         window.mode_box.setCurrentIndex(window.mode_box.findData(mode))
         _settle(qtbot, viewport)
-        images[mode] = _grab(viewport)
+        images[mode] = grab_viewport(viewport)
         differ = _covered(images[mode]) ^ _covered(images["normals"])  # same silhouette (dark rims aside)
         assert differ.sum() < 0.01 * _covered(images["normals"]).sum()
     assert not np.array_equal(images["normals"], images["smooth"])
     window.wire_box.setChecked(True)
     _settle(qtbot, viewport)
-    assert not np.array_equal(_grab(viewport), images["flat"])  # edges drawn over the faces
+    assert not np.array_equal(grab_viewport(viewport), images["flat"])  # edges drawn over the faces
     assert " ms " in viewport.fps_label.text() and "0.0 fps" not in viewport.fps_label.text()
 
 
@@ -103,7 +96,7 @@ def test_demo_drop_snap_to_a_view_and_readme_screenshot(make_main_window, small_
         window.views_panel.setCurrentRow(index)  # selecting a thumbnail snaps the viewport
         assert viewport.snapped_view == index
         _settle(qtbot, viewport)
-        rendered = _covered(_grab(viewport))
+        rendered = _covered(grab_viewport(viewport))
         view = window.scene.views[index]
         camera = viewport.current_camera()  # the view letterboxed into the widget
         s = camera.K[0, 0] / view.camera.K[0, 0]
@@ -117,10 +110,10 @@ def test_demo_drop_snap_to_a_view_and_readme_screenshot(make_main_window, small_
         assert row[index] == max(row)  # and matches it better than any other view's mask
 
     # The photo overlay blends the input over the render when snapped.
-    plain = _grab(viewport)
+    plain = grab_viewport(viewport)
     window.opacity.setValue(60)
     _settle(qtbot, viewport)
-    assert not np.array_equal(_grab(viewport), plain)
+    assert not np.array_equal(grab_viewport(viewport), plain)
 
     # README screenshot: the whole window after a short run, neural shading, cameras shown.
     window.opacity.setValue(0)

@@ -13,32 +13,14 @@ import numpy as np
 import pytest
 
 from recon import runs
-from recon.data.formats import nds
-from recon.data.scene import View
 from recon.loss_history import step_records
 from recon.run_checks import check_run_record
 from recon.run_folder import RunFolder, RunFolderError, fresh_run_folder
 from recon.run_totals import earlier_sessions
 from recon.saved_run import read_saved_run
 from recon.validate import Invalid
-from render.camera import Camera
 
 pytestmark = pytest.mark.gl
-
-
-@pytest.fixture
-def disk(tmp_path) -> Path:
-    """An NDS folder of 5 views (48×40) of a disk, from a ring of cameras."""
-    views = []
-    for i in range(5):
-        angle = 2 * np.pi * i / 5
-        eye = np.array([3 * np.cos(angle), 1.0, 3 * np.sin(angle)])
-        cam = Camera.look_at(eye, np.zeros(3), np.array([0.0, 1.0, 0.0]), 40.0, 48, 40)
-        v, u = np.mgrid[0:40, 0:48] + 0.5
-        centre, _ = cam.project(np.zeros((1, 3)))
-        mask = ((u - centre[0, 0]) ** 2 + (v - centre[0, 1]) ** 2 < 8**2).astype(np.float32)
-        views.append(View(f"v{i}", np.stack([mask, 0.5 * mask, 0.2 + 0 * mask], -1).astype(np.float32), mask, cam))
-    return nds.write(views, np.array([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]]), tmp_path / "disk")
 
 
 def _run(dataset: Path, out: Path, iterations: int, **options) -> dict:
@@ -70,9 +52,9 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_run_json_keeps_the_runs_totals_across_resumes(disk, tmp_path) -> None:
+def test_run_json_keeps_the_runs_totals_across_resumes(small_dataset, tmp_path) -> None:
     out = tmp_path / "run"
-    first = _run(disk, out, 4)
+    first = _run(small_dataset, out, 4)
     assert first["iteration"] == 4 and len(first["sessions"]) == 1
     assert first["sessions"][0]["from"] == 0 and first["sessions"][0]["to"] == 4
     assert first["seconds"] == first["sessions"][0]["seconds"] > 0
@@ -94,9 +76,9 @@ def test_a_run_json_from_before_sessions_counts_its_seconds_as_one() -> None:
     assert earlier_sessions({"iteration": 0}) == []
 
 
-def test_reading_a_run_for_showing_writes_nothing_and_matches_the_run(disk, tmp_path) -> None:
+def test_reading_a_run_for_showing_writes_nothing_and_matches_the_run(small_dataset, tmp_path) -> None:
     out = tmp_path / "run"
-    record = _run(disk, out, 3, holdout_last=True)
+    record = _run(small_dataset, out, 3, holdout_last=True)
     before = _digests(out)
     saved = read_saved_run(out)
     assert _digests(out) == before and saved.finished
@@ -110,15 +92,15 @@ def test_reading_a_run_for_showing_writes_nothing_and_matches_the_run(disk, tmp_
     np.testing.assert_allclose(centre, saved.snapshot.normalization[0], atol=1e-12)
     assert scale == pytest.approx(saved.snapshot.normalization[1], rel=1e-12)
 
-    shutil.rmtree(disk)  # the dataset moved away: the run is still shown, saying why the photos are not
+    shutil.rmtree(small_dataset)  # the dataset moved away: the run is still shown, saying why the photos are not
     saved = read_saved_run(out)
-    assert saved.scene is None and str(disk) in saved.missing_scene and "not there any more" in saved.missing_scene
+    assert saved.scene is None and str(small_dataset) in saved.missing_scene and "not there any more" in saved.missing_scene
     assert saved.snapshot.faces.shape[0] == record["mesh"]["faces"]
 
 
-def test_a_broken_run_folder_names_the_file_and_the_fix(disk, tmp_path) -> None:
+def test_a_broken_run_folder_names_the_file_and_the_fix(small_dataset, tmp_path) -> None:
     out = tmp_path / "run"
-    _run(disk, out, 2)
+    _run(small_dataset, out, 2)
     (out / "mesh.ply").unlink()
     with pytest.raises(RunFolderError, match=r"mesh\.ply: no such mesh file; .*reconstruct resume .* --iterations 0"):
         read_saved_run(out)
