@@ -18,10 +18,8 @@ __all__ = ["PRECISIONS", "native_bfloat16", "resolve_precision", "with_precision
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether `device` has bfloat16 dot products in hardware (not emulated, which is slower than float32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+def native_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 dot products in hardware (emulated ones are slower than float32)."""
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so probed, never required
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
@@ -33,7 +31,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise ValueError(f"shader precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    return "bfloat16" if device.type == "cpu" and native_bfloat16(device) else "float32"
+    return "bfloat16" if device.type == "cpu" and native_bfloat16() else "float32"
 
 
 def with_precision(fn: Callable[..., torch.Tensor], precision: str, device: torch.device) -> Callable[..., torch.Tensor]:

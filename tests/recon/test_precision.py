@@ -13,7 +13,7 @@ CPU = torch.device("cpu")
 
 
 def test_auto_follows_the_hardware() -> None:
-    expected = "bfloat16" if native_bfloat16(CPU) else "float32"
+    expected = "bfloat16" if native_bfloat16() else "float32"
     assert resolve_precision("auto", CPU) == expected
     assert resolve_precision("float32", CPU) == "float32"
     assert resolve_precision("bfloat16", CPU) == "bfloat16"
