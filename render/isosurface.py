@@ -158,15 +158,6 @@ class IsoSamples:
         return index, self.fragments.bary
 
 
-@functools.lru_cache(maxsize=2)
-def _index_points(shape: tuple[int, int, int]) -> np.ndarray:
-    """(n, 3) float64 integer lattice coordinates, x fastest (gpytoolbox's order); read-only."""
-    i, j, k = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
-    points = np.stack([i, j, k], -1).reshape(-1, 3, order="F").astype(np.float64)
-    points.setflags(write=False)
-    return points
-
-
 def extract_isosurface(
     values: torch.Tensor | np.ndarray, lattice: Lattice, level: float = 0.0, min_gap: float = 1e-6
 ) -> IsoMesh:
@@ -184,28 +175,50 @@ def extract_isosurface(
     Returns:
         IsoMesh: vertices shared between faces (those of dropped faces stay, unreferenced).
     """
-    import gpytoolbox  # lazily: `import render` stays light
+    from skimage.measure import marching_cubes  # lazily: `import render` stays light
 
     v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64) - level
     if v.shape != lattice.shape:
         raise ValueError(f"values must have the lattice's shape {lattice.shape}, got {v.shape}")
     if not np.isfinite(v).all():
         raise ValueError("isosurface values must be finite")
-    # A value exactly at the level puts a vertex on a lattice point, where no edge can be read
-    # from its position: count it as just outside (Marching Cubes' f >= level test does anyway),
-    # by an amount that still moves the vertex off the point in float64.
-    scale = float(np.abs(v).max()) if v.size else 0.0
-    v = np.where(v == 0, 1e-9 * scale if scale > 0 else 1.0, v)
-    nx, ny, nz = lattice.shape
-    grid = _index_points(lattice.shape)
-    # gpytoolbox 0.3.8 wants x-fastest points and the counts as (nx, nz, ny) (see recon's visual hull).
-    verts, faces = gpytoolbox.marching_cubes(v.reshape(-1, order="F"), grid, nx, nz, ny, 0.0)
-    verts = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
+    # Marching Cubes runs in float32: decide every sign in float32 here, so the edges read below
+    # agree with the ones it saw. A value at the level counts as just outside (its f >= level).
+    v = v.astype(np.float32)
+    v[v == 0] = np.finfo(np.float32).tiny
+    empty = IsoMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.int64), lattice, float(level))
+    if not ((v < 0).any() and (v > 0).any()):
+        return empty
+    # scikit-image's Lewiner Marching Cubes in lattice index coordinates ("descent": inside below
+    # the level, faces counter-clockwise from outside); ~10x faster than gpytoolbox's at 128^3.
+    verts, faces, _, _ = marching_cubes(v, 0.0, gradient_direction="descent", method="lewiner")
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(faces) == 0:
-        return IsoMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.int64), lattice, float(level))
-    # Each vertex lies on a lattice edge, in index space: two coordinates are exact integers (the
-    # interpolation leaves them untouched), the third is between an integer and the next.
+        return empty
+    a, b = _vertex_edges(np.asarray(verts, dtype=np.float64).reshape(-1, 3), v)
+    flat_a = np.ravel_multi_index(a.T, lattice.shape)
+    flat_b = np.ravel_multi_index(b.T, lattice.shape)
+    fa, fb = v.reshape(-1)[flat_a].astype(np.float64), v.reshape(-1)[flat_b].astype(np.float64)
+    valid = (fa * fb < 0) & (np.abs(fa - fb) >= min_gap)
+    inside_first = np.where((fa < 0)[:, None], np.stack([flat_a, flat_b], 1), np.stack([flat_b, flat_a], 1))
+    faces = faces[valid[faces].all(1)]
+    # Positions from the values in float64 (the crossing `evaluate_isosurface` computes), not
+    # from Marching Cubes' float32 vertices.
+    t = np.where(valid, fa / np.where(valid, fa - fb, 1.0), 0.0)
+    index = a + t[:, None] * (b - a)
+    world = np.asarray(lattice.lo) + index * lattice.spacing
+    return IsoMesh(world, faces, inside_first, lattice, float(level))
+
+
+def _vertex_edges(verts: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice edge (a, b) (each (V, 3) integer indices) every Marching Cubes vertex lies on.
+
+    In index space two of a vertex's coordinates are integers and the third lies between an
+    integer and the next. A crossing within float32 rounding of a lattice point lands on the point
+    itself; its edge is then one of the point's six with a sign change (which one moves the
+    vertex by less than the rounding).
+    """
+    shape = np.array(v.shape)
     frac = np.abs(verts - np.round(verts))
     axis = frac.argmax(1)
     rows = np.arange(len(verts))
@@ -213,15 +226,22 @@ def extract_isosurface(
     a[rows, axis] = np.floor(verts[rows, axis]).astype(np.int64)
     b = a.copy()
     b[rows, axis] += 1
-    b = np.minimum(b, np.array(lattice.shape) - 1)
-    flat_a = np.ravel_multi_index(a.T, lattice.shape)
-    flat_b = np.ravel_multi_index(b.T, lattice.shape)
-    fa, fb = v.reshape(-1)[flat_a], v.reshape(-1)[flat_b]
-    valid = (frac[rows, axis] > 0) & (fa * fb < 0) & (np.abs(fa - fb) >= min_gap)
-    inside_first = np.where((fa < 0)[:, None], np.stack([flat_a, flat_b], 1), np.stack([flat_b, flat_a], 1))
-    faces = faces[valid[faces].all(1)]
-    world = np.asarray(lattice.lo) + verts * lattice.spacing
-    return IsoMesh(world, faces, inside_first, lattice, float(level))
+    b = np.minimum(b, shape - 1)
+    on_point = np.flatnonzero(frac.max(1) == 0)
+    if len(on_point):
+        point = a[on_point]
+        sign = v[tuple(point.T)] < 0
+        found = np.zeros(len(on_point), dtype=bool)
+        for ax in range(3):
+            for step in (1, -1):
+                other = point.copy()
+                other[:, ax] += step
+                inside = (other[:, ax] >= 0) & (other[:, ax] < shape[ax])
+                other[:, ax] = np.clip(other[:, ax], 0, shape[ax] - 1)
+                take = ~found & inside & ((v[tuple(other.T)] < 0) != sign)
+                b[on_point[take]] = other[take]
+                found |= take
+    return a, b
 
 
 def _near_far(points: np.ndarray, camera: Camera) -> tuple[float, float]:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gpytoolbox
 import numpy as np
 import torch
 import trimesh
@@ -15,6 +14,7 @@ import trimesh
 from recon.mesh import clean
 from recon.mesh.errors import EmptyHullError, MeshError
 from recon.mesh.mesh import Mesh
+from render.isosurface import Lattice, extract_isosurface
 
 if TYPE_CHECKING:
     from recon.data.scene import View
@@ -71,14 +71,10 @@ def visual_hull(
             "visual hull fills %.0f%% of the bbox's outer layer: the bbox may be too small or the masks inverted",
             100 * touching,
         )
-    nx, ny, nz = shape
-    # gpytoolbox 0.3.8 wants x-fastest points but the counts as (nx, nz, ny): found by trying every
-    # order on an off-centre ellipsoid in a non-cubic grid (tests/recon/mesh/test_visual_hull.py).
-    # Negative inside gives outward CCW faces; orient_outward checks anyway.
-    try:
-        v, f = gpytoolbox.marching_cubes(0.5 - grid.reshape(-1).astype(np.float64), points, nx, nz, ny, 0.0)
-    except Exception as exc:  # the C++ binding's errors say nothing about our inputs
-        raise MeshError(f"marching cubes failed on the {nx}×{ny}×{nz} visual hull grid: {exc}") from exc
+    # The project's one Marching Cubes (render.isosurface): x-first values, inside below the level.
+    lattice = Lattice(shape, points[0], points[-1])
+    surface = extract_isosurface(0.5 - grid.transpose(2, 1, 0), lattice, level=0.0, min_gap=0.0)
+    v, f = surface.vertices, surface.faces
     spacing = float(points[1, 0] - points[0, 0])
     v, f = _tidy(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64), tol=1e-6 * spacing)
     if len(f) == 0:

@@ -44,6 +44,7 @@ from recon.methods.checkpoint import optimizer_state, optimizer_tensors
 from recon.methods.config import ConfigError
 from recon.methods.registry import Method
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
+from recon.precision import PRECISIONS, resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, ShaderConfig
 from render.isosurface import IsoMesh, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface, trilinear
@@ -92,6 +93,8 @@ class RtsSdfConfig:
         min_gap: samples on lattice edges whose values differ by less than this many cells are
             dropped at sampling (α is singular there; RtS §3.1.3).
         coarse_images: before the last grid stage, work on the images halved (as NDS's option).
+        shader_precision: number format of the shader's matrix products while training, as NDS's
+            (recon.precision: "auto" is bfloat16 on a CPU with native bfloat16, else float32).
         checkpoint_every: iterations between checkpoints written by the runner.
         seed: seeds the view/pixel sampling and the shader's initial weights.
     """
@@ -116,6 +119,7 @@ class RtsSdfConfig:
     min_gap: float = 1e-4
     step_decay: float = 0.75
     coarse_images: bool = False
+    shader_precision: str = "auto"
     checkpoint_every: int = 100
     seed: int = 0
     shader: ShaderConfig = field(default_factory=ShaderConfig)
@@ -156,6 +160,7 @@ class RtsSdfConfig:
             "min_gap": self.min_gap >= 0,
             "step_decay": 0 < self.step_decay <= 1,
             "coarse_images": isinstance(self.coarse_images, bool),
+            "shader_precision": self.shader_precision in PRECISIONS,
             "checkpoint_every": self.checkpoint_every >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -164,6 +169,7 @@ class RtsSdfConfig:
                 "resolutions": "8..512 points per axis",
                 "upsample_at": "one positive, increasing iteration per stage after the first",
                 "optimizer": "sgd or adam",
+                "shader_precision": " or ".join(PRECISIONS),
                 "init": "hull or sphere (a mesh file is an NDS start)",
             }
             raise ConfigError(
@@ -238,6 +244,8 @@ class RtsSdfSession(ImageLevels):
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
         self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
+        self.precision = resolve_precision(self.config.shader_precision, self.device)
+        self.training_shader = with_precision(self.shader, self.precision, self.device)
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
         self._surface: IsoMesh | None = None
@@ -378,7 +386,7 @@ class RtsSdfSession(ImageLevels):
         with prof.section("g-buffers/evaluation"):
             gbuffer = evaluate_isosurface(samples, self.grid, camera)
         with prof.section("shading"):
-            shaded = self.renderer.shade(gbuffer, self.shader)
+            shaded = self.renderer.shade(gbuffer, self.training_shader)
         with prof.section("splatting"):
             image = splat(shaded, gbuffer.pixel_xy, gbuffer.fragments.depth)
         silhouette = (image[..., 3] - self.masks[view]).abs().mean()

@@ -68,7 +68,8 @@ def test_marching_cubes_vertices_lie_on_their_lattice_edges() -> None:
     assert (fa < 0).all() and (fb >= 0).all()  # inside end first
     pts = lattice.points(torch.from_numpy(edges), dtype=torch.float64).numpy()
     alpha = fa / (fa - fb)
-    assert np.abs(pts[:, 0] + alpha[:, None] * (pts[:, 1] - pts[:, 0]) - verts).max() < 1e-9
+    # Marching Cubes decides signs in float32, so positions agree to float32 rounding of the values.
+    assert np.abs(pts[:, 0] + alpha[:, None] * (pts[:, 1] - pts[:, 0]) - verts).max() < 1e-6
     # Each edge joins lattice neighbours.
     assert np.allclose(np.linalg.norm(pts[:, 1] - pts[:, 0], axis=1)[:, None] >= lattice.spacing.min() - 1e-9, True)
 
@@ -80,6 +81,24 @@ def test_values_exactly_at_the_level_still_give_a_closed_surface() -> None:
     surface = extract_isosurface(values, lattice, min_gap=0)
     mesh = trimesh.Trimesh(surface.vertices, surface.faces)  # merges the vertices that coincide on those points
     assert mesh.is_watertight and mesh.euler_number == 2
+
+
+def test_crossings_within_float32_rounding_of_a_lattice_point_keep_their_edges() -> None:
+    """Marching Cubes' float32 vertex lands on the lattice point; its edge must still be found."""
+    lattice = Lattice.cube(16, 1.0)
+    values = _sphere_sdf(lattice.points(dtype=torch.float64).numpy())
+    flat = values.reshape(-1)
+    near = np.flatnonzero((flat > 0) & (flat < 0.05))[:40]
+    flat[near] = 1e-9  # just outside: the crossings on their edges sit within 1e-8 of the point
+    surface = extract_isosurface(values, lattice, min_gap=0)
+    mesh = trimesh.Trimesh(surface.vertices, surface.faces, process=False)
+    assert mesh.is_watertight and mesh.euler_number == 2
+    used = np.unique(surface.faces)
+    fa, fb = flat[surface.edges[used, 0]], flat[surface.edges[used, 1]]
+    assert (fa < 0).all() and (fb > 0).all()
+    assert np.isin(near, surface.edges[used, 1]).all()
+    steps = np.abs(np.diff(np.stack(np.unravel_index(surface.edges[used], lattice.shape), -1), axis=1)).sum(-1)
+    assert (steps == 1).all()  # lattice neighbours
 
 
 def test_nearly_equal_values_drop_their_triangles() -> None:
