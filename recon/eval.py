@@ -130,6 +130,29 @@ def chamfer(mesh_a: Any, mesh_b_or_points: Any, n_samples: int = 100_000, seed: 
 # ----------------------------------------------------------------------------- images
 
 
+def topology(mesh: Any) -> dict[str, Any]:
+    """Connected components, Euler characteristic, genus and watertightness of a triangle mesh.
+
+    The genus is what Chamfer cannot show: a filled hole or a bridged gap costs little distance.
+    It is (2·components − χ) / 2, meaningful for a closed (watertight) surface; None otherwise.
+    Vertices are taken as shared by index (as marching cubes and the run's mesh.ply have them).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    v, f = mesh_arrays(mesh)
+    used = np.unique(f)
+    edges = np.sort(f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique_edges, uses = np.unique(edges, axis=0, return_counts=True)
+    euler = len(used) - len(unique_edges) + len(f)
+    graph = coo_matrix((np.ones(len(unique_edges)), (unique_edges[:, 0], unique_edges[:, 1])), shape=(len(v), len(v)))
+    _, labels = connected_components(graph, directed=False)
+    components = len(np.unique(labels[used])) if len(used) else 0
+    watertight = bool(len(f)) and bool((uses == 2).all())
+    genus = (2 * components - euler) // 2 if watertight else None
+    return {"components": components, "euler": int(euler), "genus": genus, "watertight": watertight}
+
+
 def psnr(a: ArrayLike, b: ArrayLike, mask: ArrayLike | None = None, peak: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB of images in [0, peak]; inf when they are identical.
 

@@ -1,7 +1,9 @@
 """The bundled demo scenes: procedural objects rendered into calibrated NDS datasets on first use.
 
-Two scenes (`resources.DEMO_SCENES`): the pot (resources/demo_scene.json, the default) and a
-machined part (resources/part_scene.json: flat faces, deep slots, a drilled boss).
+Three scenes (`resources.DEMO_SCENES`): the pot (resources/demo_scene.json, the default), a
+machined part (resources/part_scene.json: flat faces, deep slots, a drilled boss) and a thick
+ring (resources/torus_scene.json: genus 1, its hole seen through by few views; the topology
+benchmark).
 
 - `scene`: a recipe, its signed-distance object, ground-truth mesh and per-face materials, and
   the camera ring;

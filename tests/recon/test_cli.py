@@ -277,3 +277,7 @@ def test_demo_of_the_part_measures_chamfer_and_concavities(tmp_path, monkeypatch
     for name, cavity in cavities.items():
         assert cavity["depth"] == pytest.approx(0.2, abs=0.01) and cavity["columns"] > 0
         assert f"{name} carved to {100 * cavity['carved']:.1f} %" in printed
+    topology = record["topology"]
+    assert topology["truth"] == {"components": 1, "euler": 0, "genus": 1, "watertight": True}  # the drilled hole
+    assert topology["reconstruction"]["watertight"] and topology["reconstruction"]["components"] >= 1
+    assert "against the truth's 1 in 1" in printed

@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from recon.eval import chamfer, psnr, sample_surface, silhouette_iou, ssim
+from recon.eval import chamfer, psnr, sample_surface, silhouette_iou, ssim, topology
 
 N = 50_000  # samples per surface: enough for ~0.01 sampling noise on a unit sphere, and quick
 
@@ -129,3 +129,13 @@ def test_silhouette_iou() -> None:
     assert silhouette_iou(pred, gt) == pytest.approx(30 / 70)
     assert silhouette_iou(gt, gt) == 1.0
     assert silhouette_iou(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
+
+
+def test_topology_counts_components_and_genus_of_closed_meshes() -> None:
+    sphere, torus = trimesh.creation.icosphere(), trimesh.creation.torus(1.0, 0.3)
+    assert topology(sphere) == {"components": 1, "euler": 2, "genus": 0, "watertight": True}
+    assert topology(torus) == {"components": 1, "euler": 0, "genus": 1, "watertight": True}
+    both = trimesh.util.concatenate([sphere, torus.apply_translation([4.0, 0.0, 0.0])])
+    assert topology(both) == {"components": 2, "euler": 2, "genus": 1, "watertight": True}
+    opened = topology((sphere.vertices, sphere.faces[1:]))
+    assert opened["genus"] is None and not opened["watertight"] and opened["euler"] == 1
