@@ -101,6 +101,20 @@ def test_crossings_within_float32_rounding_of_a_lattice_point_keep_their_edges()
     assert (steps == 1).all()  # lattice neighbours
 
 
+def test_every_vertex_of_a_noisy_grid_lies_on_a_sign_changing_edge() -> None:
+    """Ambiguous cubes everywhere: the triangulation must still use lattice edges only (no vertex
+    inside a cube, as Lewiner's variant adds) and stay closed."""
+    values = torch.randn(24, 24, 24, generator=torch.Generator().manual_seed(0))
+    values[[0, -1]] = values[:, [0, -1]] = values[:, :, [0, -1]] = 1.0
+    lattice = Lattice.cube(24)
+    surface = extract_isosurface(values, lattice, min_gap=0)
+    mesh = trimesh.Trimesh(surface.vertices, surface.faces, process=False)
+    assert mesh.is_watertight and len(surface.faces) > 10_000
+    flat = values.reshape(-1).numpy()
+    used = np.unique(surface.faces)
+    assert (flat[surface.edges[used, 0]] < 0).all() and (flat[surface.edges[used, 1]] > 0).all()
+
+
 def test_nearly_equal_values_drop_their_triangles() -> None:
     lattice = Lattice.cube(12)
     values = _sphere_sdf(lattice.points(dtype=torch.float64).numpy())
