@@ -1,9 +1,11 @@
-"""One rts-sdf run on a dataset with a ground-truth mesh: Chamfer before and after, seconds, genus.
+"""One rts-sdf run on a dataset with a ground-truth mesh: Chamfer before and after, seconds, topology.
 
-    python scripts/measure_rts_sdf.py DATASET ITERATIONS sgd|adam LR ['{"resolutions": [32, 48]}']
+    python scripts/measure_rts_sdf.py DATASET ITERATIONS adam|sgd LR ['{"coarse_images": true, ...}']
 
-Prints Chamfer (% of the diagonal) every 50 steps and one JSON line at the end (the README's
-SGD-against-Adam numbers: the 12-view 64 px demo of `tests/recon/conftest.py`, 200 iterations).
+ITERATIONS keeps the upsampling at the default fraction unless the JSON names `upsample_at`
+(then give `"iterations"` there too and pass 0). On a `reconstruct demo` dataset (it holds
+demo_scene.json) the concavity figures of `reconstruct demo` are added. Prints one JSON line: the
+README's SGD-against-Adam tables.
 """
 
 from __future__ import annotations
@@ -16,32 +18,39 @@ from pathlib import Path
 import trimesh
 
 from recon.data import load
-from recon.eval import chamfer
+from recon.demo import RECIPE_FILE, concavity_figures
+from recon.eval import chamfer, topology
 from recon.methods.rts_sdf import RtsSdfSession, rts_sdf_config
 
 
 def main() -> None:
-    path, n, optimizer, lr = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+    path, n, optimizer, lr = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
     changes = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     scene = load(path, image_scale=float(changes.pop("scale", 1.0)))
-    session = RtsSdfSession(scene, rts_sdf_config(n, optimizer=optimizer, lr_grid=lr, **changes), renderer="gl")
-    gt = trimesh.load(Path(path) / "gt_mesh.ply", process=False)
-    start = time.time()
+    config = rts_sdf_config(n or None, optimizer=optimizer, lr_grid=lr, **changes)
+    session = RtsSdfSession(scene, config, renderer="gl")
+    gt = trimesh.load(path / "gt_mesh.ply", process=False)
 
-    def measure() -> tuple[float, trimesh.Trimesh]:
+    def built() -> trimesh.Trimesh:
         vertices, faces = session.mesh_arrays()
         centre, scale = session.normalization
-        mesh = trimesh.Trimesh(vertices / scale + centre, faces, process=False)
-        return 100 * chamfer(mesh, gt)["chamfer_rel"], mesh
+        return trimesh.Trimesh(vertices / scale + centre, faces, process=False)
 
-    before, _ = measure()
-    for record in session.run():
-        if record.iteration % 50 == 0:
-            print(record.iteration, round(measure()[0], 3), {k: round(v, 4) for k, v in record.losses.items()}, flush=True)
-    after, mesh = measure()
-    print(json.dumps({"optimizer": optimizer, "lr": lr, "iterations": n, "start": round(before, 3), "end": round(after, 3),
-                      "seconds": round(time.time() - start), "watertight": bool(mesh.is_watertight),
-                      "euler": int(mesh.euler_number), "faces": len(mesh.faces)}))
+    before = 100 * chamfer(built(), gt)["chamfer_rel"]
+    start = time.perf_counter()
+    for _ in session.run():
+        pass
+    seconds = time.perf_counter() - start
+    mesh = built()
+    result = {"optimizer": optimizer, "lr": lr, "changes": changes, "iterations": config.iterations,
+              "upsample_at": list(config.upsample_at), "start": round(before, 3),
+              "end": round(100 * chamfer(mesh, gt)["chamfer_rel"], 3), "seconds": round(seconds),
+              "topology": topology(mesh), "faces": len(mesh.faces)}  # fmt: skip
+    if (path / RECIPE_FILE).is_file():
+        recipe = json.loads((path / RECIPE_FILE).read_text())
+        cavities = concavity_figures(recipe, mesh, gt)["cavities"]
+        result["carved"] = {name: round(100 * c["carved"], 1) for name, c in cavities.items()}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -70,10 +70,12 @@ class RtsSdfConfig:
         upsample_at: iterations at which the grid moves to the next of `resolutions` (one fewer
             entries than `resolutions`, increasing); the values are trilinearly resampled.
         extent: the lattice spans [-extent, extent]³ of the normalised cube (the bbox is [-1, 1]³).
-        optimizer: "sgd" (plain gradient steps on the grid, as the paper does for its density
-            grid) or "adam". The shader always uses Adam.
-        lr_grid: step on the grid values, in normalised units per unit gradient (SGD) or per step
-            (Adam); multiplied by `step_decay` at each upsampling.
+        optimizer: "adam" or "sgd" (plain gradient steps on the grid, as the paper does for its
+            density grid). On the full demo, 1000 iterations each, Adam carved the bowl SGD left
+            filled (Chamfer 0.487 % against 0.790 %, README); the shader always uses Adam.
+        lr_grid: step on the grid values, in normalised units per step (Adam: 3e-3, a twelfth of
+            a 64³ cell) or per unit gradient (SGD); multiplied by `step_decay` at each upsampling
+            (0.4: the 128³ cell is half the 64³ one, and the last stage finishes rather than moves).
         max_step: with SGD, no value moves by more than this many cells in one step (its gradient
             is clipped): dα/df grows as 1/(f_a − f_b)², so a few values on nearly flat edges get
             huge gradients and would spike (seen on the demo: |∇f| up to 60 in the band). 0 = off,
@@ -99,12 +101,12 @@ class RtsSdfConfig:
         seed: seeds the view/pixel sampling and the shader's initial weights.
     """
 
-    iterations: int = 1000
+    iterations: int = 2000
     resolutions: tuple[int, ...] = (64, 128)
-    upsample_at: tuple[int, ...] = (600,)
+    upsample_at: tuple[int, ...] = (1400,)
     extent: float = 1.1
-    optimizer: str = "sgd"
-    lr_grid: float = 0.3
+    optimizer: str = "adam"
+    lr_grid: float = 3e-3
     max_step: float = 0.0
     lr_shader: float = 1e-3
     weight_silhouette: float = 2.0
@@ -117,7 +119,7 @@ class RtsSdfConfig:
     shading_fraction: float = 0.75
     layers: int = 2
     min_gap: float = 1e-4
-    step_decay: float = 0.75
+    step_decay: float = 0.4
     coarse_images: bool = False
     shader_precision: str = "auto"
     checkpoint_every: int = 100
