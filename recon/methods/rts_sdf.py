@@ -48,12 +48,13 @@ from recon.precision import PRECISIONS, resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, ShaderConfig
 from render.isosurface import IsoMesh, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface, trilinear
+from render.raymarch import camera_rays, ray_box
 from render.renderer import Renderer
 from render.splat import splat
 
 log = logging.getLogger(__name__)
 
-LOSS_TERMS = ("silhouette", "shading", "eikonal", "curvature")
+LOSS_TERMS = ("silhouette", "shading", "freespace", "eikonal", "curvature")
 OPTIMIZERS = ("sgd", "adam")
 CHECKPOINT_FILE = "state.safetensors"
 CHECKPOINT_FORMAT = "reconstruct.rts-sdf-checkpoint"
@@ -83,11 +84,23 @@ class RtsSdfConfig:
         lr_shader: Adam step of the shader (NDS: 1e-3).
         weight_silhouette, weight_shading: λ of the splatted silhouette and shading L1 terms (NDS's
             2 and 1).
+        weight_freespace: λ of the mean of max(−f, 0) at `freespace_samples` jittered points along
+            the rays of up to `freespace_rays` background pixels (mask < 0.5) the render covers:
+            the masks say those rays meet nothing, so any inside value on them is pushed out. The
+            image terms cannot do that: inside a rendered silhouette no small move changes the
+            coverage, so an unopened hole or a speck left behind by a shrinking start gets no
+            gradient from them (DVR's freespace loss, on the grid).
         weight_eikonal: λ of mean (|∇f| − 1)² over the band: keeps the grid a signed distance, so
             values away from the surface stay away from zero (no spurious islands or handles).
         weight_curvature: λ of mean (h·Δf)² over the band (Δf is twice the mean curvature of an
             SDF's level sets; h the cell size, so the term does not depend on the resolution).
         band: the regularisers act where |f| < band cells (the values the images can move).
+        min_component: every `prune_every` iterations (and in the exported mesh), inside
+            components (6-connected lattice points with f < 0) of fewer points than this are set
+            one cell outside, the largest always kept: specks a shrinking start leaves behind
+            where no background pixel sees them (the torus benchmark had 5, in its hole). 64 is a
+            4-cell cube; 0 keeps every component.
+        prune_every: iterations between those prunings.
         init: "hull" (signed distance to the visual hull of the masks) or "sphere" (radius 0.8).
         hull_resolution: grid points along the bbox's longest side for the visual hull.
         shading_fraction: share of the pixels inside both masks in the shading term per step.
@@ -111,9 +124,14 @@ class RtsSdfConfig:
     lr_shader: float = 1e-3
     weight_silhouette: float = 2.0
     weight_shading: float = 1.0
+    weight_freespace: float = 1.0
+    freespace_rays: int = 512
+    freespace_samples: int = 64
     weight_eikonal: float = 0.1
     weight_curvature: float = 0.01
     band: float = 3.0
+    min_component: int = 64
+    prune_every: int = 100
     init: str = "hull"
     hull_resolution: int = 64
     shading_fraction: float = 0.75
@@ -152,9 +170,14 @@ class RtsSdfConfig:
             "max_step": self.max_step >= 0,
             "weight_silhouette": self.weight_silhouette >= 0,
             "weight_shading": self.weight_shading >= 0,
+            "weight_freespace": self.weight_freespace >= 0,
+            "freespace_rays": self.freespace_rays >= 1,
+            "freespace_samples": self.freespace_samples >= 1,
             "weight_eikonal": self.weight_eikonal >= 0,
             "weight_curvature": self.weight_curvature >= 0,
             "band": self.band >= 1,
+            "min_component": self.min_component >= 0,
+            "prune_every": self.prune_every >= 1,
             "init": self.init in ("hull", "sphere"),
             "hull_resolution": 4 <= self.hull_resolution <= 512,
             "shading_fraction": 0 < self.shading_fraction <= 1,
@@ -326,16 +349,12 @@ class RtsSdfSession(ImageLevels):
         return self.iteration >= self.config.iterations
 
     # ---- the loop ----------------------------------------------------------------------------
-    def surface(self, min_gap: float | None = None) -> IsoMesh:
-        """The current level set (cached between steps for the sampling gap; exported with min_gap=0)."""
-        gap = self.config.min_gap * self.cell if min_gap is None else min_gap
-        if min_gap is None and self._surface is not None:
-            return self._surface
-        with self.profiler.section("marching cubes"):
-            iso = extract_isosurface(self.grid.detach(), self.lattice_now, 0.0, gap)
-        if min_gap is None:
-            self._surface = iso
-        return iso
+    def surface(self) -> IsoMesh:
+        """The current level set for sampling (cached until the grid changes; `mesh_arrays` exports)."""
+        if self._surface is None:
+            with self.profiler.section("marching cubes"):
+                self._surface = extract_isosurface(self.grid.detach(), self.lattice_now, 0.0, self.config.min_gap * self.cell)
+        return self._surface
 
     def step(self) -> StepRecord:
         """One gradient step on a random view; upsamples the grid on schedule; skips a bad step."""
@@ -343,6 +362,13 @@ class RtsSdfSession(ImageLevels):
         events: list[str] = []
         if self.iteration in self.config.upsample_at:
             events.append(self._upsample())
+        if self.iteration % self.config.prune_every == 0 and self.iteration > 0:
+            with self.profiler.section("pruning"), torch.no_grad():
+                specks = self._specks(self.grid)
+                if specks.any():
+                    self.grid[specks] = self.cell
+                    self._surface = None
+                    events.append(f"pruned {int(specks.sum())} lattice points of specks")
         surface = self.surface()
         if len(surface.faces) == 0:
             raise SessionError(
@@ -398,11 +424,14 @@ class RtsSdfSession(ImageLevels):
             shading = (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
         else:
             shading = image.new_zeros(())
+        with prof.section("freespace"):
+            freespace = self._freespace(view, gbuffer) if cfg.weight_freespace > 0 else image.new_zeros(())
         with prof.section("grid regularisers"):
             eikonal, curvature = self._regularisers()
         losses = {
             "silhouette": cfg.weight_silhouette * silhouette,
             "shading": cfg.weight_shading * shading,
+            "freespace": cfg.weight_freespace * freespace,
             "eikonal": cfg.weight_eikonal * eikonal,
             "curvature": cfg.weight_curvature * curvature,
         }
@@ -417,6 +446,26 @@ class RtsSdfSession(ImageLevels):
         keep = int(math.ceil(self.config.shading_fraction * index.numel()))
         chosen = torch.randperm(index.numel(), generator=self.generator)[:keep].to(index.device)
         return index[chosen]
+
+    def _freespace(self, view: int, gbuffer) -> torch.Tensor:
+        """Mean max(−f, 0) along the rays of background pixels the render covers (see the config)."""
+        cfg = self.config
+        wrong = (gbuffer.covered[0] & (self.masks[view] < 0.5)).flatten().nonzero().squeeze(1)
+        if wrong.numel() == 0:
+            return self.grid.sum() * 0
+        if wrong.numel() > cfg.freespace_rays:
+            wrong = wrong[torch.randperm(wrong.numel(), generator=self.generator)[: cfg.freespace_rays].to(wrong.device)]
+        camera = self.cameras[view]
+        pixels = torch.stack([wrong % camera.width, wrong // camera.width], dim=1).to(torch.float64) + 0.5
+        rays = camera_rays(camera, pixels, device=self.device)
+        half = self.config.extent
+        t_near, t_far, _ = ray_box(rays, (-half,) * 3, (half,) * 3)
+        n = cfg.freespace_samples
+        jitter = torch.rand((len(wrong), n), generator=self.generator).to(self.device)
+        t = t_near[:, None] + (t_far - t_near)[:, None] * (torch.arange(n, device=self.device) + jitter) / n
+        points = rays.origins[:, None] + t[..., None] * rays.directions[:, None]
+        values = trilinear(self.grid, self.lattice_now, points.reshape(-1, 3))
+        return torch.relu(-values).mean()
 
     def _regularisers(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Eikonal (|∇f| − 1)² and curvature (h·Δf)², means over interior points with |f| < band cells."""
@@ -463,9 +512,27 @@ class RtsSdfSession(ImageLevels):
         return f"grid upsampled: {old_lattice.shape[0]}³ → {new_lattice.shape[0]}³"
 
     # ---- outputs -----------------------------------------------------------------------------
+    def _specks(self, values: torch.Tensor) -> torch.Tensor:
+        """Lattice points (bool, the grid's shape) of inside components smaller than `min_component`."""
+        from scipy import ndimage
+
+        if self.config.min_component == 0:
+            return torch.zeros_like(values, dtype=torch.bool)
+        labels, count = ndimage.label((values < 0).cpu().numpy())
+        if count <= 1:
+            return torch.zeros_like(values, dtype=torch.bool)
+        sizes = np.bincount(labels.reshape(-1))
+        small = sizes < self.config.min_component
+        small[0] = False  # outside
+        small[np.argmax(np.where(np.arange(len(sizes)) > 0, sizes, -1))] = False  # the largest stays
+        return torch.from_numpy(small[labels]).to(values.device)
+
     def mesh_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(vertices (V, 3) float32 normalised, faces (F, 3) int64) of the level set, unreferenced vertices dropped."""
-        iso = self.surface(min_gap=0.0)
+        """(vertices (V, 3) float32 normalised, faces (F, 3) int64) of the level set without specks,
+        unreferenced vertices dropped. The grid itself is not changed (a snapshot must not be)."""
+        values = self.grid.detach().clone()
+        values[self._specks(values)] = self.cell
+        iso = extract_isosurface(values, self.lattice_now, 0.0, 0.0)
         faces = iso.faces
         used, inverse = np.unique(faces.reshape(-1), return_inverse=True)
         return iso.vertices[used].astype(np.float32), inverse.reshape(-1, 3).astype(np.int64)
@@ -542,8 +609,10 @@ class RtsSdfSession(ImageLevels):
                 f"{folder}: the checkpoint has {record['views']} views but the dataset has {len(scene.views)}; "
                 "resume with the dataset (and image scale) the run started with"
             )
+        saved = dict(record["config"])
+        saved.setdefault("weight_freespace", 0.0)  # written before the term existed: resume as started
         try:
-            config = RtsSdfConfig.from_dict(record["config"])
+            config = RtsSdfConfig.from_dict(saved)
         except ConfigError as exc:
             raise SessionError(f"{path}: {exc}") from None
         session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_grid=tensors["grid"])

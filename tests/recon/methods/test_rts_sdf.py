@@ -126,6 +126,50 @@ def test_sgd_resumes_bit_for_bit_too(small_demo, tmp_path) -> None:
     assert 0 < moved <= 4 * 0.1 * straight.cell + 1e-6  # max_step: at most 0.1 cell a step (x 4 steps)
 
 
+def test_freespace_reaches_inside_an_island_the_masks_see_through(small_demo) -> None:
+    """A blob in empty space: the image terms move only lattice values on its sampled edges (its
+    rim); the rays of the background pixels it covers push its inside out too, and only out."""
+    scene = load(small_demo)
+    grads = {}
+    for weight in (0.0, 1.0):
+        session = RtsSdfSession(scene, small_config(resolutions=(48,), upsample_at=(), weight_freespace=weight), renderer="gl")
+        distance = (session.lattice_now.points() - torch.tensor([0.75, 0.75, 0.75])).norm(dim=-1)
+        with torch.no_grad():
+            session.grid[distance < 0.25] = -0.5  # deeper than the band the regularisers act on
+        core = distance < 0.25 - 2.5 * session.cell  # beyond the rim's edges and their normals' neighbours
+        surface = session.surface()
+        for view in range(len(session.cameras)):  # the first view that shows the blob against the background
+            losses, total = session._losses(view, surface)
+            if weight == 0 or losses["freespace"] > 0:
+                break
+        session.grid.grad = None
+        total.backward()
+        grads[weight] = session.grid.grad[core]
+    assert core.sum() > 50
+    assert (grads[0.0] == 0).all()
+    assert (grads[1.0] <= 0).all() and (grads[1.0] < 0).sum() > 0.3 * core.sum()
+
+
+def test_specks_are_pruned_and_never_exported(small_demo) -> None:
+    """Inside components under `min_component` lattice points go (the largest stays); bigger ones stay."""
+    scene = load(small_demo)
+    config = small_config(iterations=2, resolutions=(32,), upsample_at=(), prune_every=1, min_component=20, weight_freespace=0)
+    session = RtsSdfSession(scene, config, renderer="gl")
+    points = session.lattice_now.points()
+    speck = (points - torch.tensor([0.8, 0.8, 0.8])).norm(dim=-1) < 1.2 * session.cell  # 7 points
+    lump = (points - torch.tensor([-0.8, -0.8, -0.8])).norm(dim=-1) < 0.2  # ~ 30 points
+    with torch.no_grad():
+        session.grid[speck | lump] = -0.5
+    session._surface = None
+    assert 0 < speck.sum() < 20 <= lump.sum()
+    exported = trimesh.Trimesh(*session.mesh_arrays(), process=False)
+    assert (session.grid.detach()[speck] < 0).all()  # exporting changes nothing
+    assert len(exported.split(only_watertight=False)) == 2  # the object and the lump
+    list(session.run())
+    assert (session.grid.detach()[speck] > 0).all() and (session.grid.detach()[lump] < 0).any()
+    assert "pruned" in (session.history[1]["event"] or "")  # at iteration 1 (prune_every=1, not at 0)
+
+
 def test_a_sphere_start_moves_towards_the_masks(small_demo) -> None:
     scene = load(small_demo)
     config = small_config(init="sphere", iterations=20, resolutions=(24,), upsample_at=(), optimizer="adam", lr_grid=1e-2)
