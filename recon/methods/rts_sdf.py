@@ -114,7 +114,7 @@ class RtsSdfConfig:
         seed: seeds the view/pixel sampling and the shader's initial weights.
     """
 
-    iterations: int = 2000
+    iterations: int = 1750
     resolutions: tuple[int, ...] = (64, 128)
     upsample_at: tuple[int, ...] = (1400,)
     extent: float = 1.1

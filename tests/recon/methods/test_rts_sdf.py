@@ -40,12 +40,12 @@ def test_the_registry_and_the_front_ends_offer_it() -> None:
 
 def test_an_iteration_count_keeps_the_upsampling_fractions() -> None:
     assert rts_sdf_config().upsample_at == (1400,)
-    assert rts_sdf_config(200).upsample_at == (140,)
+    assert rts_sdf_config(200).upsample_at == (160,)
     config = rts_sdf_config(10, resolutions=[16, 24, 32])
-    assert config.upsample_at == (5, 7) and config.iterations == 10
-    assert rts_sdf_config(2).upsample_at == (1,)  # never 0: the first step is on the coarse grid
+    assert config.upsample_at == (6, 8) and config.iterations == 10
+    assert rts_sdf_config(1).upsample_at == (1,)  # never 0: the first step is on the coarse grid
     assert describe_levels(256, 128, config.replace(coarse_images=True)) == (
-        "128×64, then 256×128 from iteration 7; grid 16³ → 24³ → 32³"
+        "128×64, then 256×128 from iteration 8; grid 16³ → 24³ → 32³"
     )
 
 
