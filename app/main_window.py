@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         self._action(menu, "Open &File…", self._ask_file)
         self._action(menu, "Open &Demo", lambda: self.open_demo("pot"))
         self._action(menu, "Open Demo: Machined &Part", lambda: self.open_demo("part"))
+        self._action(menu, "Open Demo: Thick &Ring (topology)", lambda: self.open_demo("torus"))
         self.recent_menu = menu.addMenu("&Recent")
         self._refresh_recent()
         menu.addSeparator()
