@@ -67,3 +67,22 @@ def run_to_end(qtbot) -> Callable:
         return window.run_result
 
     return run
+
+
+@pytest.fixture
+def run_method_from_box(make_main_window, small_dataset, qtbot, run_to_end) -> Callable:
+    """A new window, the small dataset opened, `method` picked in the Method box (which must offer
+    it under its registry title), the CPU, `iterations` run to the end: (window, run record)."""
+    from recon.methods.registry import get_method
+
+    def run(method: str, iterations: int) -> tuple:
+        window = make_main_window()
+        box = window.run_panel.method
+        assert box.findData(method) >= 0 and box.itemText(box.findData(method)) == get_method(method).title
+        with qtbot.waitSignal(window.loader.loaded, timeout=30_000):
+            window.open_dataset(small_dataset)
+        box.setCurrentIndex(box.findData(method))
+        window.run_panel.device.setCurrentIndex(window.run_panel.device.findData("cpu"))
+        return window, run_to_end(window, iterations)
+
+    return run

@@ -3,18 +3,9 @@ viewport rasterizes the grid's current level set."""
 
 from __future__ import annotations
 
-from recon.methods.registry import get_method
 
-
-def test_an_rts_sdf_run_from_the_method_box(make_main_window, small_dataset, qtbot, run_to_end) -> None:
-    window = make_main_window()
-    box = window.run_panel.method
-    assert box.findData("rts-sdf") >= 0 and box.itemText(box.findData("rts-sdf")) == get_method("rts-sdf").title
-    with qtbot.waitSignal(window.loader.loaded, timeout=30_000):
-        window.open_dataset(small_dataset)
-    box.setCurrentIndex(box.findData("rts-sdf"))
-    window.run_panel.device.setCurrentIndex(window.run_panel.device.findData("cpu"))
-    result = run_to_end(window, 3)
+def test_an_rts_sdf_run_from_the_method_box(run_method_from_box, qtbot) -> None:
+    window, result = run_method_from_box("rts-sdf", 3)
     assert result["method"] == "rts-sdf" and result["iteration"] == 3
     assert result["config"]["coarse_images"] is True  # the GUI's "auto" is the CLI's CPU default
     snapshot = window.snapshot
