@@ -5,7 +5,7 @@ f < level inside (a signed distance, say; pass -density for a density). RtS spli
 two:
 
 * **Sampling** (not differentiable): `extract_isosurface` runs Marching Cubes over the lattice
-  values (gpytoolbox) once per step, the only cubic-cost stage; `sample_isosurface` rasterizes that
+  values (scikit-image) once per step, the only cubic-cost stage; `sample_isosurface` rasterizes that
   mesh for each view with the ordinary rasterizer (`render.rasterize`, K layers, back faces culled).
   Each sample's parameter is the paper's 9-D vector: the 6 lattice indices of the 3 lattice edges
   its triangle's corners lie on, and its 3 barycentrics. Triangles with an edge whose two values

@@ -33,7 +33,7 @@ EXTRACT_CHUNK = 65536
 
 
 def _grid_points(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
-    """(n³, 3) grid points, x fastest (gpytoolbox's order); array index [k, j, i] = (z, y, x)."""
+    """(n³, 3) grid points, x fastest; array index [k, j, i] = (z, y, x)."""
     axes = [np.linspace(lo[d], hi[d], n) for d in range(3)]
     z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
     return np.stack([x, y, z], axis=-1).reshape(-1, 3)
