@@ -331,6 +331,7 @@ def test_an_empty_level_set_renders_nothing_and_still_differentiates(renderer) -
     assert grid.grad is not None and grid.grad.abs().max() == 0
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
 def test_cuda_evaluation_matches_the_cpu(renderer) -> None:
     """The same GL samples evaluated on the GPU give the CPU's image and gradients; the CUDA

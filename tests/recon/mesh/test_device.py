@@ -8,6 +8,7 @@ import torch
 
 from recon.mesh import check_mesh, laplacian_loss, normal_consistency_loss, remesh, sphere, visual_hull
 
+pytestmark = pytest.mark.cuda
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

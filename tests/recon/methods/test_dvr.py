@@ -200,3 +200,19 @@ def test_shader_files_round_trip_the_texture_field(tmp_path) -> None:
     x = torch.rand(5, 3)
     assert torch.equal(loaded(x, x, x), shader(x, x, x))
     assert isinstance(load_shader(save_shader(NeuralShader(), (np.zeros(3), 1.0), tmp_path / "nds")[1])[0], NeuralShader)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
+def test_the_same_steps_on_cuda_follow_the_cpu(sphere_dataset) -> None:
+    """The CUDA path is the CPU's code on another device: a few steps from the same start give the
+    CPU's losses and leave the field on the GPU."""
+    scene = load(sphere_dataset)
+    config = tiny_config(iterations=3, samples_at=(2,))
+    runs = {}
+    for device in ("cpu", "cuda"):
+        session = DVRSession(scene, config, device=device)
+        runs[device] = list(session.run())
+        assert all(p.device.type == device for p in session.shader.parameters())
+    for a, b in zip(runs["cpu"], runs["cuda"]):
+        assert a.view == b.view and a.total == pytest.approx(b.total, rel=1e-3, abs=1e-5)

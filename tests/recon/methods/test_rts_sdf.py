@@ -209,3 +209,22 @@ def test_reconstruct_run_with_the_method_from_the_cli(small_demo, tmp_path, caps
                  "--device", "cpu"])
     assert code != 0
     assert "init='x.ply' (hull or sphere" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
+def test_the_same_steps_on_cuda_follow_the_cpu(small_demo) -> None:
+    """The CUDA path is the CPU's code on another device: the grid stays there, and a few steps from
+    the same start give the CPU's losses (float32 shader on both; GL sampling is shared)."""
+    scene = load(small_demo)
+    config = small_config(iterations=3, resolutions=(16,), upsample_at=(), shader_precision="float32")
+    runs = {}
+    for device in ("cpu", "cuda"):
+        session = RtsSdfSession(scene, config, device=device, renderer="gl")
+        records = list(session.run())
+        assert session.grid.device.type == device and session.grid.grad.device.type == device
+        runs[device] = (records, session.grid.detach().cpu())
+    (cpu, grid_cpu), (cuda, grid_cuda) = runs["cpu"], runs["cuda"]
+    for a, b in zip(cpu, cuda):
+        assert a.view == b.view and a.total == pytest.approx(b.total, rel=1e-3, abs=1e-5)
+    assert torch.allclose(grid_cpu, grid_cuda, atol=1e-4)
