@@ -100,12 +100,14 @@ def flipped_faces(v: torch.Tensor, f: torch.Tensor, reference_normals: torch.Ten
 def self_intersecting_pairs(v: torch.Tensor | np.ndarray, f: torch.Tensor | np.ndarray) -> np.ndarray:
     """Pairs of faces #P,2 that cross each other and share no vertex (CPU, float64).
 
-    Broad phase: faces whose bounding spheres (about the centroid) overlap, found with a k-d
-    tree over centroids. Narrow phase: two non-coplanar triangles intersect iff an edge of one
+    Broad phase: faces whose bounding spheres (about the centroid) overlap, found with k-d
+    trees over centroids, the faces split into classes by radius (up to 1.25, 2.5, 5× the
+    median, and larger) and each pair of classes searched within the sum of their largest
+    radii: one search radius set by the largest face made ~10 times as many candidates on a
+    77K-face run mesh. Narrow phase: two non-coplanar triangles intersect iff an edge of one
     crosses the other, tested with signed volumes. Not detected: touching or coplanar
     overlaps, and folds between faces that share a vertex (the flipped-face check and the
-    normal term catch those). Candidate pairs grow with the largest face, so this suits
-    remeshed (isotropic) meshes.
+    normal term catch those).
     """
     v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
     f = f.cpu().numpy() if isinstance(f, torch.Tensor) else np.asarray(f)
@@ -113,17 +115,35 @@ def self_intersecting_pairs(v: torch.Tensor | np.ndarray, f: torch.Tensor | np.n
     tri = v[f]  # #F,3,3
     centre = tri.mean(axis=1)  # #F,3
     radius = np.linalg.norm(tri - centre[:, None], axis=-1).max(axis=1)  # #F
-    pairs = cKDTree(centre).query_pairs(2 * float(radius.max()), output_type="ndarray")  # #C,2
-    if len(pairs) == 0:
-        return pairs.reshape(0, 2)
+    pairs = _sphere_pairs(centre, radius)
     a, b = pairs[:, 0], pairs[:, 1]
-    near = np.linalg.norm(centre[a] - centre[b], axis=1) <= radius[a] + radius[b]
-    disjoint = ~(f[a][:, :, None] == f[b][:, None, :]).any(axis=(1, 2))
-    pairs = pairs[near & disjoint]
+    pairs = pairs[~(f[a][:, :, None] == f[b][:, None, :]).any(axis=(1, 2))]
     if len(pairs) == 0:
         return pairs
     hit = _triangles_cross(tri[pairs[:, 0]], tri[pairs[:, 1]])
     return pairs[hit]
+
+
+def _sphere_pairs(centre: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Pairs (i < j) #C,2 of faces whose centroid distance is at most their radii's sum (see above)."""
+    edges = float(np.median(radius)) * np.array([1.25, 2.5, 5.0])
+    level = np.searchsorted(edges, radius)
+    classes = [np.flatnonzero(level == k) for k in range(len(edges) + 1)]
+    classes = [c for c in classes if len(c)]
+    trees = [cKDTree(centre[c]) for c in classes]
+    reach = [float(radius[c].max()) for c in classes]
+    found = []
+    for i, (ci, ti) in enumerate(zip(classes, trees)):
+        for j in range(i, len(classes)):
+            if i == j:
+                local = ti.query_pairs(2 * reach[i], output_type="ndarray").reshape(-1, 2)
+                a, b = ci[local[:, 0]], ci[local[:, 1]]
+            else:
+                hits = ti.sparse_distance_matrix(trees[j], reach[i] + reach[j], output_type="ndarray")
+                a, b = ci[hits["i"]], classes[j][hits["j"]]
+            keep = np.linalg.norm(centre[a] - centre[b], axis=1) <= radius[a] + radius[b]
+            found.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[keep])
+    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 
 def _orient(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:

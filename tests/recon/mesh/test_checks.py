@@ -75,3 +75,28 @@ def test_vertex_pushed_through_the_far_side_intersects(meshes):
     v = m.vertices.clone()
     v[0] = -1.3 * v[0]  # through the sphere and out of the opposite side
     assert len(self_intersecting_pairs(v, m.faces)) > 0
+
+
+def test_faces_of_every_size_are_paired_as_every_pair_would_be(meshes):
+    """Faces sorted into radius classes: the same crossings as testing all pairs, on a mesh mixing
+    small faces with a few large ones (two overlapping fine spheres crossed by two big flat faces)."""
+    import numpy as np
+
+    from recon.mesh.checks import _triangles_cross
+
+    sphere = meshes.icosphere(2)
+    small = len(sphere.faces)
+    big = torch.tensor([[-1.5, -1.5, 0.1], [1.5, -1.5, 0.1], [0.0, 1.5, 0.1], [-1.2, 0.3, -1.2], [1.2, 0.3, -1.2], [0.0, 0.3, 1.2]])
+    vertices = torch.cat([sphere.vertices, sphere.vertices * 0.9 + torch.tensor([0.5, 0.1, 0.0]), big]).double()
+    n = 2 * len(sphere.vertices)
+    faces = torch.cat([sphere.faces, sphere.faces + len(sphere.vertices), torch.tensor([[n, n + 1, n + 2], [n + 3, n + 4, n + 5]])])
+    found = {tuple(p) for p in self_intersecting_pairs(vertices, faces).tolist()}
+    f = faces.numpy()
+    i, j = np.triu_indices(len(f), k=1)
+    disjoint = ~(f[i][:, :, None] == f[j][:, None, :]).any(axis=(1, 2))
+    i, j = i[disjoint], j[disjoint]
+    tri = vertices.numpy()[f]
+    hit = _triangles_cross(tri[i], tri[j])
+    expected = {(int(a), int(b)) for a, b in zip(i[hit], j[hit])}
+    assert found == expected
+    assert any(b >= 2 * small for _, b in expected) and any(b < 2 * small for _, b in expected)  # big and small
