@@ -20,6 +20,7 @@ from recon.atomic import write_bytes_atomic
 from recon.data.scene import Scene
 from recon.errors import SessionError
 from recon.mesh import Mesh, check_mesh
+from recon.mesh.checks import self_intersecting_pairs
 from recon.methods.checkpoint_checks import check_record, check_tensors
 from recon.methods.config import ConfigError, NDSConfig
 from recon.shader import NeuralShader
@@ -63,6 +64,7 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "mesh/vertices": session.mesh.vertices.detach().cpu().contiguous(),
         "mesh/faces": session.mesh.faces.detach().cpu().contiguous(),
         "offsets": session.offsets.detach().cpu().contiguous(),
+        "clean_offsets": session._clean.detach().cpu().contiguous(),
         "rng": session.generator.get_state(),
     }
     tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in session.shader.state_dict().items()})
@@ -81,6 +83,8 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "weight_laplacian": session.weight_laplacian,
         "weight_normal": session.weight_normal,
         "rollbacks_in_a_row": session.rollbacks_in_a_row,
+        "clean_pairs": session._clean_pairs,
+        "clean_iteration": session._clean_iteration,
         "normalization": {"centre": centre.tolist(), "scale": scale},
         "views": len(session.cameras),
         "history": session.history,
@@ -174,5 +178,12 @@ def load_checkpoint(
     session.weight_normal = record["weight_normal"]
     session.history = record["history"]
     session.rollbacks_in_a_row = record.get("rollbacks_in_a_row", 0)  # older checkpoints: none counted
+    if "clean_offsets" in tensors and "clean_pairs" in record:
+        with torch.no_grad():
+            session._mark_clean(record["clean_pairs"], record["clean_iteration"])
+            session._clean.copy_(tensors["clean_offsets"].to(session.device))
+    else:  # older checkpoints: the state resumed from is where a tangle goes back to
+        crossings = len(self_intersecting_pairs(session.vertices.detach(), session.mesh.faces))
+        session._mark_clean(crossings, session.iteration)
     session._good = session._capture()
     return session

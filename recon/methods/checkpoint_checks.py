@@ -31,6 +31,9 @@ def check_record(record: Any) -> None:
     number(record, "weight_normal")
     if "rollbacks_in_a_row" in record:
         count(record, "rollbacks_in_a_row")
+    if "clean_pairs" in record:
+        count(record, "clean_pairs")
+        count(record, "clean_iteration")
     normalization = entry(record, "normalization", dict)
     vector(entry(normalization, "centre", list, "normalization."), 3, "normalization.centre")
     number(normalization, "scale", "normalization.", positive=True)
@@ -67,6 +70,8 @@ def check_tensors(
     if int(faces.min()) < 0 or int(faces.max()) >= len(vertices):
         raise Invalid(f"face indices outside 0..{len(vertices) - 1}")
     tensor(tensors, "offsets", _FLOATS, tuple(vertices.shape))
+    if "clean_offsets" in tensors:
+        tensor(tensors, "clean_offsets", _FLOATS, tuple(vertices.shape))
     tensor(tensors, "rng", (torch.uint8,), tuple(torch.Generator().get_state().shape))
     for name, shape in shader_shapes.items():
         tensor(tensors, f"shader/{name}", _FLOATS, tuple(shape))

@@ -44,6 +44,11 @@ class NDSConfig:
             coherent moves (the paper's supplementary Fig. 14). Off by default: on the demo at
             128 px, λ = 10 stopped the drift away from a 64³ hull (0.77 % vs 0.93 % Chamfer after
             125 silhouette steps) but did not lower the final Chamfer or carve the bowl.
+        tangential_step: share of each vertex's step across its normal that is kept (the step
+            along the normal always is): 1 is the paper, 0 moves vertices only along their normals.
+            Sliding along the surface does not change the shape, only how the vertices sample
+            it (remeshing's job), and lets wrinkles fold over one another. Applies to plain steps
+            (`smooth_steps` = 0).
         splat_shading: RtS for the shading term too (Cole et al. 2021): every covered sample is
             shaded and splatted with its coverage into one image that gives both the silhouette and
             the shading term, so a colour moves with its surface point's projection and the
@@ -65,8 +70,9 @@ class NDSConfig:
         checkpoint_every: iterations between checkpoints written by the runner.
         max_rollbacks: consecutive rolled-back steps after which the run stops with an error (the
             vertex step is then ~1e-6 of its value: nothing would move any more).
-        intersection_every: steps between self-intersection checks of the mesh (it is also
-            checked after every remesh); 0 checks only after remeshing.
+        intersection_every: steps between self-intersection checks of the mesh (also at the last
+            step and after every remesh); a tangle found goes back, locally, to where it was at the
+            last check (`NDSSession._untangle`). 0 checks only after remeshing.
         seed: seeds the view/pixel sampling and the shader's initial weights.
     """
 
@@ -86,6 +92,7 @@ class NDSConfig:
     step_decay: float = 0.75
     min_edge_px: float = 1.0
     smooth_steps: float = 0.0
+    tangential_step: float = 1.0
     splat_shading: bool = True
     coarse_images: bool = False
     shader_precision: str = "auto"
@@ -114,6 +121,7 @@ class NDSConfig:
             "intersection_every": self.intersection_every >= 0,
             "min_edge_px": self.min_edge_px >= 0,
             "smooth_steps": self.smooth_steps >= 0,
+            "tangential_step": 0 <= self.tangential_step <= 1,
             "splat_shading": isinstance(self.splat_shading, bool),
             "coarse_images": isinstance(self.coarse_images, bool),
             "shader_precision": self.shader_precision in PRECISIONS,

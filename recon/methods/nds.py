@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
 STEP_RECOVERY = 1.01  # per good step, a rolled-back vertex step grows back by this factor
 UNDO_ROUNDS = 3  # rounds of undoing flipped faces (each can fold the faces around what it undid)
+UNTANGLE_ROUNDS = 4  # rings grown around crossing faces before a tangle is rolled back whole
 MAX_UNDONE = (0.01, 16)  # more flipped faces than this share (or count, on small meshes) is a bad step: rolled back whole
 
 
@@ -126,12 +127,16 @@ class NDSSession(ImageLevels):
         vertices = (user.vertices.double() - torch.from_numpy(centre)) * scale
         return Mesh(vertices.float(), user.faces)
 
-    def _set_mesh(self, mesh: Mesh, lr: float) -> None:
-        """Adopt a (new) base mesh: zero offsets, fresh vertex optimiser, connectivity cached once."""
+    def _set_mesh(self, mesh: Mesh, lr: float, crossings: int = 0) -> None:
+        """Adopt a (new) base mesh: zero offsets, fresh vertex optimiser, connectivity cached once.
+
+        `crossings`: pairs of its faces that intersect (a remeshed surface may keep some).
+        """
         self.mesh = mesh
         self.offsets = torch.zeros_like(mesh.vertices, requires_grad=True)
         self.vertex_optimizer = torch.optim.Adam([self.offsets], lr=lr)
         self.lr_vertices = lr
+        self._mark_clean(crossings, self.iteration)
         _ = mesh.laplacian, mesh.face_adjacency, mesh.face_edges  # precompute (paper §3.3)
         if self.config.smooth_steps > 0:
             with self.profiler.section("smooth-step factorisation"):
@@ -174,15 +179,17 @@ class NDSSession(ImageLevels):
         if reason is None:
             with self.profiler.section("descent step"):
                 reference = self.mesh.face_normals(vertices.detach())
+                before = self.offsets.detach().clone()
                 self.vertex_optimizer.step()
                 self.shader_optimizer.step()
+                self._damp_tangential(before, vertices.detach())
             undone = self._undo_flips(reference)
             if undone:  # routine on fine meshes: not an event worth a line of its own
                 log.debug("iteration %d: %d flipped faces undone", self.iteration, undone)
             problems = check_mesh(
                 self.vertices.detach(), self.mesh.faces, reference_normals=reference, face_edges=self.mesh.face_edges
             )
-            reason = "; ".join(problems) if problems else self._intersections()
+            reason = "; ".join(problems) if problems else self._untangle(events)
         if reason is not None:
             events.append(self._rollback(reason))
             self.rollbacks_in_a_row += 1
@@ -201,6 +208,21 @@ class NDSSession(ImageLevels):
                 f"iteration {self.iteration} with the last good state kept"
             )
         return record
+
+    @torch.no_grad()
+    def _damp_tangential(self, before: torch.Tensor, vertices: torch.Tensor) -> None:
+        """Keep `tangential_step` of each vertex's move across its normal (see the config).
+
+        Projects the optimiser's displacement, not the gradient: Adam scales each coordinate by
+        its own second moment, so a gradient along the normal does not give a step along it.
+        """
+        keep = self.config.tangential_step
+        if keep >= 1 or self.config.smooth_steps > 0:
+            return
+        normals = self.mesh.vertex_normals(vertices)
+        move = self.offsets - before
+        along = (move * normals).sum(dim=1, keepdim=True) * normals
+        self.offsets.copy_(before + along + keep * (move - along))
 
     def _undo_flips(self, reference: torch.Tensor) -> int:
         """Put the vertices of faces this step flipped back where they were, and drop their momentum.
@@ -233,23 +255,68 @@ class NDSSession(ImageLevels):
             undone += count
         return undone
 
-    def _intersections(self) -> str | None:
-        """Every `intersection_every` steps: whether this step made the mesh cross itself (a tangle).
+    def _untangle(self, events: list[str]) -> str | None:
+        """Every `intersection_every` steps and at the last: put a tangle's neighbourhood back where it was untangled.
 
-        Only crossings the step added count: a thin part whose sides met over many steps is not
-        undone by going back one step, and rolling back for it would only shrink the step.
+        Tangles grow over many steps (wrinkles sliding over one another, the two sides of a thin
+        part meeting), so going back one step does not undo them: on the Middlebury dino, rolling
+        back each checked step that added crossings made 7 rollbacks and left 324 crossing pairs
+        in the final mesh. Here the vertices of the crossing
+        faces, with a ring of neighbours, go back to where they were at the last check that found
+        no more crossings than the remeshed surface had (`_clean`), their momentum dropped; the
+        patch grows by a ring until that holds again, so the rest of the mesh keeps its progress.
+        Only when that fails (or with `smooth_steps`, where every vertex depends on every
+        parameter) does the whole mesh go back to that check, as a rollback.
+
+        Returns:
+            a rollback's reason, or None (an untangling is added to `events`).
         """
-        every = self.config.intersection_every
-        if every <= 0 or (self.iteration + 1) % every:
+        every, done = self.config.intersection_every, self.iteration + 1
+        if every <= 0 or (done % every and done != self.config.iterations):  # the last step too: the output
             return None
+        faces = self.mesh.faces
         with self.profiler.section("self-intersection check"):
-            after = len(self_intersecting_pairs(self.vertices.detach(), self.mesh.faces))
-            if after == 0:
+            pairs = self_intersecting_pairs(self.vertices.detach(), faces)
+            found = len(pairs)
+            if found <= self._clean_pairs:
+                self._mark_clean(found, self.iteration + 1)
                 return None
-            with torch.no_grad():
-                before_vertices = self.mesh.vertices + self.smoother(self._good["offsets"])
-            added = after - len(self_intersecting_pairs(before_vertices, self.mesh.faces))
-        return f"{added} new pairs of faces intersect each other" if added > 0 else None
+            if self.config.smooth_steps == 0:
+                patch = torch.zeros(self.mesh.num_vertices, dtype=torch.bool, device=self.device)
+                state = self.vertex_optimizer.state.get(self.offsets, {})
+                for _ in range(UNTANGLE_ROUNDS):
+                    patch[faces[torch.from_numpy(pairs).to(self.device)].reshape(-1)] = True
+                    patch = self._grown(patch)
+                    with torch.no_grad():
+                        self.offsets[patch] = self._clean[patch]
+                        if "exp_avg" in state:
+                            state["exp_avg"][patch] = 0
+                    pairs = self_intersecting_pairs(self.vertices.detach(), faces)
+                    broken = check_mesh(self.vertices.detach(), faces, face_edges=self.mesh.face_edges)
+                    if len(pairs) <= self._clean_pairs and not broken:
+                        events.append(
+                            f"untangled: {found} pairs of faces crossed; "
+                            f"{int(patch.sum())} vertices back to iteration {self._clean_iteration}"
+                        )
+                        log.info("iteration %d: %s", self.iteration, events[-1])
+                        self._mark_clean(len(pairs), self.iteration + 1)
+                        return None
+            self._good["offsets"] = self._clean.clone()  # the rollback goes back to the last clean check
+        return f"{found} pairs of faces intersect each other; the whole mesh went back to iteration {self._clean_iteration}"
+
+    def _mark_clean(self, pairs: int, iteration: int) -> None:
+        """The current offsets (after `iteration` steps, with `pairs` crossing pairs) are where `_untangle` goes back to."""
+        self._clean = self.offsets.detach().clone()
+        self._clean_pairs = pairs
+        self._clean_iteration = iteration
+
+    def _grown(self, patch: torch.Tensor) -> torch.Tensor:
+        """The vertex mask with its one-ring neighbours added."""
+        a, b = self.mesh.edges[:, 0], self.mesh.edges[:, 1]
+        grown = patch.clone()
+        grown[b[patch[a]]] = True
+        grown[a[patch[b]]] = True
+        return grown
 
     def run(self, iterations: int | None = None) -> Iterator[StepRecord]:
         """Yield one StepRecord per step until `iterations` more steps (or the schedule) are done."""
@@ -401,12 +468,12 @@ class NDSSession(ImageLevels):
             problems = check_mesh(finer.vertices, finer.faces)
             if not problems:
                 with self.profiler.section("remeshing/self-intersection check"):
-                    problems = _added_crossings(current, finer)
+                    problems, crossings = _added_crossings(current, finer)
             if problems:
                 log.warning("iteration %d: remeshed mesh rejected (%s); keeping the current mesh", self.iteration, problems)
                 return f"remesh rejected: {'; '.join(problems)}"
             self.lr_schedule *= self.config.step_decay
-            self._set_mesh(finer.to(self.device), lr=self.lr_vertices * self.config.step_decay)
+            self._set_mesh(finer.to(self.device), lr=self.lr_vertices * self.config.step_decay, crossings=crossings)
             self.weight_laplacian *= self.config.regularizer_growth
             self.weight_normal *= self.config.regularizer_growth
             self._good = self._capture()
@@ -459,11 +526,11 @@ class NDSSession(ImageLevels):
         return load_checkpoint(cls, Path(folder), scene, device, renderer, profile)
 
 
-def _added_crossings(current: Mesh, finer: Mesh) -> list[str]:
-    """Self-intersections the remeshed surface has beyond those of the surface it replaces, as a problem line."""
+def _added_crossings(current: Mesh, finer: Mesh) -> tuple[list[str], int]:
+    """(a problem line if the remeshed surface has more self-intersections than the one it replaces, its count)."""
     after = len(self_intersecting_pairs(finer.vertices, finer.faces))
     before = len(self_intersecting_pairs(current.vertices, current.faces)) if after else 0
-    return [f"{after} pairs of faces intersect each other (before remeshing: {before})"] if after > before else []
+    return ([f"{after} pairs of faces intersect each other (before remeshing: {before})"] if after > before else []), after
 
 
 def _refuse_broken(mesh: Mesh, source: str) -> None:

@@ -1,4 +1,4 @@
-"""A run never silently stalls or keeps a tangle: broken starts refused, tangles rolled back, rollbacks capped."""
+"""A run never silently stalls or keeps a tangle: broken starts refused, tangles undone, rollbacks capped."""
 
 from __future__ import annotations
 
@@ -42,20 +42,77 @@ def _fold_cap(session: NDSSession) -> None:
         session.offsets[pole] += torch.tensor([-1.2, 0.05, 0.0])
 
 
-def test_a_step_that_tangles_the_mesh_is_rolled_back(small_demo, monkeypatch) -> None:
-    session = NDSSession(load(small_demo), small_config(init="sphere", intersection_every=1), renderer="gl")
-    list(session.run(2))
-    before = session.vertices.detach().clone()
+def _fold_once(session: NDSSession, monkeypatch) -> None:
+    """The session's next descent step also folds the cap through the sphere (later steps are plain)."""
     adam_step = session.vertex_optimizer.step
+    calls = []
 
     def folding_step(*args, **kwargs):
         adam_step(*args, **kwargs)
-        _fold_cap(session)
+        if not calls:
+            _fold_cap(session)
+        calls.append(1)
 
     monkeypatch.setattr(session.vertex_optimizer, "step", folding_step)
+
+
+def test_a_tangle_goes_back_where_it_was_at_the_last_clean_check_and_the_rest_keeps_its_steps(small_demo, monkeypatch) -> None:
+    from recon.mesh.checks import self_intersecting_pairs
+
+    session = NDSSession(load(small_demo), small_config(init="sphere", intersection_every=3), renderer="gl")
+    list(session.run(3))  # the third step checks: nothing crosses, this is where a tangle goes back to
+    clean = session.vertices.detach().clone()
+    pole = int(session.mesh.vertices[:, 0].argmax())
+    lr = session.lr_vertices
+    _fold_once(session, monkeypatch)
+    session.step()  # folds; not a checking step
+    assert len(self_intersecting_pairs(session.vertices.detach(), session.mesh.faces)) > 0
+    session.step()
+    record = session.step()  # the next check
+    assert record.event is not None and record.event.startswith("untangled:") and "back to iteration 3" in record.event
+    after = session.vertices.detach()
+    assert torch.equal(after[pole], clean[pole])  # the spike is gone, to where it was 3 steps ago
+    assert len(self_intersecting_pairs(after, session.mesh.faces)) == 0
+    moved = (after - clean).norm(dim=1) > 0
+    assert moved.float().mean() > 0.8  # everywhere else the three steps are kept
+    assert session.lr_vertices == lr and session.rollbacks_in_a_row == 0
+
+
+def test_a_tangle_no_patch_clears_sends_the_whole_mesh_back(small_demo, monkeypatch) -> None:
+    """When growing patches does not clear a tangle (here: no rounds allowed), the last clean check whole."""
+    import recon.methods.nds as nds
+
+    monkeypatch.setattr(nds, "UNTANGLE_ROUNDS", 0)
+    session = NDSSession(load(small_demo), small_config(init="sphere", intersection_every=2), renderer="gl")
+    list(session.run(2))
+    clean = session.vertices.detach().clone()
+    lr = session.lr_vertices
+    _fold_once(session, monkeypatch)
+    session.step()
     record = session.step()
-    assert record.event is not None and "rollback" in record.event and "intersect" in record.event
-    assert torch.equal(session.vertices.detach(), before)
+    assert record.event is not None and "rollback" in record.event and "went back to iteration 2" in record.event
+    assert torch.allclose(session.vertices.detach(), clean, atol=1e-6)
+    assert session.lr_vertices == pytest.approx(lr / 2)
+
+
+def test_the_clean_state_survives_a_checkpoint_and_older_checkpoints_start_one(small_demo, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    scene = load(small_demo)
+    session = NDSSession(scene, small_config(init="sphere", intersection_every=2), renderer="gl")
+    list(session.run(3))
+    path = session.save(tmp_path / "ckpt")
+    resumed = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    assert torch.equal(resumed._clean, session._clean) and not torch.equal(resumed._clean, resumed.offsets)
+    assert (resumed._clean_pairs, resumed._clean_iteration) == (0, 2)
+    header = json.loads(path.read_bytes()[8 : 8 + int.from_bytes(path.read_bytes()[:8], "little")])
+    record = json.loads(header["__metadata__"]["record"])
+    for key in ("clean_pairs", "clean_iteration"):
+        del record[key]
+    tensors = {k: v for k, v in load_file(path).items() if k != "clean_offsets"}  # as written before untangling
+    save_file(tensors, path, metadata={"record": json.dumps(record)})
+    older = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    assert torch.equal(older._clean, older.offsets.detach()) and older._clean_iteration == 3
 
 
 def test_a_remesh_into_a_tangle_is_rejected(small_demo, monkeypatch) -> None:
