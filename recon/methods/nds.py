@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 LOSS_TERMS = ("silhouette", "shading", "laplacian", "normal")
 STEP_RECOVERY = 1.01  # per good step, a rolled-back vertex step grows back by this factor
 UNDO_ROUNDS = 3  # rounds of undoing flipped faces (each can fold the faces around what it undid)
-UNTANGLE_ROUNDS = 4  # rings grown around crossing faces before a tangle is rolled back whole
+UNTANGLE_ROUNDS = 6  # tries at a tangle, the patch grown by 1, 2, 4, … rings each, before it is rolled back whole
 MAX_UNDONE = (0.01, 16)  # more flipped faces than this share (or count, on small meshes) is a bad step: rolled back whole
 
 
@@ -179,10 +179,8 @@ class NDSSession(ImageLevels):
         if reason is None:
             with self.profiler.section("descent step"):
                 reference = self.mesh.face_normals(vertices.detach())
-                before = self.offsets.detach().clone()
                 self.vertex_optimizer.step()
                 self.shader_optimizer.step()
-                self._damp_tangential(before, vertices.detach())
             undone = self._undo_flips(reference)
             if undone:  # routine on fine meshes: not an event worth a line of its own
                 log.debug("iteration %d: %d flipped faces undone", self.iteration, undone)
@@ -208,21 +206,6 @@ class NDSSession(ImageLevels):
                 f"iteration {self.iteration} with the last good state kept"
             )
         return record
-
-    @torch.no_grad()
-    def _damp_tangential(self, before: torch.Tensor, vertices: torch.Tensor) -> None:
-        """Keep `tangential_step` of each vertex's move across its normal (see the config).
-
-        Projects the optimiser's displacement, not the gradient: Adam scales each coordinate by
-        its own second moment, so a gradient along the normal does not give a step along it.
-        """
-        keep = self.config.tangential_step
-        if keep >= 1 or self.config.smooth_steps > 0:
-            return
-        normals = self.mesh.vertex_normals(vertices)
-        move = self.offsets - before
-        along = (move * normals).sum(dim=1, keepdim=True) * normals
-        self.offsets.copy_(before + along + keep * (move - along))
 
     def _undo_flips(self, reference: torch.Tensor) -> int:
         """Put the vertices of faces this step flipped back where they were, and drop their momentum.
@@ -263,8 +246,10 @@ class NDSSession(ImageLevels):
         back each checked step that added crossings made 7 rollbacks and left 324 crossing pairs
         in the final mesh. Here the vertices of the crossing
         faces, with a ring of neighbours, go back to where they were at the last check that found
-        no more crossings than the remeshed surface had (`_clean`), their momentum dropped; the
-        patch grows by a ring until that holds again, so the rest of the mesh keeps its progress.
+        no more crossings than the remeshed surface had (`_clean`), their momentum dropped, and
+        a band of 2 rings around them part of the way (linearly: a hard seam between restored
+        and moved vertices crossed itself in 1 of 4 cases on the dino, however large the patch);
+        patch and band double until nothing crosses, so the rest of the mesh keeps its progress.
         Only when that fails (or with `smooth_steps`, where every vertex depends on every
         parameter) does the whole mesh go back to that check, as a rollback.
 
@@ -283,20 +268,25 @@ class NDSSession(ImageLevels):
                 return None
             if self.config.smooth_steps == 0:
                 patch = torch.zeros(self.mesh.num_vertices, dtype=torch.bool, device=self.device)
+                current = self.offsets.detach().clone()
                 state = self.vertex_optimizer.state.get(self.offsets, {})
-                for _ in range(UNTANGLE_ROUNDS):
+                for round_ in range(UNTANGLE_ROUNDS):
                     patch[faces[torch.from_numpy(pairs).to(self.device)].reshape(-1)] = True
-                    patch = self._grown(patch)
+                    for _ in range(1 << round_):
+                        patch = self._grown(patch)
+                    band = 2 << round_
+                    back = (1 - self._ring_distance(patch, band) / (band + 1)).clamp(min=0)[:, None]
                     with torch.no_grad():
-                        self.offsets[patch] = self._clean[patch]
+                        self.offsets.copy_(back * self._clean + (1 - back) * current)
                         if "exp_avg" in state:
-                            state["exp_avg"][patch] = 0
+                            state["exp_avg"][back[:, 0] > 0] = 0
                     pairs = self_intersecting_pairs(self.vertices.detach(), faces)
                     broken = check_mesh(self.vertices.detach(), faces, face_edges=self.mesh.face_edges)
                     if len(pairs) <= self._clean_pairs and not broken:
                         events.append(
                             f"untangled: {found} pairs of faces crossed; "
-                            f"{int(patch.sum())} vertices back to iteration {self._clean_iteration}"
+                            f"{int(patch.sum())} vertices back to iteration {self._clean_iteration}, "
+                            f"{int(((back > 0) & (back < 1)).sum())} part of the way"
                         )
                         log.info("iteration %d: %s", self.iteration, events[-1])
                         self._mark_clean(len(pairs), self.iteration + 1)
@@ -309,6 +299,17 @@ class NDSSession(ImageLevels):
         self._clean = self.offsets.detach().clone()
         self._clean_pairs = pairs
         self._clean_iteration = iteration
+
+    def _ring_distance(self, patch: torch.Tensor, rings: int) -> torch.Tensor:
+        """(V,) float: 0 in the patch, k on its k-th ring of neighbours, rings + 1 beyond `rings`."""
+        distance = torch.full((self.mesh.num_vertices,), float(rings + 1), device=self.device)
+        distance[patch] = 0
+        reached = patch
+        for k in range(1, rings + 1):
+            grown = self._grown(reached)
+            distance[grown & ~reached] = k
+            reached = grown
+        return distance
 
     def _grown(self, patch: torch.Tensor) -> torch.Tensor:
         """The vertex mask with its one-ring neighbours added."""

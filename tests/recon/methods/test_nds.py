@@ -260,22 +260,3 @@ def test_many_flipped_faces_are_left_to_the_rollback(small_demo) -> None:
     assert session._undo_flips(reference) == 0
     assert check_mesh(session.vertices.detach(), session.mesh.faces, reference_normals=reference)
 
-
-@pytest.mark.parametrize("keep", [0.0, 1.0])
-def test_tangential_step_keeps_that_share_of_each_move_across_the_normal(small_demo, keep) -> None:
-    session = NDSSession(load(small_demo), small_config(remesh_at=(), tangential_step=keep), renderer="gl")
-    list(session.run(3))
-    before = session.vertices.detach().clone()
-    normals = session.mesh.vertex_normals(before)
-    record = session.step()
-    assert record.event is None
-    move = session.vertices.detach() - before
-    along = (move * normals).sum(dim=1, keepdim=True) * normals
-    across, scale = (move - along).norm(dim=1), move.norm(dim=1).max()
-    assert along.norm(dim=1).max() > 0.1 * scale  # the surface still moves along its normals
-    if keep == 0:
-        assert across.max() < 1e-3 * scale  # float32 rounding of vertices ~0.5 from the origin
-    else:  # Adam's step (the paper's) has a tangential part
-        assert across.max() > 0.1 * scale
-    with pytest.raises(ConfigError, match="tangential_step"):
-        small_config(tangential_step=1.5)
