@@ -34,7 +34,7 @@ class NDSConfig:
             paper's 4), vertex lr ×0.75. On the Middlebury dino (16 real photos) ×2 left the
             surface wrinkled all over with 4–5 rollbacks, ×3 too; ×4 gives a clean surface and 0–1
             rollbacks. The cost is carving: the CSG part 0.684 % → 0.792 % (slots 63/57 % → 37/34 %
-            carved), the pot unchanged (0.305 % → 0.294 %), one run each.
+            carved), the pot about 0.03 points (0.294–0.336 % in three runs, 0.265–0.305 % at ×2).
         min_edge_px: remeshing never targets edges shorter than this many pixels of the images'
             footprint at the object (median over views); 0 follows the paper's halving exactly.
             Finer triangles than the images resolve only cost time (at 128 px the paper's last
