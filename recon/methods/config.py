@@ -32,8 +32,8 @@ class NDSConfig:
         layers: depth layers for RtS splatting of the silhouette (2 resolves occlusions).
         regularizer_growth, step_decay: after each remesh λ_laplacian, λ_normal ×growth (the
             paper's 4), vertex lr ×0.75. On the Middlebury dino (16 real photos) ×2 left the
-            surface wrinkled all over with 4–5 rollbacks, ×3 too; ×4 gives a clean surface and 0–1
-            rollbacks. The cost is carving: the CSG part 0.684 % → 0.792 % (slots 63/57 % → 37/34 %
+            surface wrinkled all over with 4–5 rollbacks, ×3 too; ×4 gives a clean surface (0 and 1
+            rollbacks in two runs; 4 in a third, before untangling blended its seam). The cost is carving: the CSG part 0.684 % → 0.792 % (slots 63/57 % → 37/34 %
             carved), the pot about 0.03 points (0.294–0.336 % in three runs, 0.265–0.305 % at ×2).
         min_edge_px: remeshing never targets edges shorter than this many pixels of the images'
             footprint at the object (median over views); 0 follows the paper's halving exactly.

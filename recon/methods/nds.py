@@ -244,12 +244,12 @@ class NDSSession(ImageLevels):
         Tangles grow over many steps (wrinkles sliding over one another, the two sides of a thin
         part meeting), so going back one step does not undo them: on the Middlebury dino, rolling
         back each checked step that added crossings made 7 rollbacks and left 324 crossing pairs
-        in the final mesh. Here the vertices of the crossing
-        faces, with a ring of neighbours, go back to where they were at the last check that found
-        no more crossings than the remeshed surface had (`_clean`), their momentum dropped, and
-        a band of 2 rings around them part of the way (linearly: a hard seam between restored
-        and moved vertices crossed itself in 1 of 4 cases on the dino, however large the patch);
-        patch and band double until nothing crosses, so the rest of the mesh keeps its progress.
+        in the final mesh. Here the vertices of the crossing faces, with a ring of neighbours,
+        go back to where they were at the last check that found no more crossings than the
+        remeshed surface had (`_clean`), their momentum dropped, and a band of 2 rings around
+        them part of the way (linearly: a hard seam between restored and moved vertices crossed
+        itself in 1 of 4 cases on the dino, however large the patch); patch and band double
+        until nothing crosses, so the rest of the mesh keeps its progress.
         Only when that fails (or with `smooth_steps`, where every vertex depends on every
         parameter) does the whole mesh go back to that check, as a rollback.
 
@@ -272,8 +272,7 @@ class NDSSession(ImageLevels):
                 state = self.vertex_optimizer.state.get(self.offsets, {})
                 for round_ in range(UNTANGLE_ROUNDS):
                     patch[faces[torch.from_numpy(pairs).to(self.device)].reshape(-1)] = True
-                    for _ in range(1 << round_):
-                        patch = self._grown(patch)
+                    patch = self._ring_distance(patch, 1 << round_) <= (1 << round_)
                     band = 2 << round_
                     back = (1 - self._ring_distance(patch, band) / (band + 1)).clamp(min=0)[:, None]
                     with torch.no_grad():

@@ -259,4 +259,3 @@ def test_many_flipped_faces_are_left_to_the_rollback(small_demo) -> None:
         session.offsets.add_(turned - session.vertices.detach())  # most faces now face the other way
     assert session._undo_flips(reference) == 0
     assert check_mesh(session.vertices.detach(), session.mesh.faces, reference_normals=reference)
-
