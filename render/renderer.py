@@ -177,17 +177,23 @@ class Renderer:
         projected = clip_to_pixels(to_clip(position[covered], clip_m), W, H)
         return centres.index_put((covered,), projected)
 
-    def shade(self, gbuffer: GBuffer, shade: ShadeFn | None) -> torch.Tensor:
-        """(K, H, W, C+1) premultiplied RGBA-like samples: shade() on covered samples, alpha = coverage."""
+    def shade(self, gbuffer: GBuffer, shade: ShadeFn | None, where: torch.Tensor | None = None) -> torch.Tensor:
+        """(K, H, W, C+1) premultiplied RGBA-like samples: shade() on covered samples, alpha = coverage.
+
+        `where` (H, W) bool: shade only the covered samples of those pixels, colour 0 elsewhere
+        (alpha is still every sample's coverage): after splatting, the colour is exact wherever
+        a pixel's 3×3 neighbourhood lies inside `where`, at the shader cost of `where` alone.
+        """
         covered = gbuffer.covered
         alpha = covered[..., None].to(gbuffer.position.dtype)
         if shade is None:
             return alpha
         if gbuffer.normal is None:
             raise ValueError("shading needs vertex normals: pass normals= to render()/gbuffer()")
-        colour = shade(gbuffer.position[covered], gbuffer.normal[covered], gbuffer.view_dir[covered])
+        shaded = covered if where is None else covered & where
+        colour = shade(gbuffer.position[shaded], gbuffer.normal[shaded], gbuffer.view_dir[shaded])
         full = colour.new_zeros(*covered.shape, colour.shape[-1])
-        full = full.index_put((covered,), colour)
+        full = full.index_put((shaded,), colour)
         return torch.cat([full, alpha], dim=-1)
 
     def render(

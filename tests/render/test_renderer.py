@@ -9,6 +9,7 @@ import trimesh
 
 from render.camera import Camera
 from render.renderer import Renderer
+from render.splat import splat
 
 pytestmark = pytest.mark.gl
 
@@ -165,3 +166,26 @@ def test_splatted_shading_moves_a_surface_towards_its_true_depth_through_paralla
         assert float(shader_only.grad[:, 1].abs().max()) == 0.0
         descent = -float(splatted.grad[:, 1].sum())
         assert descent * np.sign(-height) > 0, (height, descent)  # downhill is towards y = 0
+
+
+def test_shading_a_region_shades_only_its_samples_and_splats_their_exact_colours(renderer) -> None:
+    """`shade(where=)`: colours of pixels one pixel inside the region as with every sample shaded."""
+    v, f, n = _sphere()
+    cam = _camera()
+    gbuffer = renderer.gbuffer(v, f, cam, n)
+    region = torch.zeros(cam.height, cam.width, dtype=torch.bool)
+    region[20:50, 30:61] = True
+    counts = []
+
+    def shade(position, normal, view_dir):
+        counts.append(len(position))
+        return 0.5 + 0.5 * normal * view_dir.sum(-1, keepdim=True)
+
+    full = splat(renderer.shade(gbuffer, shade), gbuffer.pixel_xy, gbuffer.fragments.depth)
+    part = splat(renderer.shade(gbuffer, shade, where=region), gbuffer.pixel_xy, gbuffer.fragments.depth)
+    assert counts[1] == int((gbuffer.covered & region).sum()) < counts[0]
+    assert torch.equal(full[..., 3], part[..., 3])  # coverage: every sample's, always
+    interior = torch.zeros_like(region)
+    interior[21:49, 31:60] = True
+    assert torch.allclose(full[interior], part[interior], atol=1e-6)
+    assert not torch.allclose(full[~region], part[~region], atol=1e-3)  # outside: not shaded
