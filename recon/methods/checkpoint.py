@@ -68,6 +68,7 @@ def save_checkpoint(session: NDSSession, folder: Path) -> Path:
         "rng": session.generator.get_state(),
     }
     tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in session.shader.state_dict().items()})
+    tensors.update({f"tile_residuals/{k}": v.detach().cpu().contiguous() for k, v in session.tile_residuals.items()})
     vopt, vmeta = optimizer_tensors("vertex_optimizer", session.vertex_optimizer.state_dict())
     sopt, smeta = optimizer_tensors("shader_optimizer", session.shader_optimizer.state_dict())
     tensors.update(vopt)
@@ -119,12 +120,13 @@ def read_record(
     return record, tensors
 
 
-def _check_contents(path: Path, tensors: dict[str, torch.Tensor], config: NDSConfig) -> None:
+def _check_contents(path: Path, tensors: dict[str, torch.Tensor], config: NDSConfig, views: int) -> None:
     """Refuse tensors that do not fit the config, or a mesh that `check_mesh` finds broken."""
 
     shader = NeuralShader(config.shader)
     try:
-        check_tensors(tensors, {k: v.shape for k, v in shader.state_dict().items()}, [p.shape for p in shader.parameters()])
+        shapes = {k: v.shape for k, v in shader.state_dict().items()}
+        check_tensors(tensors, shapes, [p.shape for p in shader.parameters()], views)
     except Invalid as exc:
         raise SessionError(f"{path}: bad checkpoint: {exc}") from None
     problems = check_mesh(tensors["mesh/vertices"] + tensors["offsets"], tensors["mesh/faces"])
@@ -151,7 +153,7 @@ def load_checkpoint(
         config = NDSConfig.from_dict({"splat_shading": False, **record["config"]})
     except (ConfigError, TypeError, ValueError) as exc:
         raise SessionError(f"{folder / FILE}: {exc}") from None
-    _check_contents(folder / FILE, tensors, config)
+    _check_contents(folder / FILE, tensors, config, record["views"])
     mesh = Mesh(tensors["mesh/vertices"], tensors["mesh/faces"])
     session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_mesh=mesh)
     # float64 from the JSON numbers directly: through a float32 tensor the centre lost its last bits on resume
@@ -171,6 +173,9 @@ def load_checkpoint(
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise SessionError(f"{folder / FILE}: bad optimiser state ({exc.__class__.__name__}: {exc})") from None
     session.generator.set_state(tensors["rng"])
+    session.tile_residuals = {  # older checkpoints: none; the tiles' residuals start at 1
+        k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("tile_residuals/")
+    }
     session.iteration = record["iteration"]
     session.lr_vertices = record["lr_vertices"]
     session.lr_schedule = record.get("lr_schedule", record["lr_vertices"])  # older checkpoints: no recovery above it

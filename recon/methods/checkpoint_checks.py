@@ -56,12 +56,15 @@ def check_record(record: Any) -> None:
 
 
 def check_tensors(
-    tensors: Mapping[str, torch.Tensor], shader_shapes: Mapping[str, torch.Size], shader_params: list[torch.Size]
+    tensors: Mapping[str, torch.Tensor],
+    shader_shapes: Mapping[str, torch.Size],
+    shader_params: list[torch.Size],
+    views: int | None = None,
 ) -> None:
     """Mesh, offsets, RNG, shader and optimiser tensors: present, of the right dtype and shape, finite.
 
     `shader_shapes` is the state dict's shapes of a shader of the checkpoint's config,
-    `shader_params` its parameters' shapes in optimiser order.
+    `shader_params` its parameters' shapes in optimiser order, `views` the record's view count.
     """
     vertices = tensor(tensors, "mesh/vertices", _FLOATS, (None, 3))
     faces = tensor(tensors, "mesh/faces", (torch.int64,), (None, 3))
@@ -73,6 +76,14 @@ def check_tensors(
     if "clean_offsets" in tensors:
         tensor(tensors, "clean_offsets", _FLOATS, tuple(vertices.shape))
     tensor(tensors, "rng", (torch.uint8,), tuple(torch.Generator().get_state().shape))
+    for name, value in tensors.items():
+        if name.startswith("tile_residuals/"):
+            rows, _, cols = name.split("/", 1)[1].partition("x")
+            if not (rows.isdigit() and cols.isdigit()):
+                raise Invalid(f"tensor '{name}' does not name a tile grid (rowsxcols)")
+            tensor(tensors, name, _FLOATS, (views, int(rows), int(cols)))
+            if bool((value < 0).any()):
+                raise Invalid(f"tensor '{name}' holds negative residuals")
     for name, shape in shader_shapes.items():
         tensor(tensors, f"shader/{name}", _FLOATS, tuple(shape))
     extra = sorted(k for k in tensors if k.startswith("shader/") and k.split("/", 1)[1] not in shader_shapes)

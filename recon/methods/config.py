@@ -26,7 +26,13 @@ class NDSConfig:
             shading-driven moves, and at 1e-3 the demo's bowl is still half full after 2000
             iterations (Chamfer 0.37 % against 0.30 % at 3e-3; 2e-3 and 3e-3 measure alike).
         weight_*: λ of the silhouette (2), shading (1), Laplacian (40) and normal (0.1) terms.
-        shading_fraction: share of the pixels inside both masks that are shaded per step (0.75).
+        shading_fraction: share of the pixels inside both masks in the shading term per step (0.75).
+        shading_tile: 0 = those pixels are scattered at random (the paper), and every covered
+            sample is shaded and splatted. N > 0 = they are whole N×N-pixel tiles, drawn with
+            probability ∝ the tile's residual when its view was last drawn (+ the view's mean
+            residual, so that no tile is starved), until they hold `shading_fraction` of the
+            pixels; with `splat_shading` only the samples within a pixel of a chosen tile (the
+            splat's reach) are shaded. The term then goes where the surface is still wrong.
         init: "hull" (visual hull of the masks), "sphere", or a path to a mesh file.
         hull_resolution: grid points along the bbox's longest side for the visual hull (32).
         layers: depth layers for RtS splatting of the silhouette (2 resolves occlusions).
@@ -82,6 +88,7 @@ class NDSConfig:
     weight_laplacian: float = 40.0
     weight_normal: float = 0.1
     shading_fraction: float = 0.75
+    shading_tile: int = 0
     init: str = "hull"
     hull_resolution: int = 32
     layers: int = 2
@@ -110,6 +117,7 @@ class NDSConfig:
             "lr_vertices": self.lr_vertices > 0,
             "lr_shader": self.lr_shader > 0,
             "shading_fraction": 0 < self.shading_fraction <= 1,
+            "shading_tile": self.shading_tile >= 0,
             "hull_resolution": 4 <= self.hull_resolution <= 512,
             "layers": 1 <= self.layers <= 8,
             "checkpoint_every": self.checkpoint_every >= 1,
@@ -145,6 +153,8 @@ class NDSConfig:
 
 # The CPU's default schedule: the paper's, with its last stage (on the full images) halved.
 CPU_SCHEDULE: dict[str, Any] = {"iterations": 1750, "remesh_at": (500, 1000, 1500)}
+# The CPU's shading term: half the in-mask pixels, as 16-px tiles drawn where the residual is.
+CPU_SHADING: dict[str, Any] = {"shading_tile": 16, "shading_fraction": 0.5}
 
 
 def auto_changes(device: str) -> dict[str, Any]:
@@ -153,8 +163,13 @@ def auto_changes(device: str) -> dict[str, Any]:
     On CUDA none: one resolution and the paper's schedule. On the CPU the images are worked on
     halved until the last remesh (`coarse_images`), with the last stage 250 iterations long
     (`CPU_SCHEDULE`): the demo runs at 128² and finishes at 256², inside five minutes on two cores.
+    The shading term takes half the in-mask pixels as residual-guided tiles (`CPU_SHADING`,
+    `shading_tile`): the CSG part's slots carved 52–61 % of their depth instead of 35 % (Chamfer
+    0.70–0.74 % against 0.77–0.79 %), the dino 12 % faster and as clean, the pot 0.014 points
+    worse on average (0.317–0.330 % in three runs, 0.299–0.336 % in four at scattered pixels).
+    Not measured on CUDA yet, so CUDA keeps the paper's scattered 75 %.
     """
-    return {"coarse_images": True, **CPU_SCHEDULE} if device == "cpu" else {}
+    return {"coarse_images": True, **CPU_SCHEDULE, **CPU_SHADING} if device == "cpu" else {}
 
 
 def describe_levels(width: int, height: int, config: NDSConfig) -> str:

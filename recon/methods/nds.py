@@ -101,6 +101,7 @@ class NDSSession(ImageLevels):
         self.weight_normal = self.config.weight_normal
         self.history: list[dict[str, float | int | str | None]] = []
         self.rollbacks_in_a_row = 0  # the run stops at config.max_rollbacks (StalledError)
+        self.tile_residuals: dict[str, torch.Tensor] = {}  # per image level "rowsxcols" (`shading_tile`)
         mesh = initial_mesh if initial_mesh is not None else self._initial_mesh()
         if initial_mesh is None:
             _refuse_broken(mesh, self.config.init)
@@ -362,37 +363,94 @@ class NDSSession(ImageLevels):
         shading term then pulls geometry along the image (parallax between views), not only
         through the shader's inputs x, n, ω.
         """
+        index, region = self._shaded_pixels(view, gbuffer)
         with self.profiler.section("shading"):
-            samples = self.renderer.shade(gbuffer, self.training_shader)
+            samples = self.renderer.shade(gbuffer, self.training_shader, where=region)
         with self.profiler.section("splatting"):
             image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
         loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
-        index = self._shaded_pixels(view, gbuffer)
         if index.numel() == 0:
             return loss_silhouette, image.new_zeros(())
         colour = image[..., :3].reshape(-1, 3)[index]
-        return loss_silhouette, (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
+        residual = (colour - self.images[view].reshape(-1, 3)[index]).abs()
+        self._record_residual(view, index, residual.detach())
+        return loss_silhouette, residual.mean()
 
-    def _shaded_pixels(self, view: int, gbuffer) -> torch.Tensor:
-        """Flat indices of a random `shading_fraction` of the pixels inside both the rendered and input masks."""
+    def _shaded_pixels(self, view: int, gbuffer) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The shading term's pixels: `shading_fraction` of those inside both masks.
+
+        Returns:
+            their flat indices, and with `shading_tile` the (H, W) pixels whose samples must be
+            shaded for them (the chosen tiles grown by the splat's one-pixel reach); None = all.
+        """
         inside = gbuffer.covered[0] & (self.masks[view] > 0.5)
+        if self.config.shading_tile > 0:
+            return self._shaded_tiles(view, inside)
         index = inside.flatten().nonzero().squeeze(1)
         if index.numel() == 0:
-            return index
+            return index, None
         keep = int(math.ceil(self.config.shading_fraction * index.numel()))
         chosen = torch.randperm(index.numel(), generator=self.generator)[:keep].to(index.device)
-        return index[chosen]
+        return index[chosen], None
+
+    def _shaded_tiles(self, view: int, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole tiles, drawn ∝ residual + the view's mean residual, until they hold `shading_fraction` of `inside`.
+
+        Drawn without replacement by Gumbel top-k (the largest log w − log(−log u) first).
+        """
+        tile, (height, width) = self.config.shading_tile, inside.shape
+        rows, cols = -(-height // tile), -(-width // tile)
+        padded = torch.nn.functional.pad(inside, (0, cols * tile - width, 0, rows * tile - height))
+        counts = padded.reshape(rows, tile, cols, tile).sum(dim=(1, 3)).flatten()
+        candidates = counts.nonzero().squeeze(1)
+        weight = self._tile_residuals(rows, cols)[view].flatten()[candidates]
+        weight = weight + weight.mean()
+        uniform = torch.rand(candidates.numel(), generator=self.generator).clamp(min=1e-12).to(weight.device)
+        order = candidates[(weight.clamp(min=1e-12).log() - (-uniform.log()).log()).argsort(descending=True)]
+        held = counts[order].cumsum(0)
+        enough = int(math.ceil(self.config.shading_fraction * int(counts.sum())))
+        chosen = torch.zeros(rows * cols, dtype=torch.bool, device=inside.device)
+        chosen[order[: int((held < enough).sum()) + 1]] = True
+        pixels = chosen.reshape(rows, 1, cols, 1).expand(rows, tile, cols, tile).reshape(rows * tile, cols * tile)
+        pixels = pixels[:height, :width]
+        reach = torch.nn.functional.max_pool2d(pixels[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+        return (inside & pixels).flatten().nonzero().squeeze(1), reach
+
+    def _tile_residuals(self, rows: int, cols: int) -> torch.Tensor:
+        """(views, rows, cols) mean L1 residual per tile at this image level when last drawn (1 = never drawn)."""
+        key = f"{rows}x{cols}"
+        if key not in self.tile_residuals:
+            self.tile_residuals[key] = torch.ones(len(self.cameras), rows, cols, device=self.device)
+        return self.tile_residuals[key]
+
+    def _record_residual(self, view: int, index: torch.Tensor, residual: torch.Tensor) -> None:
+        """Store the drawn tiles' mean residual (`residual`: (N, 3) at the flat pixels `index`) for the next draw.
+
+        A non-finite residual (a step about to be rolled back) is not stored: it would poison every later draw.
+        """
+        tile = self.config.shading_tile
+        if tile == 0 or index.numel() == 0 or not bool(torch.isfinite(residual).all()):
+            return
+        width = self.masks[view].shape[1]
+        residuals = self._tile_residuals(-(-self.masks[view].shape[0] // tile), -(-width // tile))
+        which = (index // width // tile) * residuals.shape[2] + (index % width) // tile
+        sums = residuals.new_zeros(residuals[view].numel()).index_add_(0, which, residual.sum(1))
+        counts = residuals.new_zeros(residuals[view].numel()).index_add_(0, which, torch.ones_like(residual[:, 0]))
+        drawn = counts > 0
+        residuals[view].view(-1)[drawn] = sums[drawn] / counts[drawn]
 
     def _shading_loss(self, view: int, gbuffer) -> torch.Tensor:
         """L1 of the shader on the chosen front-layer pixels (the paper: gradients through x, n, ω only)."""
-        index = self._shaded_pixels(view, gbuffer)
+        index, _ = self._shaded_pixels(view, gbuffer)
         if index.numel() == 0:
             return gbuffer.position.new_zeros(())
         position = gbuffer.position[0].reshape(-1, 3)[index]
         normal = gbuffer.normal[0].reshape(-1, 3)[index]
         view_dir = gbuffer.view_dir[0].reshape(-1, 3)[index]
         colour = self.training_shader(position, normal, view_dir)
-        return (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
+        residual = (colour - self.images[view].reshape(-1, 3)[index]).abs()
+        self._record_residual(view, index, residual.detach())
+        return residual.mean()
 
     def _bad_gradients(self, total: torch.Tensor) -> str | None:
         if not torch.isfinite(total):

@@ -12,6 +12,7 @@ from recon.eval import chamfer
 from recon.methods.config import ConfigError, NDSConfig
 from recon.mesh import check_mesh
 from recon.methods.nds import NDSSession, SessionError
+from render.splat import splat
 
 pytestmark = pytest.mark.gl
 
@@ -45,9 +46,10 @@ def test_short_reconstruction_lowers_losses_and_chamfer(small_demo) -> None:
     assert session.mesh.num_faces > 3000
 
 
-def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) -> None:
+@pytest.mark.parametrize("tile", [0, 4], ids=["scattered pixels", "residual-guided tiles"])
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path, tile) -> None:
     scene = load(small_demo)
-    config = small_config(iterations=12, remesh_at=(7,))
+    config = small_config(iterations=12, remesh_at=(7,), shading_tile=tile, shading_fraction=0.4)
     straight = NDSSession(scene, config, renderer="gl")
     list(straight.run())
 
@@ -63,6 +65,9 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path) ->
     for (name, a), (_, b) in zip(straight.shader.state_dict().items(), resumed.shader.state_dict().items()):
         assert torch.equal(a, b), name
     assert straight.history == resumed.history
+    assert straight.tile_residuals.keys() == resumed.tile_residuals.keys() and (len(straight.tile_residuals) > 0) == (tile > 0)
+    for key, value in straight.tile_residuals.items():
+        assert torch.equal(value, resumed.tile_residuals[key]), key
 
 
 def test_forced_nan_is_rolled_back(small_demo) -> None:
@@ -79,16 +84,23 @@ def test_forced_nan_is_rolled_back(small_demo) -> None:
     assert (session.vertices.detach() - good).abs().max() < 0.05  # back near the last good state
 
 
-def test_nan_in_the_shader_is_rolled_back_too(small_demo) -> None:
-    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+@pytest.mark.parametrize("tile", [0, 4], ids=["scattered pixels", "residual-guided tiles"])
+def test_nan_in_the_shader_is_rolled_back_too(small_demo, tmp_path, tile) -> None:
+    scene = load(small_demo)
+    session = NDSSession(scene, small_config(shading_tile=tile), renderer="gl")
     list(session.run(2))
     weights = {k: v.clone() for k, v in session.shader.state_dict().items()}
+    residuals = {k: v.clone() for k, v in session.tile_residuals.items()}
     with torch.no_grad():
         next(session.shader.parameters()).fill_(float("nan"))
     record = session.step()
     assert "not finite" in record.event
     for k, v in session.shader.state_dict().items():
         assert torch.equal(v, weights[k]), k
+    for k, v in session.tile_residuals.items():  # a NaN residual would poison every later draw
+        assert torch.equal(v, residuals[k]), k
+    session.save(tmp_path / "ckpt")
+    NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
 
 
 def test_a_step_that_remeshes_and_rolls_back_reports_both(small_demo) -> None:
@@ -118,6 +130,8 @@ def test_snapshot_is_an_immutable_copy(small_demo) -> None:
 def test_bad_settings_and_checkpoints_are_refused(small_demo, tmp_path) -> None:
     with pytest.raises(ConfigError, match="shading_fraction"):
         NDSConfig(shading_fraction=0)
+    with pytest.raises(ConfigError, match="shading_tile"):
+        NDSConfig(shading_tile=-1)
     with pytest.raises(ConfigError, match="unknown"):
         NDSConfig.from_dict({"iterationz": 3})
     scene = load(small_demo)
@@ -165,6 +179,96 @@ def test_splat_shading_renders_the_shading_term_through_the_splat(small_demo) ->
     assert "splatting" in runs[True][1] and "splatting" not in runs[False][1]
     assert runs[True][0][0].losses["silhouette"] == pytest.approx(runs[False][0][0].losses["silhouette"], rel=0.05)
     assert runs[True][0][0].losses["shading"] != runs[False][0][0].losses["shading"]
+
+
+def test_shading_tiles_are_whole_tiles_and_give_the_shading_term_of_every_sample(small_demo) -> None:
+    """With `shading_tile` the term's pixels are whole tiles, just enough of them, and shading only
+    the samples near them changes neither the term nor its gradients."""
+    tile, fraction = 4, 0.3
+    session = NDSSession(load(small_demo), small_config(shading_tile=tile, shading_fraction=fraction), renderer="gl")
+    vertices = session.vertices
+    camera = session.cameras[0]
+    frags, clip = session.renderer.sample(vertices, session.mesh.faces, camera)
+    gbuffer = session.renderer.evaluate(vertices, session.mesh.faces, camera, frags, clip, session.mesh.vertex_normals(vertices))
+    index, region = session._shaded_pixels(0, gbuffer)
+
+    inside = gbuffer.covered[0] & (session.masks[0] > 0.5)
+    height, width = inside.shape
+    chosen = torch.zeros(height * width, dtype=torch.bool)
+    chosen[index] = True
+    chosen = chosen.reshape(height, width)
+    rows, cols = -(-height // tile), -(-width // tile)
+    per_tile = torch.nn.functional.pad(chosen, (0, cols * tile - width, 0, rows * tile - height))
+    per_tile = per_tile.reshape(rows, tile, cols, tile).sum(dim=(1, 3))
+    inside_tile = torch.nn.functional.pad(inside, (0, cols * tile - width, 0, rows * tile - height))
+    inside_tile = inside_tile.reshape(rows, tile, cols, tile).sum(dim=(1, 3))
+    taken = per_tile > 0
+    assert torch.equal(per_tile[taken], inside_tile[taken])  # whole tiles
+    assert fraction * inside.sum() <= chosen.sum() < fraction * inside.sum() + inside_tile[taken].max()  # just enough
+    grown = torch.nn.functional.max_pool2d(chosen[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    assert bool(region[grown].all()) and region.sum() < inside.sum()
+
+    def term(where):
+        samples = session.renderer.shade(gbuffer, session.training_shader, where=where)
+        image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        colour = image[..., :3].reshape(-1, 3)[index]
+        loss = (colour - session.images[0].reshape(-1, 3)[index]).abs().mean()
+        weights = next(session.shader.parameters())
+        return (loss, *torch.autograd.grad(loss, [session.offsets, weights], retain_graph=True))
+
+    for full, tiled in zip(term(None), term(region)):
+        assert torch.allclose(full, tiled, atol=1e-6, rtol=1e-5)
+
+
+def test_shading_tiles_are_drawn_where_the_residual_is_and_none_is_starved(small_demo) -> None:
+    tile = 4
+    session = NDSSession(load(small_demo), small_config(shading_tile=tile, shading_fraction=0.2), renderer="gl")
+    vertices = session.vertices
+    camera = session.cameras[0]
+    frags, clip = session.renderer.sample(vertices, session.mesh.faces, camera)
+    gbuffer = session.renderer.evaluate(vertices, session.mesh.faces, camera, frags, clip, session.mesh.vertex_normals(vertices))
+    inside = gbuffer.covered[0] & (session.masks[0] > 0.5)
+    height, width = inside.shape
+    cols = -(-width // tile)
+    flat = inside.flatten().nonzero().squeeze(1)
+    tiles = ((flat // width // tile) * cols + (flat % width) // tile).unique()
+    residuals = session._tile_residuals(-(-height // tile), cols)
+    residuals[0] = 1.0
+    settled = tiles[::2]  # half the tiles already right: residual 0
+    residuals[0].view(-1)[settled] = 0.0
+    worst = int(tiles[1])
+    residuals[0].view(-1)[worst] = 100.0
+    drawn = []
+    for _ in range(30):
+        index, _ = session._shaded_pixels(0, gbuffer)
+        drawn.append(((index // width // tile) * cols + (index % width) // tile).unique())
+    assert all(worst in d for d in drawn)  # the worst tile every time
+    share = sum(int(torch.isin(d, settled).sum()) for d in drawn) / sum(len(d) for d in drawn)
+    assert 0.05 < share < 0.4  # settled tiles less often, but still drawn (the floor)
+
+    index, _ = session._shaded_pixels(1, gbuffer)
+    session._record_residual(1, index, torch.full((len(index), 3), 0.5))
+    recorded = session._tile_residuals(-(-height // tile), cols)[1].view(-1)
+    drawn_tiles = ((index // width // tile) * cols + (index % width) // tile).unique()
+    assert torch.allclose(recorded[drawn_tiles], torch.tensor(1.5))
+    assert int((recorded == 1.0).sum()) == recorded.numel() - len(drawn_tiles)  # the rest: never drawn yet
+
+
+def test_a_checkpoint_with_bad_tile_residuals_is_refused_naming_the_tensor(small_demo, tmp_path) -> None:
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    scene = load(small_demo)
+    session = NDSSession(scene, small_config(shading_tile=4), renderer="gl")
+    list(session.run(2))
+    path = session.save(tmp_path / "ckpt")
+    record = json.loads(json.loads(path.read_bytes()[8 : 8 + int.from_bytes(path.read_bytes()[:8], "little")])["__metadata__"]["record"])
+    (name, value), = [(k, v) for k, v in load_file(path).items() if k.startswith("tile_residuals/")]
+    for bad in (value[:-1], -value, value.double()):
+        save_file({**load_file(path), name: bad.contiguous()}, path, metadata={"record": json.dumps(record)})
+        with pytest.raises(SessionError, match=f"state.safetensors: bad checkpoint: tensor '{name}'"):
+            NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
 
 
 def test_coarse_images_work_halved_until_the_last_remesh_and_resume_across_the_switch(small_demo, tmp_path) -> None:
