@@ -23,6 +23,7 @@ def test_auto_on_the_cpu_is_halved_images_and_the_shorter_schedule() -> None:
     p = plan(OPTIONS)
     assert p.device == "cpu" and p.scale == AutoScale(CPU_MAX_SIDE)
     assert p.config.coarse_images and p.config.iterations == 1750 and p.config.remesh_at == (500, 1000, 1500)
+    assert (p.config.shading_tile, p.config.shading_fraction) == (16, 0.5)
 
 
 def test_a_given_iteration_count_keeps_the_remeshing_fractions_and_a_fixed_scale_changes_nothing() -> None:
