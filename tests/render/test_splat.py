@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from render.splat import BEHIND, FRONT, SURFACE, _layer_assignment, splat, splat_kernel_center_weight
+from render.splat import BEHIND, FRONT, SURFACE, _layer_assignment, _splat, splat, splat_kernel_center_weight
 
 INF = float("inf")
 C0 = splat_kernel_center_weight()  # own pixel
@@ -267,6 +267,29 @@ def test_gradcheck_float64() -> None:
     depth = torch.sort(1 + 3 * torch.rand(K, H, W, dtype=torch.float64), dim=0).values
     depth[1, 0, :2] = INF
     assert torch.autograd.gradcheck(lambda r, p: splat(r, p, depth), (rgba, xy), atol=1e-7)
+
+
+def test_a_small_object_is_splatted_in_its_box_with_the_whole_images_values_and_gradients() -> None:
+    """Only the box of non-empty samples (+1 px) is splatted: same image and, for every sample
+    that is not empty, the same gradients as splatting the whole image (`_splat`)."""
+    torch.manual_seed(2)
+    K, H, W = 2, 24, 30
+    alpha = torch.zeros(K, H, W, 1)
+    alpha[0, 7:15, 9:20] = 1
+    alpha[1, 9:13, 11:17] = 1
+    rgba = torch.cat([torch.rand(K, H, W, 3) * alpha, alpha], dim=-1).requires_grad_()
+    xy = (_centres(K, H, W) + 0.4 * (torch.rand(K, H, W, 2) - 0.5) * alpha).requires_grad_()
+    depth = torch.where(alpha[..., 0] > 0, 2 + torch.arange(K).view(K, 1, 1).float(), INF)
+    target = torch.rand(H, W, 4)
+    results = []
+    for function in (splat, lambda r, p, d: _splat(r, p, d, 0.5, 0.05)):
+        out = function(rgba, xy, depth)
+        results.append((out, *torch.autograd.grad(((out - target) ** 2).sum(), (rgba, xy))))
+    (boxed, boxed_rgba, boxed_xy), (whole, whole_rgba, whole_xy) = results
+    assert torch.equal(boxed, whole) and boxed[:6].abs().max() == 0
+    filled = alpha[..., 0] > 0
+    assert torch.equal(boxed_rgba[filled], whole_rgba[filled]) and torch.equal(boxed_xy, whole_xy)
+    assert boxed_rgba[:, :6].abs().max() == 0 < whole_rgba[:, :6].abs().max()  # empty samples far off: skipped
 
 
 # ---------------------------------------------------------------- degenerate inputs
