@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trimesh
 
-from recon.demo import RECIPE_FILE, concavity_figures
+from recon.demo import carved_percent
 from recon.eval import chamfer, topology
 from recon.mesh import load_mesh
 from recon.mesh.checks import self_intersecting_pairs
@@ -48,10 +48,7 @@ def main() -> None:
         found, truth = trimesh.load(out / "mesh.ply", process=False), trimesh.load(dataset / "gt_mesh.ply", process=False)
         result["chamfer_percent"] = round(100 * chamfer(found, truth)["chamfer_rel"], 3)
         result["topology"] = topology(found)
-        if (dataset / RECIPE_FILE).is_file():
-            recipe = json.loads((dataset / RECIPE_FILE).read_text())
-            cavities = concavity_figures(recipe, found, truth)["cavities"]
-            result["carved_percent"] = {name: round(100 * c["carved"], 1) for name, c in cavities.items()}
+        result["carved_percent"] = carved_percent(dataset, found, truth)
     print(json.dumps(result))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import trimesh
 
 from recon.data import load
-from recon.demo import RECIPE_FILE, concavity_figures
+from recon.demo import carved_percent
 from recon.eval import chamfer, topology
 from recon.methods.rts_sdf import RtsSdfSession, rts_sdf_config
 
@@ -46,10 +46,7 @@ def main() -> None:
               "upsample_at": list(config.upsample_at), "start": round(before, 3),
               "end": round(100 * chamfer(mesh, gt)["chamfer_rel"], 3), "seconds": round(seconds),
               "topology": topology(mesh), "faces": len(mesh.faces)}  # fmt: skip
-    if (path / RECIPE_FILE).is_file():
-        recipe = json.loads((path / RECIPE_FILE).read_text())
-        cavities = concavity_figures(recipe, mesh, gt)["cavities"]
-        result["carved"] = {name: round(100 * c["carved"], 1) for name, c in cavities.items()}
+    result["carved"] = carved_percent(path, mesh, gt)
     print(json.dumps(result))
 
 

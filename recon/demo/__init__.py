@@ -14,7 +14,7 @@ benchmark).
 """
 
 from recon.demo.dataset import CACHE_VERSION, build, default_cache_dir, demo_dataset
-from recon.demo.measure import concavity_figures, measured_tools
+from recon.demo.measure import carved_percent, concavity_figures, measured_tools
 from recon.demo.render import Shading, Surface, box_corners, render_view, shade
 from recon.demo.scene import (
     RECIPE_FILE,
@@ -38,6 +38,7 @@ __all__ = [
     "bounding_box",
     "box_corners",
     "build",
+    "carved_percent",
     "build_mesh",
     "concavity_figures",
     "default_cache_dir",

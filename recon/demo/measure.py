@@ -6,12 +6,14 @@ subtract) gets `cavity_depth` with the tool's own signed distance saying which p
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recon.concavity import cavity_depth, far_surface
-from recon.demo.scene import Recipe, primitive_sdf
+from recon.demo.scene import RECIPE_FILE, Recipe, primitive_sdf
 
 
 def tool_tolerance(recipe: Recipe, prim: dict) -> float:
@@ -43,3 +45,12 @@ def concavity_figures(recipe: Recipe, reconstruction: Any, reference: Any) -> di
         on_tool = lambda points, prim=prim, tol=tol: np.abs(primitive_sdf(prim, points)) <= tol  # noqa: E731
         cavities[prim["name"]] = cavity_depth(reconstruction, reference, on_tool, np.asarray(recipe["up"], dtype=np.float64), rim_band=tol)
     return {"far_surface": far_surface(reconstruction, reference), "cavities": cavities}
+
+
+def carved_percent(dataset: Path, reconstruction: Any, reference: Any) -> dict[str, float]:
+    """{tool name: % of its depth carved at the lowest point} for a demo dataset's tools; {} for other datasets."""
+    recipe_file = Path(dataset) / RECIPE_FILE
+    if not recipe_file.is_file():
+        return {}
+    cavities = concavity_figures(json.loads(recipe_file.read_text()), reconstruction, reference)["cavities"]
+    return {name: round(100 * cavity["carved"], 1) for name, cavity in cavities.items()}

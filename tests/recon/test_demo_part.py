@@ -83,3 +83,11 @@ def test_two_materials_one_of_them_glossy(recipe, mesh):
 def test_cameras_see_the_part_from_above_and_below(recipe):
     heights = np.stack([c.center for c in demo.ring_cameras(recipe)])[:, 1]
     assert (heights > 2.0).any() and (heights < -1.0).any()
+
+
+def test_carved_percent_reads_the_tools_from_a_datasets_recipe(recipe, mesh, tmp_path):
+    import json
+
+    assert demo.carved_percent(tmp_path, mesh, mesh) == {}  # not a demo dataset: nothing to measure
+    (tmp_path / demo.RECIPE_FILE).write_text(json.dumps(recipe))
+    assert demo.carved_percent(tmp_path, mesh, mesh) == {slot["name"]: 100.0 for slot in _slots(recipe)}
