@@ -455,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="reconstruction method (recon.methods.registry); resume finds it in run.json")
             p.add_argument("--image-scale", default="auto",
                            help=f"working resolution; auto = 1 on CUDA; on CPU halved until the long side ≤ {CPU_MAX_SIDE} px, "
-                                "and once more until the last remesh (coarse-to-fine images)")
+                                "and once more until the last remesh (coarse-to-fine images); NDS also shades half "
+                                "the pixels, in tiles drawn where the residual is")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
             p.add_argument("--checkpoint-every", type=int, metavar="N",
