@@ -24,6 +24,13 @@ def small_config(**changes) -> NDSConfig:
     return base.replace(shader={**base.shader.to_dict(), **SMALL_SHADER}, **changes)
 
 
+def _gbuffer(session: NDSSession, view: int):
+    """The session's G-buffer of `view` at its current image level, as a step builds it."""
+    vertices, faces, camera = session.vertices, session.mesh.faces, session.cameras[view]
+    frags, clip = session.renderer.sample(vertices, faces, camera)
+    return session.renderer.evaluate(vertices, faces, camera, frags, clip, session.mesh.vertex_normals(vertices))
+
+
 def _chamfer_rel(session: NDSSession, gt: trimesh.Trimesh) -> float:
     snap = session.snapshot()
     return chamfer((snap.world_vertices, snap.faces), gt, n_samples=20_000)["chamfer_rel"]
@@ -186,10 +193,7 @@ def test_shading_tiles_are_whole_tiles_and_give_the_shading_term_of_every_sample
     the samples near them changes neither the term nor its gradients."""
     tile, fraction = 4, 0.3
     session = NDSSession(load(small_demo), small_config(shading_tile=tile, shading_fraction=fraction), renderer="gl")
-    vertices = session.vertices
-    camera = session.cameras[0]
-    frags, clip = session.renderer.sample(vertices, session.mesh.faces, camera)
-    gbuffer = session.renderer.evaluate(vertices, session.mesh.faces, camera, frags, clip, session.mesh.vertex_normals(vertices))
+    gbuffer = _gbuffer(session, 0)
     index, region = session._shaded_pixels(0, gbuffer)
 
     inside = gbuffer.covered[0] & (session.masks[0] > 0.5)
@@ -223,10 +227,7 @@ def test_shading_tiles_are_whole_tiles_and_give_the_shading_term_of_every_sample
 def test_shading_tiles_are_drawn_where_the_residual_is_and_none_is_starved(small_demo) -> None:
     tile = 4
     session = NDSSession(load(small_demo), small_config(shading_tile=tile, shading_fraction=0.2), renderer="gl")
-    vertices = session.vertices
-    camera = session.cameras[0]
-    frags, clip = session.renderer.sample(vertices, session.mesh.faces, camera)
-    gbuffer = session.renderer.evaluate(vertices, session.mesh.faces, camera, frags, clip, session.mesh.vertex_normals(vertices))
+    gbuffer = _gbuffer(session, 0)
     inside = gbuffer.covered[0] & (session.masks[0] > 0.5)
     height, width = inside.shape
     cols = -(-width // tile)
