@@ -403,7 +403,7 @@ class NDSSession(ImageLevels):
         padded = torch.nn.functional.pad(inside, (0, cols * tile - width, 0, rows * tile - height))
         counts = padded.reshape(rows, tile, cols, tile).sum(dim=(1, 3)).flatten()
         candidates = counts.nonzero().squeeze(1)
-        weight = self._tile_residuals(rows, cols)[view].flatten()[candidates]
+        weight = self._tile_residuals(height, width)[view].flatten()[candidates]
         weight = weight + weight.mean()
         uniform = torch.rand(candidates.numel(), generator=self.generator).clamp(min=1e-12).to(weight.device)
         order = candidates[(weight.clamp(min=1e-12).log() - (-uniform.log()).log()).argsort(descending=True)]
@@ -416,8 +416,10 @@ class NDSSession(ImageLevels):
         reach = torch.nn.functional.max_pool2d(pixels[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
         return (inside & pixels).flatten().nonzero().squeeze(1), reach
 
-    def _tile_residuals(self, rows: int, cols: int) -> torch.Tensor:
-        """(views, rows, cols) mean L1 residual per tile at this image level when last drawn (1 = never drawn)."""
+    def _tile_residuals(self, height: int, width: int) -> torch.Tensor:
+        """(views, rows, cols) mean L1 residual per tile of an image level (height × width) when last drawn (1 = never drawn)."""
+        tile = self.config.shading_tile
+        rows, cols = -(-height // tile), -(-width // tile)
         key = f"{rows}x{cols}"
         if key not in self.tile_residuals:
             self.tile_residuals[key] = torch.ones(len(self.cameras), rows, cols, device=self.device)
@@ -431,8 +433,8 @@ class NDSSession(ImageLevels):
         tile = self.config.shading_tile
         if tile == 0 or index.numel() == 0 or not bool(torch.isfinite(residual).all()):
             return
-        width = self.masks[view].shape[1]
-        residuals = self._tile_residuals(-(-self.masks[view].shape[0] // tile), -(-width // tile))
+        height, width = self.masks[view].shape
+        residuals = self._tile_residuals(height, width)
         which = (index // width // tile) * residuals.shape[2] + (index % width) // tile
         sums = residuals.new_zeros(residuals[view].numel()).index_add_(0, which, residual.sum(1))
         counts = residuals.new_zeros(residuals[view].numel()).index_add_(0, which, torch.ones_like(residual[:, 0]))

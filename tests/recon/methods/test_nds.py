@@ -233,7 +233,7 @@ def test_shading_tiles_are_drawn_where_the_residual_is_and_none_is_starved(small
     cols = -(-width // tile)
     flat = inside.flatten().nonzero().squeeze(1)
     tiles = ((flat // width // tile) * cols + (flat % width) // tile).unique()
-    residuals = session._tile_residuals(-(-height // tile), cols)
+    residuals = session._tile_residuals(height, width)
     residuals[0] = 1.0
     settled = tiles[::2]  # half the tiles already right: residual 0
     residuals[0].view(-1)[settled] = 0.0
@@ -249,7 +249,7 @@ def test_shading_tiles_are_drawn_where_the_residual_is_and_none_is_starved(small
 
     index, _ = session._shaded_pixels(1, gbuffer)
     session._record_residual(1, index, torch.full((len(index), 3), 0.5))
-    recorded = session._tile_residuals(-(-height // tile), cols)[1].view(-1)
+    recorded = session._tile_residuals(height, width)[1].view(-1)
     drawn_tiles = ((index // width // tile) * cols + (index % width) // tile).unique()
     assert torch.allclose(recorded[drawn_tiles], torch.tensor(1.5))
     assert int((recorded == 1.0).sum()) == recorded.numel() - len(drawn_tiles)  # the rest: never drawn yet
