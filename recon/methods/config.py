@@ -166,7 +166,7 @@ def auto_changes(device: str) -> dict[str, Any]:
     The shading term takes half the in-mask pixels as residual-guided tiles (`CPU_SHADING`,
     `shading_tile`): a step at 256² 1.29× faster, the dino 12 % faster and as clean, quality
     within the scatter (the CSG part's wide slot carved 45–66 % of its depth against 35–37 %,
-    Chamfer 0.70–0.82 % against 0.77–0.79 %; the pot 0.317–0.355 % against 0.299–0.336 %).
+    Chamfer 0.70–0.82 % against 0.77–0.79 %; the pot 0.316–0.377 % in seven runs against 0.299–0.336 % in four).
     Not measured on CUDA yet, so CUDA keeps the paper's scattered 75 %.
     """
     return {"coarse_images": True, **CPU_SCHEDULE, **CPU_SHADING} if device == "cpu" else {}
