@@ -48,7 +48,7 @@ def check_mesh(
     if f.numel() == 0:
         return ["mesh has no faces"]
 
-    tri = v[f]  # #F,3,3
+    tri = ops.gather_rows(v, f.reshape(-1)).reshape(-1, 3, 3)  # #F,3,3
     cross = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # #F,3, length 2·area
     double_area = cross.norm(dim=-1)  # #F
     edge_sq = (tri - tri.roll(1, dims=1)).pow(2).sum(dim=(1, 2))  # #F, Σ squared edge lengths
@@ -92,7 +92,7 @@ def _turned(cross: torch.Tensor, double_area: torch.Tensor, reference_normals: t
 
 def flipped_faces(v: torch.Tensor, f: torch.Tensor, reference_normals: torch.Tensor) -> torch.Tensor:
     """#F bool: the faces `check_mesh` counts as flipped against `reference_normals`."""
-    tri = v[f]
+    tri = ops.gather_rows(v, f.reshape(-1)).reshape(-1, 3, 3)
     cross = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     return _turned(cross, cross.norm(dim=-1), reference_normals)
 

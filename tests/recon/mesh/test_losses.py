@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from recon.mesh import laplacian_loss, normal_consistency_loss
+from recon.mesh import laplacian_loss, normal_consistency_loss, ops
 
 
 def test_laplacian_loss_of_regular_tetrahedron(meshes):
@@ -28,6 +28,18 @@ def test_laplacian_loss_gradient_flattens_a_bump(meshes):
     assert float(v.grad[centre, 2]) > 0  # descent pushes the bump down
     far = [0, n - 1]  # corners: more than two rings away from the bump
     assert float(v.grad[far, 2].abs().max()) == 0
+
+
+def test_laplacian_loss_gradient_matches_the_dense_product_with_an_isolated_vertex(meshes):
+    m = meshes.icosphere(1)
+    L = ops.uniform_laplacian(m.num_vertices + 1, m.edges)  # one extra, unused vertex
+    v = torch.cat([m.vertices, torch.tensor([[5.0, 5.0, 5.0]])]) + 0.05 * torch.randn(m.num_vertices + 1, 3)
+    fast = v.clone().requires_grad_()
+    laplacian_loss(fast, L).backward()
+    dense = v.clone().requires_grad_()
+    (L.to_dense() @ dense).pow(2).sum(dim=-1).mean().backward()
+    assert torch.allclose(fast.grad, dense.grad, atol=1e-7)
+    assert float(fast.grad[-1].abs().max()) == 0  # nothing pulls the isolated vertex
 
 
 def test_normal_consistency_of_flat_pair_is_zero_with_zero_gradient(meshes):

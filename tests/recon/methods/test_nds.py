@@ -85,7 +85,7 @@ def test_forced_nan_is_rolled_back(small_demo) -> None:
     with torch.no_grad():
         session.offsets[0, 1] = float("nan")
     record = session.step()
-    assert record.event is not None and record.event.startswith("rollback")
+    assert record.event is not None and record.event.startswith("rollback: invalid state before step")
     assert torch.isfinite(session.vertices).all()
     assert session.lr_vertices == pytest.approx(lr / 2, rel=0.02)  # halved, then one good step's growth
     assert (session.vertices.detach() - good).abs().max() < 0.05  # back near the last good state
