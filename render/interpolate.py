@@ -23,6 +23,16 @@ def interpolate(attr: torch.Tensor, tri: torch.Tensor, frags: Fragments) -> torc
         (K, H, W, C) tensor of `attr`'s dtype and device: Σ_i bary_i · attr[tri[tri_id, i]]
         where covered, 0 where empty.
     """
+    layers, height, width = frags.tri_id.shape
+    sample, values = interpolate_covered(attr, tri, frags)
+    out = attr.new_zeros((layers * height * width, attr.shape[1]))
+    out = out.index_copy(0, sample, values)
+    return out.reshape(layers, height, width, attr.shape[1])
+
+
+def interpolate_covered(attr: torch.Tensor, tri: torch.Tensor, frags: Fragments) -> tuple[torch.Tensor, torch.Tensor]:
+    """`interpolate` at the covered samples only: their flat indices into K·H·W (ascending), (N,),
+    and their values, (N, C). What the renderer's G-buffer is built from."""
     if attr.ndim != 2:
         raise ValueError(f"attr must have shape (V, C), got {tuple(attr.shape)}")
     if not attr.is_floating_point():
@@ -34,9 +44,6 @@ def interpolate(attr: torch.Tensor, tri: torch.Tensor, frags: Fragments) -> torc
             f"attr ({attr.device}), tri ({tri.device}) and fragments ({frags.tri_id.device}) "
             "must be on the same device"
         )
-    layers, height, width = frags.tri_id.shape
-    channels = attr.shape[1]
-
     ids = frags.tri_id.reshape(-1)
     sample = torch.nonzero(ids >= 0).squeeze(1)  # flat indices of covered pixels
     corners = tri[ids[sample]].long()  # (N, 3) vertex indices
@@ -47,6 +54,4 @@ def interpolate(attr: torch.Tensor, tri: torch.Tensor, frags: Fragments) -> torc
         + attr.index_select(0, corners[:, 1]) * weights[:, 1:2]
         + attr.index_select(0, corners[:, 2]) * weights[:, 2:3]
     )
-    out = attr.new_zeros((layers * height * width, channels))
-    out = out.index_copy(0, sample, values)
-    return out.reshape(layers, height, width, channels)
+    return sample, values

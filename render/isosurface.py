@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from render.camera import Camera, to_clip
 from render.fragments import Fragments
 from render.rasterize import Rasterizer, rasterize
-from render.renderer import GBuffer, Renderer
+from render.renderer import GBuffer
 
 __all__ = [
     "IsoMesh",
@@ -405,10 +405,5 @@ def evaluate_isosurface(
             (normal_c,) = torch.autograd.grad(value.sum(), x, create_graph=differentiable)
     normal_c = F.normalize(normal_c, dim=-1, eps=1e-12)
 
-    K, H, W = frags.tri_id.shape
-    position = position_c.new_zeros(K, H, W, 3).index_put((covered,), position_c)
-    normal = normal_c.new_zeros(K, H, W, 3).index_put((covered,), normal_c)
-    centre = torch.as_tensor(camera.center, dtype=dtype, device=device)
-    view_dir = torch.where(covered[..., None], F.normalize(centre - position, dim=-1, eps=1e-12), 0.0)
-    pixel_xy = Renderer._splat_centres(position, samples.clip_matrix.to(dtype), frags)
-    return GBuffer(frags, position, normal, view_dir, pixel_xy)
+    index = torch.nonzero(covered.reshape(-1)).squeeze(1)  # the rows' order: boolean indexing is row-major
+    return GBuffer.from_samples(frags, index, position_c, normal_c, camera, samples.clip_matrix.to(dtype))

@@ -29,6 +29,19 @@ class SceneTools:
         return Camera(K, cam.R, cam.t, width, height)
 
     @staticmethod
+    def samples_are_the_dense_buffers(gbuffer, seen: dict) -> None:
+        """The shader got (`seen`) the covered rows of the dense G-buffer, in order; empty samples
+        are 0 and splat from their pixel centres."""
+        covered = gbuffer.covered
+        assert torch.equal(gbuffer.samples.index, covered.reshape(-1).nonzero().squeeze(1))
+        for name in ("position", "normal", "view_dir"):
+            assert torch.equal(seen[name], getattr(gbuffer, name)[covered]), name
+            assert (getattr(gbuffer, name)[~covered] == 0).all(), name
+        k, h, w = covered.shape
+        ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        assert torch.equal(gbuffer.pixel_xy[~covered], torch.stack([xs, ys], -1).expand(k, h, w, 2)[~covered])
+
+    @staticmethod
     def unproject(cam: Camera, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
         """World points (N, 3) that project to pixels `uv` (N, 2) at camera depths `z` (N,)."""
         rays = np.linalg.solve(cam.K, np.c_[uv, np.ones(len(uv))].T).T

@@ -128,7 +128,7 @@ def test_nearly_equal_values_drop_their_triangles() -> None:
     assert 0 < len(kept) == expected < len(all_faces)
 
 
-def test_sphere_isosurface_renders_within_a_pixel_of_the_analytic_silhouette(renderer) -> None:
+def test_sphere_isosurface_renders_within_a_pixel_of_the_analytic_silhouette(renderer, tools) -> None:
     lattice = Lattice.cube(32, 1.0)
     grid = _sphere_sdf(lattice.points(dtype=torch.float64)).float()
     cam = _camera()
@@ -154,6 +154,7 @@ def test_sphere_isosurface_renders_within_a_pixel_of_the_analytic_silhouette(ren
     assert (radial * seen["normal"]).sum(-1).min() > np.cos(np.radians(0.5))
     front = out.gbuffer.normal[0][out.gbuffer.covered[0]]
     assert (front * out.gbuffer.view_dir[0][out.gbuffer.covered[0]]).sum(-1).min() > -0.1
+    tools.samples_are_the_dense_buffers(out.gbuffer, seen)
 
 
 def test_samples_carry_six_lattice_indices_and_three_barycentrics(renderer) -> None:

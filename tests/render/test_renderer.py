@@ -67,7 +67,7 @@ def test_silhouette_matches_the_analytic_disk(renderer) -> None:
     assert torch.allclose(out.alpha[1:-1, 1:-1][torch.from_numpy(interior)], torch.tensor(1.0), atol=1e-5)
 
 
-def test_shading_sees_world_positions_normals_and_view_directions(renderer) -> None:
+def test_shading_sees_world_positions_normals_and_view_directions(renderer, tools) -> None:
     v, f, n = _sphere()
     cam = _camera()
     seen = {}
@@ -87,6 +87,7 @@ def test_shading_sees_world_positions_normals_and_view_directions(renderer) -> N
     towards_camera = cam.center - CENTRE
     expected = 0.5 + 0.5 * towards_camera / np.linalg.norm(towards_camera)
     assert np.allclose(rgb.numpy(), expected, atol=0.03)
+    tools.samples_are_the_dense_buffers(out.gbuffer, seen)
 
 
 def test_shading_without_normals_is_refused(renderer) -> None:
