@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import torch
@@ -52,26 +53,44 @@ class CoveredSamples:
 class GBuffer:
     """Differentiable per-sample surface attributes of K layers (zeros where empty).
 
+    Built from the covered samples' rows (`from_samples`); the dense (K, H, W, 3) position,
+    normal and view direction are scattered from them on first use only: the NDS step and the
+    benchmarks shade the rows and splat `pixel_xy`, and never need them (at 512² each is a
+    zeroed 6 MB buffer and a scatter, forward and backward).
+
     Attributes:
         fragments: the (non-differentiable) samples.
+        samples: the covered samples' rows (what shading reads).
+        pixel_xy: (K, H, W, 2) projections of the surface points (the splat centres; pixel centres
+            in value where empty).
         position: (K, H, W, 3) world-space surface points.
         normal: (K, H, W, 3) unit normals (a mesh's interpolated vertex normals, an isosurface's
             ∇f or face normals); None when a mesh was given no normals.
         view_dir: (K, H, W, 3) unit directions from the surface point towards the camera centre.
-        pixel_xy: (K, H, W, 2) projections of `position` (the splat centres; pixel centres in value).
-        samples: the same values at the covered samples only.
     """
 
     fragments: Fragments
-    position: torch.Tensor
-    normal: torch.Tensor | None
-    view_dir: torch.Tensor
-    pixel_xy: torch.Tensor
     samples: CoveredSamples
+    pixel_xy: torch.Tensor
 
     @property
     def covered(self) -> torch.Tensor:
         return self.fragments.covered
+
+    @cached_property
+    def position(self) -> torch.Tensor:
+        return self._dense(self.samples.position)
+
+    @cached_property
+    def normal(self) -> torch.Tensor | None:
+        return None if self.samples.normal is None else self._dense(self.samples.normal)
+
+    @cached_property
+    def view_dir(self) -> torch.Tensor:
+        return self._dense(self.samples.view_dir)
+
+    def _dense(self, rows: torch.Tensor) -> torch.Tensor:
+        return _scatter_rows(rows, self.samples.index, rows.new_zeros(*self.covered.shape, rows.shape[1]))
 
     @staticmethod
     def from_samples(
@@ -84,27 +103,26 @@ class GBuffer:
     ) -> GBuffer:
         """The G-buffer of covered samples' positions and unit normals (rows at flat `index`).
 
-        View directions and splat centres are computed on the N rows, then every attribute is
-        scattered into its zeroed K·H·W buffer (pixel centres for the empty samples' splat centres).
+        View directions and splat centres are computed on the N rows (an empty sample has
+        w = 0, and a NaN in an unselected `torch.where` branch would still poison the gradient).
         """
         K, H, W = frags.tri_id.shape
         centre = torch.as_tensor(camera.center, dtype=position.dtype, device=position.device)
         view_dir = F.normalize(centre - position, dim=-1, eps=1e-12)
-        samples = CoveredSamples(index, position, normal, view_dir)
-
-        def dense(rows: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-            base = rows.new_zeros(K * H * W, rows.shape[1]) if base is None else base.reshape(K * H * W, -1)
-            return base.index_copy(0, index, rows).reshape(K, H, W, rows.shape[1])
-
         ys, xs = torch.meshgrid(
             torch.arange(H, dtype=position.dtype, device=position.device) + 0.5,
             torch.arange(W, dtype=position.dtype, device=position.device) + 0.5,
             indexing="ij",
         )
         centres = torch.stack([xs, ys], dim=-1).expand(K, H, W, 2)
-        pixel_xy = dense(clip_to_pixels(to_clip(position, clip_m), W, H), centres)
-        normal_dense = None if normal is None else dense(normal)
-        return GBuffer(frags, dense(position), normal_dense, dense(view_dir), pixel_xy, samples)
+        pixel_xy = _scatter_rows(clip_to_pixels(to_clip(position, clip_m), W, H), index, centres)
+        return GBuffer(frags, CoveredSamples(index, position, normal, view_dir), pixel_xy)
+
+
+def _scatter_rows(rows: torch.Tensor, index: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """`base` (K, H, W, C) with `rows` (N, C) at the flat sample indices `index`; differentiable
+    w.r.t. `rows` (the backward is an index_select)."""
+    return base.reshape(-1, rows.shape[1]).index_copy(0, index, rows).reshape(base.shape)
 
 
 @dataclass(frozen=True)
@@ -218,7 +236,7 @@ class Renderer:
         a pixel's 3×3 neighbourhood lies inside `where`, at the shader cost of `where` alone.
         """
         covered, rows = gbuffer.covered, gbuffer.samples
-        alpha = covered[..., None].to(gbuffer.position.dtype)
+        alpha = covered[..., None].to(rows.position.dtype)
         if shade is None:
             return alpha
         if rows.normal is None:
