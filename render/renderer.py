@@ -36,8 +36,8 @@ class CoveredSamples:
     """A G-buffer's covered samples as rows (N of them, in flat K·H·W order).
 
     Shading reads these rather than gathering them back out of the dense buffers: on the CPU
-    those gathers' backward is an index_put into zeroed K·H·W buffers (with the lazy dense
-    buffers below, four views' losses and backward at 128² went from 49–57 to 41–45 ms on one thread).
+    those gathers' backward is an index_put into zeroed K·H·W buffers (reading the rows took four
+    views' NDS losses and backward at 128² from 49–57 to 41–45 ms on one thread).
 
     Attributes:
         index: (N,) int64 ascending flat indices into K·H·W.
