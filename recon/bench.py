@@ -25,7 +25,6 @@ from recon.demo import build_mesh, load_recipe
 from recon.mesh import vertex_normals
 from render.camera import Camera
 from render.renderer import Renderer
-from render.splat import splat
 
 TARGETS = (2_500, 326_000, 2_000_000)
 MAX_BASE = 6_000  # triangles of the marching-cubes mesh before subdivision
@@ -96,22 +95,25 @@ def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor,
 
     row["evaluation_ms"] = _median_ms(lambda: evaluate(vertices), repeats, sync)
     gb = evaluate(vertices)
-    samples = renderer.shade(gb, lambda p, n, d: mlp(torch.cat([p, n, d], -1)))
-    row["shading_ms"] = _median_ms(lambda: renderer.shade(gb, lambda p, n, d: mlp(torch.cat([p, n, d], -1))), repeats, sync)
-    row["splatting_ms"] = _median_ms(lambda: splat(samples.detach(), gb.pixel_xy.detach(), frags.depth), repeats, sync)
+
+    def shade(g):
+        return renderer.shade_samples(g, lambda p, n, d: mlp(torch.cat([p, n, d], -1)))
+
+    samples = shade(gb).detach()
+    row["shading_ms"] = _median_ms(lambda: shade(gb), repeats, sync)
+    row["splatting_ms"] = _median_ms(lambda: renderer.splat(gb, samples), repeats, sync)
     target = torch.zeros(size, size, device=device)
 
     def silhouette_step() -> None:
         v = vertices.detach().requires_grad_(True)
         g = evaluate(v)
-        alpha = splat(g.covered[..., None].to(v.dtype), g.pixel_xy, frags.depth)[..., 0]
+        alpha = renderer.splat(g, renderer.shade_samples(g, None))[..., 0]
         (alpha - target).abs().mean().backward()
 
     def shaded_step() -> None:
         v = vertices.detach().requires_grad_(True)
         g = evaluate(v)
-        out = splat(renderer.shade(g, lambda p, n, d: mlp(torch.cat([p, n, d], -1))), g.pixel_xy, frags.depth)
-        out.abs().mean().backward()
+        renderer.splat(g, shade(g)).abs().mean().backward()
 
     row["silhouette_step_ms"] = _median_ms(silhouette_step, repeats, sync)
     row["shaded_step_ms"] = _median_ms(shaded_step, repeats, sync)

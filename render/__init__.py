@@ -6,7 +6,7 @@ from render.interpolate import interpolate
 from render.isosurface import IsoMesh, IsoSamples, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface
 from render.rasterize import make_rasterizer, rasterize
 from render.renderer import GBuffer, Renderer, RenderResult
-from render.splat import splat
+from render.splat import splat, splat_samples
 
 __all__ = [
     "Camera",
@@ -25,5 +25,6 @@ __all__ = [
     "rasterize",
     "sample_isosurface",
     "splat",
+    "splat_samples",
     "to_clip",
 ]

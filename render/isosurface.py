@@ -15,8 +15,8 @@ two:
   points only (looked up in a grid tensor, or any torch function of the points: quadratic, not
   cubic, cost), each corner is the edge crossing p_a + α (p_b - p_a), the sample is their
   barycentric combination, normals are ∇f (autograd for a function, central differences for a
-  grid) or the triangle's, view directions and splat centres as for meshes. The result is the mesh path's `GBuffer`, so `Renderer.shade` and `splat`
-  are shared.
+  grid) or the triangle's, view directions and splat centres as for meshes. The result is the mesh path's `GBuffer`, so
+  `Renderer.shade_samples` and `Renderer.splat` are shared.
 
 Gradients reach the lattice values (or f's parameters) through α only: the topology Marching Cubes
 chose is a constant of the step, so it changes only at the next sampling.

@@ -20,7 +20,7 @@ from render.camera import Camera, clip_to_pixels, to_clip
 from render.fragments import Fragments
 from render.interpolate import interpolate_covered
 from render.rasterize import Rasterizer, make_rasterizer, rasterize
-from render.splat import splat
+from render.splat import splat_samples
 
 if TYPE_CHECKING:
     from render.isosurface import IsoMesh
@@ -35,28 +35,30 @@ ShadeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 class CoveredSamples:
     """A G-buffer's covered samples as rows (N of them, in flat K·H·W order).
 
-    Shading reads these rather than gathering them back out of the dense buffers: on the CPU
-    those gathers' backward is an index_put into zeroed K·H·W buffers (reading the rows took four
-    views' NDS losses and backward at 128² from 49–57 to 41–45 ms on one thread).
+    Shading and splatting read these rather than gathering them back out of the dense buffers:
+    on the CPU those gathers' backward is an index_put into zeroed K·H·W buffers (reading the rows
+    took four views' NDS losses and backward at 128² from 49–57 to 41–45 ms on one thread).
 
     Attributes:
         index: (N,) int64 ascending flat indices into K·H·W.
         position, normal, view_dir: (N, 3) rows of the G-buffer's tensors (normal None with them).
+        pixel_xy: (N, 2) the points' projections in pixels: the splat centres.
     """
 
     index: torch.Tensor
     position: torch.Tensor
     normal: torch.Tensor | None
     view_dir: torch.Tensor
+    pixel_xy: torch.Tensor
 
 
 @dataclass(frozen=True)
 class GBuffer:
     """Differentiable per-sample surface attributes of K layers (zeros where empty).
 
-    Built from the covered samples' rows (`from_samples`); the dense (K, H, W, 3) position,
-    normal and view direction are scattered from them on first use only: the NDS step and the
-    benchmarks shade the rows and splat `pixel_xy`, and never need them (at 512² each is a
+    Built from the covered samples' rows (`from_samples`); the dense (K, H, W, ·) position,
+    normal, view direction and splat centres are scattered from them on first use only: the NDS
+    step and the benchmarks shade and splat the rows, and never need them (at 512² each is a
     zeroed 6 MB buffer and a scatter, forward and backward).
 
     Attributes:
@@ -72,7 +74,6 @@ class GBuffer:
 
     fragments: Fragments
     samples: CoveredSamples
-    pixel_xy: torch.Tensor
 
     @property
     def covered(self) -> torch.Tensor:
@@ -89,6 +90,17 @@ class GBuffer:
     @cached_property
     def view_dir(self) -> torch.Tensor:
         return self._dense(self.samples.view_dir)
+
+    @cached_property
+    def pixel_xy(self) -> torch.Tensor:
+        K, H, W = self.covered.shape
+        rows = self.samples.pixel_xy
+        ys, xs = torch.meshgrid(
+            torch.arange(H, dtype=rows.dtype, device=rows.device) + 0.5,
+            torch.arange(W, dtype=rows.dtype, device=rows.device) + 0.5,
+            indexing="ij",
+        )
+        return _scatter_rows(rows, self.samples.index, torch.stack([xs, ys], dim=-1).expand(K, H, W, 2))
 
     def _dense(self, rows: torch.Tensor) -> torch.Tensor:
         return _scatter_rows(rows, self.samples.index, rows.new_zeros(*self.covered.shape, rows.shape[1]))
@@ -107,17 +119,11 @@ class GBuffer:
         View directions and splat centres are computed on the N rows (an empty sample has
         w = 0, and a NaN in an unselected `torch.where` branch would still poison the gradient).
         """
-        K, H, W = frags.tri_id.shape
+        _, H, W = frags.tri_id.shape
         centre = torch.as_tensor(camera.center, dtype=position.dtype, device=position.device)
         view_dir = F.normalize(centre - position, dim=-1, eps=1e-12)
-        ys, xs = torch.meshgrid(
-            torch.arange(H, dtype=position.dtype, device=position.device) + 0.5,
-            torch.arange(W, dtype=position.dtype, device=position.device) + 0.5,
-            indexing="ij",
-        )
-        centres = torch.stack([xs, ys], dim=-1).expand(K, H, W, 2)
-        pixel_xy = _scatter_rows(clip_to_pixels(to_clip(position, clip_m), W, H), index, centres)
-        return GBuffer(frags, CoveredSamples(index, position, normal, view_dir), pixel_xy)
+        pixel_xy = clip_to_pixels(to_clip(position, clip_m), W, H)
+        return GBuffer(frags, CoveredSamples(index, position, normal, view_dir, pixel_xy))
 
 
 def _scatter_rows(rows: torch.Tensor, index: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -230,26 +236,35 @@ class Renderer:
         return GBuffer.from_samples(frags, index, attrs[:, :3], normal, camera, clip_m)
 
     def shade(self, gbuffer: GBuffer, shade: ShadeFn | None, where: torch.Tensor | None = None) -> torch.Tensor:
-        """(K, H, W, C+1) premultiplied RGBA-like samples: shade() on covered samples, alpha = coverage.
+        """(K, H, W, C+1) premultiplied RGBA-like samples, 0 where empty: `shade_samples` made dense."""
+        rows = self.shade_samples(gbuffer, shade, where)
+        full = rows.new_zeros(gbuffer.covered.numel(), rows.shape[1]).index_copy(0, gbuffer.samples.index, rows)
+        return full.reshape(*gbuffer.covered.shape, rows.shape[1])
 
-        `where` (H, W) bool: shade only the covered samples of those pixels, colour 0 elsewhere
-        (alpha is still every sample's coverage): after splatting, the colour is exact wherever
-        a pixel's 3×3 neighbourhood lies inside `where`, at the shader cost of `where` alone.
+    def shade_samples(self, gbuffer: GBuffer, shade: ShadeFn | None, where: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C+1) premultiplied RGBA-like rows of the covered samples: shade()'s colour, alpha 1.
+
+        `where` (H, W) bool: shade only the samples of those pixels, colour 0 elsewhere (alpha is
+        still 1): after splatting, the colour is exact wherever a pixel's 3×3 neighbourhood lies
+        inside `where`, at the shader cost of `where` alone.
         """
-        covered, rows = gbuffer.covered, gbuffer.samples
-        alpha = covered[..., None].to(rows.position.dtype)
+        rows = gbuffer.samples
+        alpha = torch.ones_like(rows.position[:, :1])
         if shade is None:
             return alpha
         if rows.normal is None:
             raise ValueError("shading needs vertex normals: pass normals= to render()/gbuffer()")
-        index, position, normal, view_dir = rows.index, rows.position, rows.normal, rows.view_dir
-        if where is not None:
-            keep = torch.nonzero(where.reshape(-1)[index % where.numel()]).squeeze(1)
-            index = index[keep]
-            position, normal, view_dir = (x.index_select(0, keep) for x in (position, normal, view_dir))
-        colour = shade(position, normal, view_dir)
-        full = colour.new_zeros(covered.numel(), colour.shape[-1]).index_copy(0, index, colour)
-        return torch.cat([full.reshape(*covered.shape, -1), alpha], dim=-1)
+        if where is None:
+            return torch.cat([shade(rows.position, rows.normal, rows.view_dir), alpha], dim=-1)
+        keep = torch.nonzero(where.reshape(-1)[rows.index % where.numel()]).squeeze(1)
+        colour = shade(*(x.index_select(0, keep) for x in (rows.position, rows.normal, rows.view_dir)))
+        full = colour.new_zeros(rows.index.shape[0], colour.shape[1]).index_copy(0, keep, colour)
+        return torch.cat([full, alpha.to(full.dtype)], dim=-1)
+
+    def splat(self, gbuffer: GBuffer, samples: torch.Tensor) -> torch.Tensor:
+        """(H, W, C) RtS image of `shade_samples`' rows (`render.splat.splat_samples`)."""
+        rows = gbuffer.samples
+        return splat_samples(samples, rows.pixel_xy, rows.index, gbuffer.fragments.depth)
 
     def render(
         self,
@@ -268,8 +283,7 @@ class Renderer:
 
     def composite(self, gbuffer: GBuffer, shade: ShadeFn | None = None) -> RenderResult:
         """Shade a G-buffer (any surface's: mesh or isosurface) and splat its K layers (RtS)."""
-        samples = self.shade(gbuffer, shade)
-        out = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        out = self.splat(gbuffer, self.shade_samples(gbuffer, shade))
         return RenderResult(out[..., :-1], out[..., -1], gbuffer)
 
     def render_isosurface(

@@ -11,6 +11,9 @@ surface), S⁰ (on it) or S⁻ (behind it), chosen by pairing the source's and d
 layers. Each buffer is normalised by max(1, Σ w·alpha) and the three are composited S⁻, S⁰, S⁺ with
 premultiplied over.
 
+The samples are splatted as rows (`splat_samples`: N samples, 9 taps each), the form the G-buffer
+holds them in; `splat` takes dense (K, H, W, ·) layers and splats their non-empty samples.
+
 Conventions: pixel (0, 0) is the top-left corner, pixel (i, j) has its centre at (j + 0.5, i + 0.5)
 (render.camera). Layer 0 is the front-most (render.fragments).
 
@@ -31,7 +34,7 @@ import math
 
 import torch
 
-__all__ = ["splat", "splat_kernel_center_weight"]
+__all__ = ["splat", "splat_kernel_center_weight", "splat_samples"]
 
 # Assignment codes returned by `_layer_assignment`: which buffer a source layer's tap goes to.
 FRONT = 1  # S⁺: the sample occludes the destination's visible surface
@@ -92,38 +95,27 @@ def _layer_assignment(src_depth: torch.Tensor, dst_depth: torch.Tensor) -> torch
     Returns:
         (K, ...) int64 codes: FRONT (+1) for S⁺, SURFACE (0) for S⁰, BEHIND (-1) for S⁻.
     """
-    # Is the source's front surface paired with a destination layer behind the visible one?
-    occluded = _first_argmin((dst_depth - src_depth[:1]).abs()) != 0
-    # Which source layer pairs with the destination's visible surface?
-    k_star = _first_argmin((src_depth - dst_depth[:1]).abs())
-    k = torch.arange(src_depth.shape[0], device=src_depth.device)
-    k = k.view(-1, *([1] * (src_depth.dim() - 1)))
-    code = (k < k_star).long() - (k > k_star).long()  # FRONT, SURFACE, BEHIND
-    return code * ~occluded - occluded.long()  # occluded: all BEHIND
+    occluded, k_star = _pairing(src_depth, dst_depth)
+    layer = torch.arange(src_depth.shape[0], device=src_depth.device)
+    return _code(layer.view(-1, *([1] * (src_depth.dim() - 1))), occluded, k_star)
 
 
-def _splat_weights(pixel_xy: torch.Tensor, sigma: float, eps: float) -> list[torch.Tensor]:
-    """Weights of every splat at its 9 taps, in the source pixel's frame.
-
-    Args:
-        pixel_xy: (K, H, W, 2) splat centres in pixels.
-        sigma, eps: kernel width and normalisation excess.
+def _pairing(src_depth: torch.Tensor, dst_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two depth pairings of the layer rule (`_layer_assignment`), over layers (dim 0), broadcast over the rest.
 
     Returns:
-        9 tensors (K, H, W), offsets in `_OFFSETS` order; each splat's 9 weights sum to 1 + eps.
+        occluded: whether the source's front layer pairs with a destination layer other than
+            the visible one; k_star: the source layer that pairs with the destination's visible surface.
     """
-    _, H, W, _ = pixel_xy.shape
-    dtype, device = pixel_xy.dtype, pixel_xy.device
-    cx = torch.arange(W, dtype=dtype, device=device) + 0.5
-    cy = torch.arange(H, dtype=dtype, device=device).unsqueeze(-1) + 0.5
-    # Splat offset from its own pixel centre: zero in the forward pass, carries the gradient.
-    dx = pixel_xy[..., 0] - cx
-    dy = pixel_xy[..., 1] - cy
-    scale = -1.0 / (2 * sigma * sigma)
-    gauss = [torch.exp(scale * ((dj - dx) ** 2 + (di - dy) ** 2)) for di, dj in _OFFSETS]
-    # W_p: normalising over the splat's own taps keeps its total mass at 1 + eps wherever it moves.
-    norm = (1 + eps) / sum(gauss)
-    return [g * norm for g in gauss]
+    occluded = _first_argmin((dst_depth - src_depth[:1]).abs()) != 0
+    k_star = _first_argmin((src_depth - dst_depth[:1]).abs())
+    return occluded, k_star
+
+
+def _code(layer: torch.Tensor, occluded: torch.Tensor, k_star: torch.Tensor) -> torch.Tensor:
+    """FRONT, SURFACE or BEHIND of source layer `layer`, from its source pixel's pairings."""
+    code = (layer < k_star).long() - (layer > k_star).long()
+    return code * ~occluded - occluded.long()  # occluded: all BEHIND
 
 
 def splat(
@@ -134,33 +126,19 @@ def splat(
     sigma: float = 0.5,
     eps: float = 0.05,
 ) -> torch.Tensor:
-    """Depth-aware multi-layer splatting of K layers of shaded samples into one image.
+    """`splat_samples` of dense (K, H, W, ·) layers: the samples with a non-zero channel are splatted.
 
-    All tensors on one device; rgba and pixel_xy of one floating dtype. Differentiable w.r.t.
-    `rgba` and `pixel_xy`; `depth` is treated as a constant.
+    Empty samples (rgba 0) would add nothing; they are skipped and get a zero gradient (an empty
+    sample's colour has no meaning).
 
     Args:
-        rgba: (K, H, W, C) premultiplied colours per layer sample, last channel alpha (coverage:
-            1 where a sample exists, 0 where empty; shading gives rgb * alpha). Each buffer is
-            normalised by max(1, Σ w·alpha), so empty samples add nothing to Σw (as in the TF
-            Graphics reference: at a silhouette Σw < 1 and the edge stays soft).
-        pixel_xy: (K, H, W, 2) splat centres (x, y) in pixels: the projection of each sample's
-            interpolated 3-D position. In the forward pass equal to the pixel centre
-            (j + 0.5, i + 0.5); pass the pixel centre for empty samples (must be finite).
-        depth: (K, H, W) camera-space z per sample (positive), layers sorted front to back, +inf
-            where empty (treated as a far plane behind everything). Not differentiated.
-        sigma: Gaussian standard deviation in pixels (kernel taps are always 3×3).
-        eps: a full neighbourhood of weights sums to 1 + eps, so interior pixels get normalised.
+        rgba: (K, H, W, C) premultiplied colours per layer sample, last channel alpha (coverage).
+        pixel_xy: (K, H, W, 2) splat centres in pixels (finite everywhere).
+        depth: (K, H, W) camera-space z per sample, layers sorted front to back, +inf where empty.
+        sigma, eps: as for `splat_samples`.
 
     Returns:
-        (H, W, C) premultiplied image: S⁺ over (S⁰ over S⁻), each buffer
-        Σ w·rgba / max(1, Σ w·alpha).
-
-    Only the box of samples with a non-zero channel, grown by the kernel's one-pixel reach, is
-    splatted (an object rarely fills its image: the demo's covers a quarter to a half of it);
-    the rest of the image is exactly 0, as it would be, and the box holds the same values as a
-    whole-image splat. Outside the box `rgba` gets a zero gradient: those samples are empty
-    (rgba 0), and an empty sample's colour has no meaning.
+        (H, W, C) premultiplied image.
     """
     if rgba.dim() != 4:
         raise ValueError(f"rgba must be (K, H, W, C), got {tuple(rgba.shape)}")
@@ -169,56 +147,94 @@ def splat(
         raise ValueError(f"pixel_xy must be {(K, H, W, 2)}, got {tuple(pixel_xy.shape)}")
     if depth.shape != (K, H, W):
         raise ValueError(f"depth must be {(K, H, W)}, got {tuple(depth.shape)}")
-    box = _active_box(rgba)
-    if box is None:
+    index = (rgba.detach() != 0).any(dim=-1).flatten().nonzero().squeeze(1)
+    rows = rgba.reshape(-1, C).index_select(0, index)
+    centres = pixel_xy.reshape(-1, 2).index_select(0, index)
+    out = splat_samples(rows, centres, index, depth, sigma=sigma, eps=eps)
+    return out if index.numel() else out + 0 * rgba.sum() + 0 * pixel_xy.sum()  # keeps the graph
+
+
+def splat_samples(
+    rgba: torch.Tensor,
+    pixel_xy: torch.Tensor,
+    index: torch.Tensor,
+    depth: torch.Tensor,
+    *,
+    sigma: float = 0.5,
+    eps: float = 0.05,
+) -> torch.Tensor:
+    """Depth-aware multi-layer splatting of N samples of K layers into one image.
+
+    The samples are rows, as the G-buffer holds them (`render.renderer.CoveredSamples`): the work
+    is 9 taps per sample, not per pixel of every layer, and a sample's taps are added to their
+    destination buffers in one `index_add`. At 512² with a 2.4K-triangle mesh this took a shaded
+    step from 57 to 47 ms (the dense per-layer form it replaced shifted and scattered whole
+    K·H·W images nine times). Differentiable w.r.t. `rgba` and `pixel_xy`; `depth` is a constant.
+
+    Args:
+        rgba: (N, C) premultiplied colours, last channel alpha (coverage: 1 for a sample that
+            exists; shading gives rgb * alpha). Each buffer is normalised by max(1, Σ w·alpha),
+            so at a silhouette Σw < 1 and the edge stays soft (as in the TF Graphics reference).
+        pixel_xy: (N, 2) splat centres (x, y) in pixels: the projection of each sample's 3-D
+            position; in the forward pass its pixel centre (j + 0.5, i + 0.5).
+        index: (N,) int64 flat indices of the samples into K·H·W, each at most once.
+        depth: (K, H, W) camera-space z of every sample (positive), layers sorted front to back,
+            +inf where empty (a far plane behind everything). The destinations' depths come
+            from it too, so it holds every sample, splatted or not.
+        sigma: Gaussian standard deviation in pixels (kernel taps are always 3×3).
+        eps: a full neighbourhood of weights sums to 1 + eps, so interior pixels get normalised.
+
+    Returns:
+        (H, W, C) premultiplied image: S⁺ over (S⁰ over S⁻), each buffer
+        Σ w·rgba / max(1, Σ w·alpha). Only the box of the samples grown by the kernel's
+        one-pixel reach is composited; the rest of the image is exactly 0, as it would be.
+    """
+    if rgba.dim() != 2 or pixel_xy.shape != (rgba.shape[0], 2) or index.shape != rgba.shape[:1]:
+        raise ValueError(
+            f"rgba (N, C), pixel_xy (N, 2) and index (N,) must agree, got {tuple(rgba.shape)}, "
+            f"{tuple(pixel_xy.shape)}, {tuple(index.shape)}"
+        )
+    if depth.dim() != 3:
+        raise ValueError(f"depth must be (K, H, W), got {tuple(depth.shape)}")
+    K, H, W = depth.shape
+    C = rgba.shape[1]
+    if index.numel() == 0:
         return rgba.new_zeros(H, W, C) + 0 * rgba.sum() + 0 * pixel_xy.sum()  # keeps the graph
-    top, bottom, left, right = box
-    if (bottom - top) * (right - left) == H * W:
-        return _splat(rgba, pixel_xy, depth, sigma, eps)
-    window = (slice(None), slice(top, bottom), slice(left, right))
-    offset = torch.tensor([left, top], dtype=pixel_xy.dtype, device=pixel_xy.device)
-    inner = _splat(rgba[window], pixel_xy[window] - offset, depth[window], sigma, eps)
-    return torch.nn.functional.pad(inner, (0, 0, left, W - right, top, H - bottom))
-
-
-def _active_box(rgba: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right), end-exclusive, of the samples with a non-zero channel grown by one pixel; None if none."""
-    active = (rgba.detach() != 0).any(dim=-1).any(dim=0)  # (H, W)
-    rows, cols = active.any(dim=1).nonzero(), active.any(dim=0).nonzero()
-    if rows.numel() == 0:
-        return None
-    height, width = active.shape
-    top, bottom = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)
-    left, right = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)
-    return top, bottom, left, right
-
-
-def _splat(rgba: torch.Tensor, pixel_xy: torch.Tensor, depth: torch.Tensor, sigma: float, eps: float) -> torch.Tensor:
-    """`splat` over the whole of its inputs (see there)."""
-    K, H, W, C = rgba.shape
-    pad = torch.nn.functional.pad
-    weights = _splat_weights(pixel_xy, sigma, eps)  # 9 × (K, H, W), source frame
-    z = _finite_depth(depth)
-    # Destination (i, j) receives from source (i - di, j - dj): pad the source-frame tensors by
-    # one pixel so all 9 shifted views exist. Outside sources weigh nothing, so whichever buffer
-    # their depth picks receives zero.
-    z_pad = pad(z, (1, 1, 1, 1))
-    # Per-layer (C, H+2, W+2) tensors: slicing one small tensor per tap keeps each slice's
-    # backward (a zero-filled copy of the sliced tensor) cheap.
-    colours = pad(rgba.permute(0, 3, 1, 2).contiguous(), (1, 1, 1, 1)).unbind(0)
-
-    # Buffers stacked as [S⁺, S⁰, S⁻] (index 1 - code); each tap lands in exactly one of them.
-    acc = rgba.new_zeros(3, C, H, W)
-    for (di, dj), w in zip(_OFFSETS, weights):
-        rows, cols = slice(1 - di, 1 - di + H), slice(1 - dj, 1 - dj + W)
-        buffer = 1 - _layer_assignment(z_pad[:, rows, cols], z)  # (K, H, W)
-        for k, w_k in enumerate(pad(w, (1, 1, 1, 1)).unbind(0)):
-            tap = w_k[rows, cols] * colours[k][:, rows, cols]  # (C, H, W)
-            acc.scatter_add_(0, buffer[k].expand(1, C, H, W), tap.unsqueeze(0))
-
+    with torch.no_grad():
+        layer, pixel = index // (H * W), index % (H * W)
+        i, j = pixel // W, pixel % W
+        top, bottom = max(int(i.min()) - 1, 0), min(int(i.max()) + 2, H)
+        left, right = max(int(j.min()) - 1, 0), min(int(j.max()) + 2, W)
+        di, dj = (torch.tensor(o, device=index.device) for o in zip(*_OFFSETS))
+        dest_i, dest_j = i[:, None] + di, j[:, None] + dj  # (N, 9)
+        inside = (dest_i >= 0) & (dest_i < H) & (dest_j >= 0) & (dest_j < W)
+        dest_i, dest_j = dest_i.clamp(0, H - 1), dest_j.clamp(0, W - 1)
+        z = _finite_depth(depth).reshape(K, H * W)
+        occluded, k_star = _pairing(z[:, pixel, None], z[:, dest_i * W + dest_j])
+        buffer = 1 - _code(layer[:, None], occluded, k_star)  # [S⁺, S⁰, S⁻] = 0, 1, 2
+        box_h, box_w = bottom - top, right - left
+        dest = (buffer * box_h + dest_i - top) * box_w + dest_j - left
+    weights = _splat_weights(pixel_xy, i, j, di, dj, sigma, eps) * inside
+    taps = (weights[:, :, None] * rgba[:, None, :]).reshape(-1, C)
+    acc = rgba.new_zeros(3 * box_h * box_w, C).index_add(0, dest.reshape(-1), taps).reshape(3, box_h, box_w, C)
     # Normalise each buffer by max(1, Σ w·alpha) (its alpha channel), then over-composite.
-    layers = acc / acc[:, -1:].clamp(min=1.0)
+    layers = acc / acc[..., -1:].clamp(min=1.0)
     front, surface, behind = layers.unbind(0)
-    out = surface + (1 - surface[-1:]) * behind
-    out = front + (1 - front[-1:]) * out
-    return out.permute(1, 2, 0)
+    out = surface + (1 - surface[..., -1:]) * behind
+    out = front + (1 - front[..., -1:]) * out
+    return torch.nn.functional.pad(out, (0, 0, left, W - right, top, H - bottom))
+
+
+def _splat_weights(
+    pixel_xy: torch.Tensor, i: torch.Tensor, j: torch.Tensor, di: torch.Tensor, dj: torch.Tensor, sigma: float, eps: float
+) -> torch.Tensor:
+    """(N, 9) weights of each splat at its taps (`_OFFSETS` order); each row sums to 1 + eps.
+
+    `pixel_xy` (N, 2) are the splat centres, (i, j) their source pixels and (di, dj) the taps' offsets.
+    """
+    # Splat offset from its own pixel centre: zero in the forward pass, carries the gradient.
+    dx = pixel_xy[:, 0:1] - (j[:, None] + 0.5).to(pixel_xy.dtype)
+    dy = pixel_xy[:, 1:2] - (i[:, None] + 0.5).to(pixel_xy.dtype)
+    gauss = torch.exp(-((dj.to(dx.dtype) - dx) ** 2 + (di.to(dy.dtype) - dy) ** 2) / (2 * sigma * sigma))
+    # W_p: normalising over the splat's own taps keeps its total mass at 1 + eps wherever it moves.
+    return gauss * ((1 + eps) / gauss.sum(dim=1, keepdim=True))

@@ -48,7 +48,6 @@ from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader
 from render.renderer import Renderer
-from render.splat import splat
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +353,7 @@ class NDSSession(ImageLevels):
             loss_silhouette, loss_shading = self._splatted_terms(view, gbuffer)
         else:
             with prof.section("silhouette"):
-                coverage = gbuffer.covered[..., None].to(vertices.dtype)
-                silhouette = splat(coverage, gbuffer.pixel_xy, gbuffer.fragments.depth)[..., 0]
+                silhouette = self.renderer.splat(gbuffer, self.renderer.shade_samples(gbuffer, None))[..., 0]
                 loss_silhouette = (silhouette - self.masks[view]).abs().mean()
             with prof.section("shading"):
                 loss_shading = self._shading_loss(view, gbuffer)
@@ -381,9 +379,9 @@ class NDSSession(ImageLevels):
         """
         index, region = self._shaded_pixels(view, gbuffer)
         with self.profiler.section("shading"):
-            samples = self.renderer.shade(gbuffer, self.training_shader, where=region)
+            samples = self.renderer.shade_samples(gbuffer, self.training_shader, where=region)
         with self.profiler.section("splatting"):
-            image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+            image = self.renderer.splat(gbuffer, samples)
         loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
         if index.numel() == 0:
             return loss_silhouette, image.new_zeros(())

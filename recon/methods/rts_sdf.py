@@ -50,7 +50,6 @@ from recon.shader import NeuralShader, ShaderConfig
 from render.isosurface import IsoMesh, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface, trilinear
 from render.raymarch import camera_rays, ray_box
 from render.renderer import Renderer
-from render.splat import splat
 
 log = logging.getLogger(__name__)
 
@@ -414,9 +413,9 @@ class RtsSdfSession(ImageLevels):
         with prof.section("g-buffers/evaluation"):
             gbuffer = evaluate_isosurface(samples, self.grid, camera)
         with prof.section("shading"):
-            shaded = self.renderer.shade(gbuffer, self.training_shader)
+            shaded = self.renderer.shade_samples(gbuffer, self.training_shader)
         with prof.section("splatting"):
-            image = splat(shaded, gbuffer.pixel_xy, gbuffer.fragments.depth)
+            image = self.renderer.splat(gbuffer, shaded)
         silhouette = (image[..., 3] - self.masks[view]).abs().mean()
         index = self._shaded_pixels(view, gbuffer)
         if index.numel():

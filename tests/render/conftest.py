@@ -40,6 +40,7 @@ class SceneTools:
         k, h, w = covered.shape
         ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
         assert torch.equal(gbuffer.pixel_xy[~covered], torch.stack([xs, ys], -1).expand(k, h, w, 2)[~covered])
+        assert torch.equal(gbuffer.pixel_xy[covered], gbuffer.samples.pixel_xy)
 
     @staticmethod
     def unproject(cam: Camera, uv: np.ndarray, z: np.ndarray) -> np.ndarray:

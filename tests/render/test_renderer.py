@@ -9,7 +9,6 @@ import trimesh
 
 from render.camera import Camera
 from render.renderer import Renderer
-from render.splat import splat
 
 pytestmark = pytest.mark.gl
 
@@ -170,7 +169,7 @@ def test_splatted_shading_moves_a_surface_towards_its_true_depth_through_paralla
 
 
 def test_shading_a_region_shades_only_its_samples_and_splats_their_exact_colours(renderer) -> None:
-    """`shade(where=)`: colours of pixels one pixel inside the region as with every sample shaded."""
+    """`shade_samples(where=)`: colours of pixels one pixel inside the region as with every sample shaded."""
     v, f, n = _sphere()
     cam = _camera()
     gbuffer = renderer.gbuffer(v, f, cam, n)
@@ -182,8 +181,8 @@ def test_shading_a_region_shades_only_its_samples_and_splats_their_exact_colours
         counts.append(len(position))
         return 0.5 + 0.5 * normal * view_dir.sum(-1, keepdim=True)
 
-    full = splat(renderer.shade(gbuffer, shade), gbuffer.pixel_xy, gbuffer.fragments.depth)
-    part = splat(renderer.shade(gbuffer, shade, where=region), gbuffer.pixel_xy, gbuffer.fragments.depth)
+    full = renderer.splat(gbuffer, renderer.shade_samples(gbuffer, shade))
+    part = renderer.splat(gbuffer, renderer.shade_samples(gbuffer, shade, where=region))
     assert counts[1] == int((gbuffer.covered & region).sum()) < counts[0]
     assert torch.equal(full[..., 3], part[..., 3])  # coverage: every sample's, always
     interior = torch.zeros_like(region)

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from render.splat import BEHIND, FRONT, SURFACE, _layer_assignment, _splat, splat, splat_kernel_center_weight
+from render.splat import BEHIND, FRONT, SURFACE, _layer_assignment, splat, splat_kernel_center_weight, splat_samples
 
 INF = float("inf")
 C0 = splat_kernel_center_weight()  # own pixel
@@ -266,12 +266,17 @@ def test_gradcheck_float64() -> None:
     xy.requires_grad_()
     depth = torch.sort(1 + 3 * torch.rand(K, H, W, dtype=torch.float64), dim=0).values
     depth[1, 0, :2] = INF
-    assert torch.autograd.gradcheck(lambda r, p: splat(r, p, depth), (rgba, xy), atol=1e-7)
+    assert torch.autograd.gradcheck(lambda r, p: splat_samples(*_all_rows(r, p), depth), (rgba, xy), atol=1e-7)
 
 
-def test_a_small_object_is_splatted_in_its_box_with_the_whole_images_values_and_gradients() -> None:
-    """Only the box of non-empty samples (+1 px) is splatted: same image and, for every sample
-    that is not empty, the same gradients as splatting the whole image (`_splat`)."""
+def _all_rows(rgba: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every sample of dense layers as rows, empty ones included: (rgba (N, C), xy (N, 2), index (N,))."""
+    return rgba.reshape(-1, rgba.shape[-1]), xy.reshape(-1, 2), torch.arange(rgba[..., 0].numel())
+
+
+def test_dense_layers_splat_their_non_empty_samples_with_every_samples_values_and_gradients() -> None:
+    """`splat` of dense layers splats only the non-empty samples, in their box (+1 px): the same image
+    and, for every non-empty sample, the same gradients as splatting every sample as a row."""
     torch.manual_seed(2)
     K, H, W = 2, 24, 30
     alpha = torch.zeros(K, H, W, 1)
@@ -282,14 +287,27 @@ def test_a_small_object_is_splatted_in_its_box_with_the_whole_images_values_and_
     depth = torch.where(alpha[..., 0] > 0, 2 + torch.arange(K).view(K, 1, 1).float(), INF)
     target = torch.rand(H, W, 4)
     results = []
-    for function in (splat, lambda r, p, d: _splat(r, p, d, 0.5, 0.05)):
+    for function in (splat, lambda r, p, d: splat_samples(*_all_rows(r, p), d)):
         out = function(rgba, xy, depth)
         results.append((out, *torch.autograd.grad(((out - target) ** 2).sum(), (rgba, xy))))
-    (boxed, boxed_rgba, boxed_xy), (whole, whole_rgba, whole_xy) = results
-    assert torch.equal(boxed, whole) and boxed[:6].abs().max() == 0
+    (skipped, skipped_rgba, skipped_xy), (every, every_rgba, every_xy) = results
+    torch.testing.assert_close(skipped, every, atol=1e-6, rtol=0)
+    assert skipped[:6].abs().max() == 0
     filled = alpha[..., 0] > 0
-    assert torch.equal(boxed_rgba[filled], whole_rgba[filled]) and torch.equal(boxed_xy, whole_xy)
-    assert boxed_rgba[:, :6].abs().max() == 0 < whole_rgba[:, :6].abs().max()  # empty samples far off: skipped
+    torch.testing.assert_close(skipped_rgba[filled], every_rgba[filled], atol=1e-6, rtol=0)
+    torch.testing.assert_close(skipped_xy, every_xy, atol=1e-6, rtol=0)
+    assert skipped_rgba[~filled].abs().max() == 0 < every_rgba[~filled].abs().max()  # empty samples: skipped
+
+
+def test_rows_in_any_order_give_the_same_image() -> None:
+    """A sample's taps go where its flat index says, whatever its row."""
+    torch.manual_seed(4)
+    K, H, W = 2, 6, 7
+    rgba = torch.rand(K, H, W, 4)
+    depth = torch.sort(1 + torch.rand(K, H, W), dim=0).values
+    rows, xy, index = _all_rows(rgba, _centres(K, H, W))
+    order = torch.randperm(index.numel())
+    torch.testing.assert_close(splat_samples(rows, xy, index, depth), splat_samples(rows[order], xy[order], index[order], depth))
 
 
 # ---------------------------------------------------------------- degenerate inputs
@@ -317,9 +335,19 @@ def test_all_inf_depth_with_colour_is_finite() -> None:
     torch.testing.assert_close(out[1:-1, 1:-1], rgba[0, 1:-1, 1:-1], atol=1e-6, rtol=0)
 
 
+def test_no_rows_is_an_empty_image() -> None:
+    rgba = torch.zeros(0, 4, requires_grad=True)
+    out = splat_samples(rgba, torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), torch.full((2, 3, 4), INF))
+    assert torch.equal(out, torch.zeros(3, 4, 4))
+    out.sum().backward()
+    assert rgba.grad.shape == (0, 4)
+
+
 def test_shape_errors() -> None:
     rgba = torch.zeros(2, 3, 4, 4)
     with pytest.raises(ValueError, match="pixel_xy"):
         splat(rgba, torch.zeros(2, 3, 4, 3), torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="depth"):
         splat(rgba, torch.zeros(2, 3, 4, 2), torch.zeros(1, 3, 4))
+    with pytest.raises(ValueError, match="must agree"):
+        splat_samples(torch.zeros(5, 4), torch.zeros(4, 2), torch.arange(5), torch.zeros(2, 3, 4))

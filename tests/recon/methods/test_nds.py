@@ -12,7 +12,6 @@ from recon.eval import chamfer
 from recon.methods.config import ConfigError, NDSConfig
 from recon.mesh import check_mesh
 from recon.methods.nds import NDSSession, SessionError
-from render.splat import splat
 
 pytestmark = pytest.mark.gl
 
@@ -213,8 +212,7 @@ def test_shading_tiles_are_whole_tiles_and_give_the_shading_term_of_every_sample
     assert bool(region[grown].all()) and region.sum() < inside.sum()
 
     def term(where):
-        samples = session.renderer.shade(gbuffer, session.training_shader, where=where)
-        image = splat(samples, gbuffer.pixel_xy, gbuffer.fragments.depth)
+        image = session.renderer.splat(gbuffer, session.renderer.shade_samples(gbuffer, session.training_shader, where=where))
         colour = image[..., :3].reshape(-1, 3)[index]
         loss = (colour - session.images[0].reshape(-1, 3)[index]).abs().mean()
         weights = next(session.shader.parameters())
