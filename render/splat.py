@@ -69,13 +69,16 @@ def _finite_depth(depth: torch.Tensor) -> torch.Tensor:
 
 
 def _first_argmin(dist: torch.Tensor) -> torch.Tensor:
-    """argmin over dim 0 keeping the first (front-most) index on ties; faster than argmin for small K."""
-    best = dist[0]
-    index = torch.zeros(dist.shape[1:], dtype=torch.int64, device=dist.device)
+    """argmin over dim 0 keeping the first (front-most) index on ties.
+
+    For small K this loop is ~100× faster than `torch.argmin(dim=0)` on the CPU (a strided reduction).
+    """
+    best, index = dist[0], torch.zeros(dist.shape[1:], dtype=torch.int64, device=dist.device)
     for layer in range(1, dist.shape[0]):
         closer = dist[layer] < best  # strict: a tie keeps the front-most layer
-        best = torch.minimum(best, dist[layer])
-        index = index + closer * (layer - index)  # arithmetic: much faster than masked_fill on CPU
+        index = closer.long() if layer == 1 else torch.where(closer, layer, index)
+        if layer + 1 < dist.shape[0]:
+            best = torch.minimum(best, dist[layer])
     return index
 
 
@@ -107,15 +110,15 @@ def _pairing(src_depth: torch.Tensor, dst_depth: torch.Tensor) -> tuple[torch.Te
         occluded: whether the source's front layer pairs with a destination layer other than
             the visible one; k_star: the source layer that pairs with the destination's visible surface.
     """
-    occluded = _first_argmin((dst_depth - src_depth[:1]).abs()) != 0
+    gap = (dst_depth - src_depth[:1]).abs()
+    occluded = gap[1:].amin(dim=0) < gap[0] if gap.shape[0] > 1 else torch.zeros_like(gap[0], dtype=torch.bool)
     k_star = _first_argmin((src_depth - dst_depth[:1]).abs())
     return occluded, k_star
 
 
 def _code(layer: torch.Tensor, occluded: torch.Tensor, k_star: torch.Tensor) -> torch.Tensor:
     """FRONT, SURFACE or BEHIND of source layer `layer`, from its source pixel's pairings."""
-    code = (layer < k_star).long() - (layer > k_star).long()
-    return code * ~occluded - occluded.long()  # occluded: all BEHIND
+    return torch.where(occluded, BEHIND, (k_star - layer).sign())  # occluded: all BEHIND
 
 
 def splat(
@@ -203,18 +206,21 @@ def splat_samples(
     with torch.no_grad():
         layer, pixel = index // (H * W), index % (H * W)
         i, j = pixel // W, pixel % W
-        top, bottom = max(int(i.min()) - 1, 0), min(int(i.max()) + 2, H)
-        left, right = max(int(j.min()) - 1, 0), min(int(j.max()) + 2, W)
+        # The box of the samples grown by the kernel's reach, in a frame with a one-pixel margin
+        # past the image's edges (taps landing there are cropped), so no tap needs a bounds check.
+        top, left = int(i.min()) - 1, int(j.min()) - 1
+        box_h, box_w = int(i.max()) + 2 - top, int(j.max()) + 2 - left
         di, dj = (torch.tensor(o, device=index.device) for o in zip(*_OFFSETS))
-        dest_i, dest_j = i[:, None] + di, j[:, None] + dj  # (N, 9)
-        inside = (dest_i >= 0) & (dest_i < H) & (dest_j >= 0) & (dest_j < W)
-        dest_i, dest_j = dest_i.clamp(0, H - 1), dest_j.clamp(0, W - 1)
-        z = _finite_depth(depth).reshape(K, H * W)
-        occluded, k_star = _pairing(z[:, pixel, None], z[:, dest_i * W + dest_j])
+        source = (i - top) * box_w + (j - left)
+        dest = source[:, None] + (di * box_w + dj)  # (N, 9)
+        bottom, right = min(top + box_h, H), min(left + box_w, W)  # the box's end inside the image
+        margins = (max(-left, 0), left + box_w - right, max(-top, 0), top + box_h - bottom)  # (l, r, t, b)
+        inner = depth[:, max(top, 0) : bottom, max(left, 0) : right]
+        z = _finite_depth(torch.nn.functional.pad(inner, margins, value=math.inf)).reshape(K, box_h * box_w)
+        occluded, k_star = _pairing(z[:, source, None], z[:, dest])
         buffer = 1 - _code(layer[:, None], occluded, k_star)  # [S⁺, S⁰, S⁻] = 0, 1, 2
-        box_h, box_w = bottom - top, right - left
-        dest = (buffer * box_h + dest_i - top) * box_w + dest_j - left
-    weights = _splat_weights(pixel_xy, i, j, di, dj, sigma, eps) * inside
+        dest += buffer * (box_h * box_w)
+    weights = _splat_weights(pixel_xy, i, j, di, dj, sigma, eps)
     taps = (weights[:, :, None] * rgba[:, None, :]).reshape(-1, C)
     acc = rgba.new_zeros(3 * box_h * box_w, C).index_add(0, dest.reshape(-1), taps).reshape(3, box_h, box_w, C)
     # Normalise each buffer by max(1, Σ w·alpha) (its alpha channel), then over-composite.
@@ -222,7 +228,8 @@ def splat_samples(
     front, surface, behind = layers.unbind(0)
     out = surface + (1 - surface[..., -1:]) * behind
     out = front + (1 - front[..., -1:]) * out
-    return torch.nn.functional.pad(out, (0, 0, left, W - right, top, H - bottom))
+    out = out[margins[2] : box_h - margins[3], margins[0] : box_w - margins[1]]
+    return torch.nn.functional.pad(out, (0, 0, max(left, 0), W - right, max(top, 0), H - bottom))
 
 
 def _splat_weights(
