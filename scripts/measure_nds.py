@@ -4,9 +4,10 @@
 
 Runs `reconstruct run DATASET --out OUT --device cpu` with the JSON's NDS settings set last
 (`RunOptions.config_overrides`), then prints one JSON line: optimisation seconds, rollbacks,
-final faces, crossing pairs left in mesh.ply, the final vertex step against the schedule's, and
-where DATASET holds a ground truth (`gt_mesh.ply`) Chamfer in % of the diagonal and the topology;
-on a `reconstruct demo` dataset also how deep each tool is carved. The README's NDS tables.
+final faces, crossing pairs left in mesh.ply, the final vertex step against the schedule's, the
+seconds of each profiled stage (as `--profile` records them), and where DATASET holds a ground
+truth (`gt_mesh.ply`) Chamfer in % of the diagonal and the topology; on a `reconstruct demo`
+dataset also how deep each tool is carved. The README's NDS tables.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> None:
     dataset, out = Path(sys.argv[1]), Path(sys.argv[2])
     overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     logging.basicConfig(level=logging.WARNING)
-    run = open_run(RunOptions(dataset=dataset, out=out, device="cpu", overwrite=True, config_overrides=overrides))
+    run = open_run(RunOptions(dataset=dataset, out=out, device="cpu", overwrite=True, profile=True, config_overrides=overrides))
     events: list[str] = []
     start = time.perf_counter()
     drive(run, on_step=lambda record: events.append(record.event or ""))
@@ -43,6 +44,7 @@ def main() -> None:
         "faces": mesh.num_faces,
         "crossing_pairs": len(self_intersecting_pairs(mesh.vertices, mesh.faces)),
         "vertex_step": [run.session.lr_vertices, run.session.lr_schedule],
+        "profile_s": {row["stage"]: round(row["seconds"], 1) for row in json.loads((out / "run.json").read_text())["profile"]},
     }
     if (dataset / "gt_mesh.ply").is_file():
         found, truth = trimesh.load(out / "mesh.ply", process=False), trimesh.load(dataset / "gt_mesh.ply", process=False)

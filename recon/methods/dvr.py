@@ -43,6 +43,7 @@ from recon.errors import SessionError
 from recon.methods.config import ConfigError
 from recon.methods.dvr_field import DVRField, DVRFieldConfig, DVRTextureShader
 from recon.methods.dvr_losses import DVRLossWeights, dvr_losses, extract_mesh
+from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
 from recon.methods.session import Snapshot, StepRecord, normalized_camera
 from recon.profiling import Profiler
@@ -263,7 +264,7 @@ class DVRSession:
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
             torch.manual_seed(self.config.seed)
             self.shader = DVRTextureShader(self.config.field).to(self.device)
-        self.optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr)
+        self.optimizer = weights_adam(self.shader.parameters(), self.config.lr)
         self.iteration = 0
         self.history: list[dict[str, float | int | str | None]] = []
         self._mesh: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None

@@ -42,6 +42,7 @@ from recon.mesh import (
 from recon.mesh.checks import flipped_faces, self_intersecting_pairs
 from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
+from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.precision import resolve_precision, with_precision
@@ -90,7 +91,7 @@ class NDSSession(ImageLevels):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
-        self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
+        self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)
         self.precision = resolve_precision(self.config.shader_precision, self.device)
         self.training_shader = with_precision(self.shader, self.precision, self.device)
         log.info("shader products in %s", self.precision)
@@ -471,8 +472,9 @@ class NDSSession(ImageLevels):
     def _bad_gradients(self, total: torch.Tensor) -> str | None:
         if not torch.isfinite(total):
             return "loss is not finite"
-        grads = [self.offsets.grad] + [p.grad for p in self.shader.parameters()]
-        if any(g is not None and not torch.isfinite(g).all() for g in grads):
+        grads = [g for g in [self.offsets.grad, *(p.grad for p in self.shader.parameters())] if g is not None]
+        # The max-norms of all of them at once (NaN and inf propagate): one test instead of one per tensor.
+        if grads and not bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all()):
             return "gradients are not finite"
         return None
 

@@ -42,6 +42,7 @@ from recon.data.scene import Scene
 from recon.errors import SessionError
 from recon.methods.checkpoint import optimizer_state, optimizer_tensors
 from recon.methods.config import ConfigError
+from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.precision import PRECISIONS, resolve_precision, with_precision
@@ -267,7 +268,7 @@ class RtsSdfSession(ImageLevels):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
-        self.shader_optimizer = torch.optim.Adam(self.shader.parameters(), lr=self.config.lr_shader)
+        self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)
         self.precision = resolve_precision(self.config.shader_precision, self.device)
         self.training_shader = with_precision(self.shader, self.precision, self.device)
         self.iteration = 0

@@ -90,6 +90,24 @@ def test_forced_nan_is_rolled_back(small_demo) -> None:
     assert (session.vertices.detach() - good).abs().max() < 0.05  # back near the last good state
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("which", ["offsets", "last shader bias"])
+def test_a_non_finite_gradient_with_a_finite_loss_is_rolled_back(small_demo, bad, which) -> None:
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    list(session.run(2))
+    weights = {k: v.clone() for k, v in session.shader.state_dict().items()}
+    offsets = session.offsets.detach().clone()
+    target = session.offsets if which == "offsets" else list(session.shader.parameters())[-1]
+    hook = target.register_hook(lambda grad: grad.index_fill(0, torch.tensor([0]), bad))
+    record = session.step()
+    hook.remove()
+    assert record.event is not None and "gradients are not finite" in record.event
+    assert torch.isfinite(torch.tensor(record.total))
+    assert torch.equal(session.offsets.detach(), offsets)
+    for k, v in session.shader.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+
+
 @pytest.mark.parametrize("tile", [0, 4], ids=["scattered pixels", "residual-guided tiles"])
 def test_nan_in_the_shader_is_rolled_back_too(small_demo, tmp_path, tile) -> None:
     scene = load(small_demo)
