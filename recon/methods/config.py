@@ -65,7 +65,7 @@ class NDSConfig:
             pixels, and a step costs ~2× less at half the side. False is the paper (one
             resolution). `--image-scale auto` on the CPU turns it on with the images loaded at
             long side ≤ 400 px: on the demo, 128² then 256² gives Chamfer 0.26 % where 128² all
-            along gives 0.32 % (today 0.32 % in 90 s; 256² throughout 0.253 % in 154 s: the
+            along gives 0.32 % (today 0.32 % in 75 s; 256² throughout 0.254 % in 135 s: the
             coarse stages' pixels limit the carving, README *Fewer small operations per step*).
         shader_precision: number format of the shader's matrix products while training: "auto"
             (bfloat16 on a CPU with native bfloat16 dot products, float32 elsewhere), "float32"
