@@ -153,8 +153,7 @@ def splat(
     index = (rgba.detach() != 0).any(dim=-1).flatten().nonzero().squeeze(1)
     rows = rgba.reshape(-1, C).index_select(0, index)
     centres = pixel_xy.reshape(-1, 2).index_select(0, index)
-    out = splat_samples(rows, centres, index, depth, sigma=sigma, eps=eps)
-    return out if index.numel() else out + 0 * rgba.sum() + 0 * pixel_xy.sum()  # keeps the graph
+    return splat_samples(rows, centres, index, depth, sigma=sigma, eps=eps)
 
 
 def splat_samples(
