@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "reconstruct.neural_shader"
 TEXTURE_FORMAT_NAME = "reconstruct.dvr_texture"  # DVR's position-only texture field (recon.methods.dvr_field)
 FORMAT_VERSION = 1
+RECORD_KEY = "record"  # the weights file's metadata key holding its own copy of the .json record
+MAX_HEADER_BYTES = 1 << 20  # a safetensors header this program writes is a few KB
 WEIGHTS_SUFFIX = ".safetensors"
 CONFIG_SUFFIX = ".json"
 
@@ -262,36 +264,39 @@ def save_shader(shader: NeuralShader, normalization: Normalization, path_stem: P
 
     `normalization` is (centre (3,), scale) with x_n = (x_world - centre) · scale, as
     `Scene.normalization()` returns it. Both files are written in full before either replaces
-    its predecessor (the weights first), and the JSON records their SHA-256, so a crash in the
-    microseconds between the two renames is detected on load.
+    its predecessor (the weights first), and the JSON records their SHA-256. The weights file
+    carries its own copy of the record (all but the checksum) in its metadata, so a save killed
+    between the two renames leaves weights that `load_shader` can still read (see there).
     """
     centre, scale = _check_normalization(normalization)
     weights_path, config_path = shader_paths(path_stem)
-    file_format = getattr(shader, "FILE_FORMAT", FORMAT_NAME)  # DVR's texture field has its own tag
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
-    # One metadata key: safetensors writes the metadata map in a per-process random order, so with
-    # two the same weights gave different bytes (and checksums) in different processes.
-    blob = safetensors.torch.save(tensors, metadata={"format": file_format})
-    record = {
-        "format": file_format,
+    record: dict[str, Any] = {
+        "format": getattr(shader, "FILE_FORMAT", FORMAT_NAME),  # DVR's texture field has its own tag
         "version": FORMAT_VERSION,
         "config": shader.config.to_dict(),
         "positional_encoding": "[x, sin(2^k*pi*x), cos(2^k*pi*x) for k < pe_octaves], per octave 3 sin then 3 cos",
         "normalization": {"centre": centre, "scale": scale, "convention": "x_n = (x_world - centre) * scale"},
-        "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
     }
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in shader.state_dict().items()}
+    # One metadata key: safetensors writes the metadata map in a per-process random order, so with
+    # two the same weights gave different bytes (and checksums) in different processes.
+    blob = safetensors.torch.save(tensors, metadata={RECORD_KEY: json.dumps(record, sort_keys=True)})
+    record["weights"] = {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()}
     write_files_atomic({weights_path: blob, config_path: (json.dumps(record, indent=2) + "\n").encode("utf-8")})
     log.info("saved shader to %s (+ %s)", weights_path, config_path.name)
     return weights_path, config_path
 
 
 def _read_record(config_path: Path) -> dict[str, Any]:
-    record = read_json_object(config_path, ShaderFileError, missing="shader config file not found")
+    return _check_record(config_path, read_json_object(config_path, ShaderFileError, missing="shader config file not found"))
+
+
+def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     if record.get("format") not in (FORMAT_NAME, TEXTURE_FORMAT_NAME):
-        raise ShaderFileError(config_path, f"not a shader config (expected \"format\": \"{FORMAT_NAME}\")")
+        raise ShaderFileError(path, f"not a shader config (expected \"format\": \"{FORMAT_NAME}\")")
     version = record.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise ShaderFileError(config_path, f"unsupported shader format version {version!r} (this build reads 1..{FORMAT_VERSION})")
+        raise ShaderFileError(path, f"unsupported shader format version {version!r} (this build reads 1..{FORMAT_VERSION})")
     return record
 
 
@@ -323,21 +328,57 @@ def _max_weight_bytes(config: Any) -> int:
     return 4 * params + (1 << 20)
 
 
-def _read_weights(weights_path: Path, expected_sha256: str, max_bytes: int) -> dict[str, torch.Tensor]:
+def _read_blob(weights_path: Path, max_bytes: int) -> bytes:
     try:
         if weights_path.stat().st_size > max_bytes:
             raise ShaderFileError(weights_path, f"{weights_path.stat().st_size} bytes, more than the config's weights can take")
-        blob = weights_path.read_bytes()
+        return weights_path.read_bytes()
     except FileNotFoundError:
         raise ShaderFileError(weights_path, "shader weights file not found (it must lie beside the .json)") from None
     except OSError as e:
         raise ShaderFileError(weights_path, f"cannot read the shader weights: {e}") from e
-    if hashlib.sha256(blob).hexdigest() != expected_sha256:
-        raise ShaderFileError(weights_path, "weights do not match the checksum in the .json (corrupt, or from another save)")
+
+
+def _own_record(weights_path: Path) -> dict[str, Any] | None:
+    """The record a weights file carries in its metadata (`save_shader`); None for files written
+    before it did, or when the file cannot tell (unreadable: the caller's own error says why)."""
     try:
-        return safetensors.torch.load(blob)
-    except Exception as e:  # safetensors raises its own SafetensorError or a plain exception
-        raise ShaderFileError(weights_path, f"not a valid safetensors file ({e})") from e
+        with weights_path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= MAX_HEADER_BYTES:
+                return None
+            header = json.loads(f.read(size))
+        own = json.loads(header["__metadata__"][RECORD_KEY])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return _check_record(weights_path, own) if isinstance(own, dict) else None
+
+
+def _interrupted_save(weights_path: Path, config_path: Path, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The weights file's own record, where the .json (`record`, None if missing) is what a save
+    killed between its two renames leaves: missing, or agreeing with it in all but the checksum
+    (the weights are replaced first, so they are the newer, complete half). Anything else — weights
+    from another run, an edited .json, a file written before weights carried their record — is
+    refused, naming the file."""
+    own = _own_record(weights_path)
+    if own is not None and (record is None or {k: v for k, v in record.items() if k != "weights"} == own):
+        log.warning("%s: the .json beside it is %s (a save was interrupted); reading the weights with their own record",
+                    weights_path, "missing" if record is None else "from the save before")
+        return own
+    if record is None:
+        raise ShaderFileError(config_path, "shader config file not found")
+    raise ShaderFileError(weights_path, "weights do not match the checksum in the .json (corrupt, or from another save)")
+
+
+def _parse_config(path: Path, record: dict[str, Any]) -> Any:
+    try:
+        if record["format"] == TEXTURE_FORMAT_NAME:
+            from recon.methods.dvr_field import DVRFieldConfig
+
+            return DVRFieldConfig.from_dict(record.get("config"))
+        return ShaderConfig.from_dict(record.get("config"))
+    except (TypeError, ValueError) as e:
+        raise ShaderFileError(path, f"bad shader config: {e}") from e
 
 
 def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
@@ -350,18 +391,23 @@ def load_shader(path: Path | str) -> tuple[NeuralShader, Normalization]:
             weights do not fit the recorded config; the message names the file.
     """
     weights_path, config_path = shader_paths(path)
-    record = _read_record(config_path)
+    if config_path.exists() or not weights_path.exists():
+        record = _read_record(config_path)
+        expected = _checksum(config_path, record)
+        config = _parse_config(config_path, record)
+        normalization = _parse_normalization(config_path, record)
+        blob = _read_blob(weights_path, _max_weight_bytes(config))
+        if hashlib.sha256(blob).hexdigest() != expected:
+            _interrupted_save(weights_path, config_path, record)  # the same config and normalisation, or an error
+    else:
+        record = _interrupted_save(weights_path, config_path, None)
+        config = _parse_config(weights_path, record)
+        normalization = _parse_normalization(weights_path, record)
+        blob = _read_blob(weights_path, _max_weight_bytes(config))
     try:
-        if record["format"] == TEXTURE_FORMAT_NAME:
-            from recon.methods.dvr_field import DVRFieldConfig
-
-            config = DVRFieldConfig.from_dict(record.get("config"))
-        else:
-            config = ShaderConfig.from_dict(record.get("config"))
-    except (TypeError, ValueError) as e:
-        raise ShaderFileError(config_path, f"bad shader config: {e}") from e
-    normalization = _parse_normalization(config_path, record)
-    tensors = _read_weights(weights_path, _checksum(config_path, record), _max_weight_bytes(config))
+        tensors = safetensors.torch.load(blob)
+    except Exception as e:  # safetensors raises its own SafetensorError or a plain exception
+        raise ShaderFileError(weights_path, f"not a valid safetensors file ({e})") from e
 
     shader = shader_from_config(config)
     try:

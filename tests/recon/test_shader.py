@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 from safetensors import safe_open
 
@@ -174,9 +175,10 @@ def test_files_are_plain_safetensors_and_json(tmp_path: Path) -> None:
         assert keys == set(shader.state_dict())
         for k in keys:
             assert torch.equal(f.get_tensor(k), shader.state_dict()[k])
-        assert f.metadata()["format"] == "reconstruct.neural_shader"
+        own = json.loads(f.metadata()["record"])  # the weights' own copy of the record, for a save cut in two
 
     record = json.loads(config.read_text())
+    assert own == {k: v for k, v in record.items() if k != "weights"}
     assert record["format"] == "reconstruct.neural_shader" and record["version"] == FORMAT_VERSION
     assert record["config"] == shader.config.to_dict()
     assert record["normalization"]["centre"] == NORMALIZATION[0].tolist()
@@ -246,12 +248,61 @@ def test_weights_that_do_not_fit_the_config(saved: tuple[Path, Path]) -> None:
     assert err.value.path == weights
 
 
-def test_weights_from_another_save_are_detected(tmp_path: Path) -> None:
+def test_weights_from_another_run_are_detected(tmp_path: Path) -> None:
     a = save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), NORMALIZATION, tmp_path / "a")
-    b = save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), NORMALIZATION, tmp_path / "b")
+    other = (NORMALIZATION[0] + 1, NORMALIZATION[1])
+    b = save_shader(NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8)), other, tmp_path / "b")
     b[0].replace(a[0])
-    with pytest.raises(ShaderFileError, match="checksum"):
+    with pytest.raises(ShaderFileError, match="checksum") as err:
         load_shader(a[1])
+    assert err.value.path == a[0]
+
+
+def _one_run_saved_twice(tmp_path: Path) -> tuple[tuple[Path, Path], NeuralShader]:
+    """Two saves of one run to one stem whose second was killed between its renames: new weights, old .json."""
+    cfg = ShaderConfig(hidden_h=8, features=8, hidden_c=8)
+    first = save_shader(NeuralShader(cfg), NORMALIZATION, tmp_path / "run" / "shader")
+    old_json = first[1].read_bytes()
+    second = NeuralShader(cfg)
+    save_shader(second, NORMALIZATION, tmp_path / "run" / "shader")
+    first[1].write_bytes(old_json)
+    return first, second
+
+
+def test_a_save_killed_between_its_two_files_leaves_the_newer_weights_readable(tmp_path: Path, caplog) -> None:
+    (weights, config), second = _one_run_saved_twice(tmp_path)
+    with caplog.at_level("WARNING", logger="recon.shader"):
+        loaded, (centre, scale) = load_shader(config)
+    assert "from the save before" in caplog.text
+    np.testing.assert_array_equal(centre, NORMALIZATION[0])
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, second.state_dict()[k]), k
+    config.unlink()  # a first save killed the same way: no .json yet
+    loaded, _ = load_shader(weights)
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, second.state_dict()[k]), k
+
+
+def test_a_stale_json_that_was_edited_is_not_passed_over(tmp_path: Path) -> None:
+    (weights, config), _ = _one_run_saved_twice(tmp_path)
+    record = json.loads(config.read_text())
+    record["normalization"]["scale"] = 2.0
+    config.write_text(json.dumps(record))
+    with pytest.raises(ShaderFileError, match="checksum"):
+        load_shader(config)
+
+
+def test_older_weights_without_their_own_record_still_need_the_checksum(tmp_path: Path) -> None:
+    shader = NeuralShader(ShaderConfig(hidden_h=8, features=8, hidden_c=8))
+    weights, config = save_shader(shader, NORMALIZATION, tmp_path / "s")
+    tensors = {k: v.detach().clone().contiguous() + 1 for k, v in shader.state_dict().items()}
+    weights.write_bytes(safetensors.torch.save(tensors, metadata={"format": "reconstruct.neural_shader"}))
+    with pytest.raises(ShaderFileError, match="checksum"):
+        load_shader(config)
+    config.unlink()
+    with pytest.raises(ShaderFileError, match="config file not found") as err:
+        load_shader(weights)
+    assert err.value.path == config
 
 
 def test_missing_files(tmp_path: Path, saved: tuple[Path, Path]) -> None:
