@@ -255,11 +255,12 @@ class Renderer:
         if rows.normal is None:
             raise ValueError("shading needs vertex normals: pass normals= to render()/gbuffer()")
         if where is None:
-            return torch.cat([shade(rows.position, rows.normal, rows.view_dir), alpha], dim=-1)
-        keep = torch.nonzero(where.reshape(-1)[rows.index % where.numel()]).squeeze(1)
-        colour = shade(*(x.index_select(0, keep) for x in (rows.position, rows.normal, rows.view_dir)))
-        full = colour.new_zeros(rows.index.shape[0], colour.shape[1]).index_copy(0, keep, colour)
-        return torch.cat([full, alpha.to(full.dtype)], dim=-1)
+            colour = shade(rows.position, rows.normal, rows.view_dir)
+        else:
+            keep = torch.nonzero(where.reshape(-1)[rows.index % where.numel()]).squeeze(1)
+            shaded = shade(*(x.index_select(0, keep) for x in (rows.position, rows.normal, rows.view_dir)))
+            colour = shaded.new_zeros(rows.index.shape[0], shaded.shape[1]).index_copy(0, keep, shaded)
+        return torch.cat([colour, alpha.to(colour.dtype)], dim=-1)
 
     def splat(self, gbuffer: GBuffer, samples: torch.Tensor) -> torch.Tensor:
         """(H, W, C) RtS image of `shade_samples`' rows (`render.splat.splat_samples`)."""
