@@ -48,7 +48,7 @@ def check_mesh(
     if f.numel() == 0:
         return ["mesh has no faces"]
 
-    e0, e1, cross = _edges_and_cross(v, f)  # cross: #F,3, length 2·area
+    e0, e1, cross = ops.edges_and_cross(v, f)  # cross: #F,3, length 2·area
     double_area = cross.norm(dim=-1)  # #F
     # Σ squared edge lengths, the third edge e1 − e0 through |e1 − e0|² = |e0|² + |e1|² − 2·e0·e1
     edge_sq = 2 * ((e0 * e0).sum(dim=-1) + (e1 * e1).sum(dim=-1) - (e0 * e1).sum(dim=-1))  # #F
@@ -92,15 +92,8 @@ def _turned(cross: torch.Tensor, double_area: torch.Tensor, reference_normals: t
 
 def flipped_faces(v: torch.Tensor, f: torch.Tensor, reference_normals: torch.Tensor) -> torch.Tensor:
     """#F bool: the faces `check_mesh` counts as flipped against `reference_normals`."""
-    cross = _edges_and_cross(v, f)[2]
+    cross = ops.edges_and_cross(v, f)[2]
     return _turned(cross, cross.norm(dim=-1), reference_normals)
-
-
-def _edges_and_cross(v: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """#F,3 each: the edges from corner 0 to corners 1 and 2, and their cross product."""
-    v0, v1, v2 = ops.gather_rows(v, f.reshape(-1)).reshape(-1, 3, 3).unbind(1)
-    e0, e1 = v1 - v0, v2 - v0
-    return e0, e1, torch.linalg.cross(e0, e1)
 
 
 def self_intersecting_pairs(v: torch.Tensor | np.ndarray, f: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -30,9 +30,15 @@ def face_normals(v: torch.Tensor, f: torch.Tensor, normalize: bool = True) -> to
         f: #F,3 long faces.
         normalize: unit length (zero-area faces give a zero vector, not NaN).
     """
-    v0, v1, v2 = (gather_rows(v, f[:, k]) for k in range(3))
-    n = torch.linalg.cross(v1 - v0, v2 - v0)  # #F,3
+    n = edges_and_cross(v, f)[2]  # #F,3
     return F_.normalize(n, dim=-1, eps=NORMAL_EPS) if normalize else n
+
+
+def edges_and_cross(v: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """#F,3 each: the edges from corner 0 to corners 1 and 2, and their cross product (length 2·area)."""
+    v0, v1, v2 = (gather_rows(v, f[:, k]) for k in range(3))
+    e0, e1 = v1 - v0, v2 - v0
+    return e0, e1, torch.linalg.cross(e0, e1)
 
 
 def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
