@@ -11,6 +11,7 @@ import trimesh
 
 from recon import runner
 from recon.data import load
+from recon.mesh import self_intersecting_pairs
 from recon.methods.config import NDSConfig
 from recon.methods.nds import NDSSession, SessionError, StalledError
 
@@ -115,21 +116,40 @@ def test_the_clean_state_survives_a_checkpoint_and_older_checkpoints_start_one(s
     assert torch.equal(older._clean, older.offsets.detach()) and older._clean_iteration == 3
 
 
-def test_a_remesh_into_a_tangle_is_rejected(small_demo, monkeypatch) -> None:
+def _session_remeshed_by(small_demo, monkeypatch, push) -> tuple[NDSSession, torch.Tensor]:
+    """A session on a sphere whose remesh (at step 1) is the mesh with `push` applied to its
+    vertices: a remesher that leaves the surface crossing itself. Returns it and its faces before."""
     import recon.methods.nds as nds
 
-    def tangling_remesh(mesh, edge_length):  # stands for a remesher that leaves the surface crossing itself
-        vertices = mesh.vertices.clone()
-        pole = int(vertices[:, 0].argmax())
-        vertices[pole] += torch.tensor([-1.2, 0.05, 0.0])
-        return mesh.with_vertices(vertices)
+    def tangling_remesh(mesh, edge_length):
+        return mesh.with_vertices(push(mesh.vertices.clone()))
 
     monkeypatch.setattr(nds, "remesh", tangling_remesh)
     session = NDSSession(load(small_demo), small_config(init="sphere", remesh_at=(1,), intersection_every=0), renderer="gl")
     session.step()
-    faces = session.mesh.faces
+    return session, session.mesh.faces
+
+
+def test_a_remesh_with_a_vertex_through_the_other_side_is_relaxed_and_kept(small_demo, monkeypatch) -> None:
+    def one_vertex_through(vertices):
+        vertices[int(vertices[:, 0].argmax())] += torch.tensor([-1.2, 0.05, 0.0])
+        return vertices
+
+    session, _ = _session_remeshed_by(small_demo, monkeypatch, one_vertex_through)
     record = session.step()
-    assert record.event is not None and "remesh rejected" in record.event and "intersect" in record.event
+    assert record.event is not None and record.event.startswith("remeshed")
+    assert len(self_intersecting_pairs(session.vertices.detach(), session.mesh.faces)) == 0
+
+
+def test_a_remesh_into_a_tangle_relaxing_cannot_undo_is_rejected(small_demo, monkeypatch) -> None:
+    def cap_twisted(vertices):  # the cap x > r/2 turned half round the x axis: its band crosses itself all round
+        cap = vertices[:, 0] > 0.5 * vertices[:, 0].max()
+        vertices[cap, 1:] = -vertices[cap, 1:]
+        return vertices
+
+    session, faces = _session_remeshed_by(small_demo, monkeypatch, cap_twisted)
+    record = session.step()
+    assert record.event is not None and "remesh rejected" in record.event
     assert session.mesh.faces is faces
 
 
