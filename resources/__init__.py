@@ -4,5 +4,5 @@
 can offer the names without importing the demo's builder.
 """
 
-DEMO_SCENES: dict[str, str] = {"pot": "demo_scene.json", "part": "part_scene.json", "torus": "torus_scene.json"}
+DEMO_SCENES: dict[str, str] = {"pot": "demo_scene.json", "part": "part_scene.json", "torus": "torus_scene.json", "checker": "checker_scene.json"}
 DEFAULT_DEMO_SCENE = "pot"

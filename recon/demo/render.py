@@ -28,6 +28,10 @@ class Shading:
 
     Attributes:
         albedo: (M, 3) diffuse colour per material.
+        pattern_period, pattern_contrast: (M,) a material's optional solid checkerboard (recipe
+            `"pattern": {"period": P, "contrast": C}`): cubes of side P in world space alternate
+            between the albedo and the albedo × (1 − C). Contrast 0 = plain. A texture that the
+            shader's h(x) has to hold, which the plain glazes never ask of it.
         specular: (M,) strength of the white highlight.
         shininess: (M,) Blinn-Phong exponent.
         light_dirs: (L, 3) unit directions *towards* each directional light.
@@ -36,6 +40,8 @@ class Shading:
     """
 
     albedo: torch.Tensor
+    pattern_period: torch.Tensor
+    pattern_contrast: torch.Tensor
     specular: torch.Tensor
     shininess: torch.Tensor
     light_dirs: torch.Tensor
@@ -45,9 +51,15 @@ class Shading:
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> Shading:
         mats, lighting = recipe["materials"], recipe["lighting"]
+        for m in mats:
+            pattern = m.get("pattern", {})
+            if not (pattern.get("period", 1.0) > 0 and 0 <= pattern.get("contrast", 0.0) <= 1):
+                raise ValueError(f"demo recipe: material {m['name']!r} has pattern {pattern}; needs period > 0 and 0 <= contrast <= 1")
         dirs = torch.tensor([light["direction"] for light in lighting["lights"]], dtype=torch.float32)
         return cls(
             albedo=torch.tensor([m["albedo"] for m in mats], dtype=torch.float32),
+            pattern_period=torch.tensor([m.get("pattern", {}).get("period", 1.0) for m in mats], dtype=torch.float32),
+            pattern_contrast=torch.tensor([m.get("pattern", {}).get("contrast", 0.0) for m in mats], dtype=torch.float32),
             specular=torch.tensor([m["specular"] for m in mats], dtype=torch.float32),
             shininess=torch.tensor([m["shininess"] for m in mats], dtype=torch.float32),
             light_dirs=F.normalize(dirs, dim=1),
@@ -71,7 +83,10 @@ def shade(shading: Shading, position: torch.Tensor, normal: torch.Tensor, eye: t
     highlight = n_dot_h ** shading.shininess[material][:, None] * (n_dot_l > 0)
     diffuse = shading.ambient + n_dot_l @ shading.light_intensity
     specular = shading.specular[material] * (highlight @ shading.light_intensity)
-    return (shading.albedo[material] * diffuse[:, None] + specular[:, None]).clamp(0, 1)
+    cells = torch.floor(position / shading.pattern_period[material][:, None]).sum(dim=1)
+    dark = torch.remainder(cells, 2) * shading.pattern_contrast[material]
+    albedo = shading.albedo[material] * (1 - dark)[:, None]
+    return (albedo * diffuse[:, None] + specular[:, None]).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------------------------
