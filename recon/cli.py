@@ -456,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--image-scale", default="auto",
                            help=f"working resolution; auto = 1 on CUDA; on CPU halved until the long side ≤ {CPU_MAX_SIDE} px, "
                                 "and once more until the last remesh (coarse-to-fine images); NDS also shades half "
-                                "the pixels, in tiles drawn where the residual is")
+                                "the pixels, in tiles drawn where the residual is, with a shader half as wide whose positional "
+                                "encoding joins at the second remesh (concavities are carved first)")
             p.add_argument("--seed", type=int, default=0, help="seeds view/pixel sampling and the shader's initial weights")
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
             p.add_argument("--checkpoint-every", type=int, metavar="N",
@@ -527,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", choices=sorted(DEMO_SCENES), default=DEFAULT_DEMO_SCENE,
                    help="pot: a glazed pot with a bowl, a groove, a handle and a fin (default); part: a machined block "
                         "with flat faces, two deep slots and a drilled boss; torus: a thick ring whose hole only 8 of "
-                        "the 40 views see through (the topology benchmark: try --init sphere)")
+                        "the 40 views see through (the topology benchmark: try --init sphere); checker: the pot with a "
+                        "checkerboard in its clay (a texture the shader has to hold)")
     p.add_argument("--out", default="demo-run", help="run folder (default ./demo-run)")
     p.add_argument("--cache", help="cache folder for the demo datasets, one per scene (default: the user cache directory)")
     p.add_argument("--rebuild", action="store_true", help="render the demo dataset again even if cached")

@@ -92,6 +92,9 @@ class NDSSession(ImageLevels):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
+        if self.config.pe_unlock_iteration > 0:
+            with torch.no_grad():
+                self.shader.h[0].weight[:, 3:] = 0  # the octaves' columns (the raw position is 0:3)
         self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)
         self.precision = resolve_precision(self.config.shader_precision, self.device)
         self.training_shader = with_precision(self.shader, self.precision, self.device)
@@ -182,6 +185,8 @@ class NDSSession(ImageLevels):
             self.vertex_optimizer.zero_grad(set_to_none=True)
             self.shader_optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if self._pe_held() and self.shader.h[0].weight.grad is not None:
+                self.shader.h[0].weight.grad[:, 3:] = 0
         reason = self._bad_gradients(total)
         if reason is None:
             with self.profiler.section("descent step"):
@@ -245,6 +250,10 @@ class NDSSession(ImageLevels):
                     state["exp_avg"][moved] = 0
             undone += count
         return undone
+
+    def _pe_held(self) -> bool:
+        """Whether h(x) still sees the raw position only (`NDSConfig.pe_from_remesh`)."""
+        return self.iteration < self.config.pe_unlock_iteration
 
     def _untangle(self, events: list[str]) -> str | None:
         """Every `intersection_every` steps and at the last: put a tangle's neighbourhood back where it was untangled.

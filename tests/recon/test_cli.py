@@ -12,6 +12,7 @@ import pytest
 
 from recon.data.formats import nds
 from recon.data.scene import View
+from recon.shader import load_shader
 from render.camera import Camera
 
 
@@ -249,6 +250,7 @@ def test_auto_image_scale_on_the_cpu_starts_on_halved_images(small_demo, tmp_pat
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["coarse_images"] is True and record["config"]["splat_shading"] is True
+    assert record["config"]["pe_from_remesh"] == 2 and load_shader(out / "shader.json")[0].config.hidden_h == 128
     assert record["image_scale"] == 1.0  # the 64² demo is under CPU_MAX_SIDE: loaded as it is
 
 

@@ -24,12 +24,15 @@ def test_auto_on_the_cpu_is_halved_images_and_the_shorter_schedule() -> None:
     assert p.device == "cpu" and p.scale == AutoScale(CPU_MAX_SIDE)
     assert p.config.coarse_images and p.config.iterations == 1750 and p.config.remesh_at == (500, 1000, 1500)
     assert (p.config.shading_tile, p.config.shading_fraction) == (16, 0.5)
+    shader = p.config.shader
+    assert (shader.hidden_h, shader.features) == (128, 128) and p.config.pe_unlock_iteration == 1000
+    assert (shader.pe_octaves, shader.layers_h, shader.hidden_c, shader.layers_c) == (4, 3, 128, 2)  # the paper's
 
 
 def test_a_given_iteration_count_keeps_the_remeshing_fractions_and_a_fixed_scale_changes_nothing() -> None:
     assert plan(RunOptions(Path("d"), Path("o"), device="cpu", iterations=100)).config.remesh_at == (25, 50, 75)
     fixed = plan(RunOptions(Path("d"), Path("o"), device="cpu", image_scale=0.5, seed=4))
-    assert fixed.scale == 0.5 and fixed.config == NDSConfig(seed=4)
+    assert fixed.scale == 0.5 and fixed.config == NDSConfig(seed=4)  # the paper's shader too
 
 
 def test_auto_on_cuda_is_the_paper() -> None:

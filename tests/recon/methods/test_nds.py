@@ -76,6 +76,31 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path, ti
         assert torch.equal(value, resumed.tile_residuals[key]), key
 
 
+def test_positional_encoding_joins_from_zero_at_its_remesh_and_resumes_bit_for_bit(small_demo, tmp_path) -> None:
+    """With `pe_from_remesh` the octaves' weights in h's first layer stay exactly 0 until that
+    remesh (the shader is a function of the raw position), then learn; the raw position's learn
+    throughout; a run resumed before the unlock ends where an uninterrupted one does."""
+    scene = load(small_demo)
+    config = small_config(iterations=10, remesh_at=(3, 6), pe_from_remesh=2)
+    assert config.pe_unlock_iteration == 6
+    session = NDSSession(scene, config, renderer="gl")
+    first = session.shader.h[0].weight.detach().clone()
+    assert not first[:, 3:].any() and first[:, :3].any()
+    list(session.run(4))
+    weights = session.shader.h[0].weight.detach()
+    assert not weights[:, 3:].any() and not torch.equal(weights[:, :3], first[:, :3])
+    session.save(tmp_path / "ckpt")
+    list(session.run())
+    assert session.shader.h[0].weight.detach()[:, 3:].abs().amax(dim=0).gt(0).all()  # every octave column learnt
+    resumed = NDSSession.load(tmp_path / "ckpt", scene, renderer="gl")
+    list(resumed.run())
+    for (name, a), (_, b) in zip(session.shader.state_dict().items(), resumed.shader.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(session.vertices, resumed.vertices)
+    with pytest.raises(ConfigError, match="pe_from_remesh"):
+        NDSConfig(remesh_at=(3,), pe_from_remesh=2)
+
+
 def test_forced_nan_is_rolled_back(small_demo) -> None:
     session = NDSSession(load(small_demo), small_config(), renderer="gl")
     list(session.run(3))
