@@ -225,6 +225,24 @@ class NeuralShader(nn.Module):
         return MLPWeights(self.config.pe_octaves, layers(self.h), layers(self.c))
 
 
+def hold_octaves(shader: NeuralShader) -> None:
+    """Zero the weights by which h's first layer reads the positional encoding's octaves.
+
+    With `drop_octave_gradients` after every backward until a chosen step, h(x) is a function of
+    the raw position until then, and the octaves join from zero afterwards (no jump in the
+    colours), the network an ordinary one throughout. Why a session holds them: NDSConfig.pe_from_remesh.
+    """
+    with torch.no_grad():
+        shader.h[0].weight[:, 3:] = 0  # columns 0:3 read the raw position (PositionalEncoding's order)
+
+
+def drop_octave_gradients(shader: NeuralShader) -> None:
+    """Zero the gradient of h's first-layer weights on the octaves, so a step leaves them where they are."""
+    grad = shader.h[0].weight.grad
+    if grad is not None:
+        grad[:, 3:] = 0
+
+
 # ----------------------------------------------------------------------------- files
 
 

@@ -48,7 +48,7 @@ from recon.methods.registry import Method
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
-from recon.shader import NeuralShader
+from recon.shader import NeuralShader, drop_octave_gradients, hold_octaves
 from render.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,7 @@ class NDSSession(ImageLevels):
             torch.manual_seed(self.config.seed)
             self.shader = NeuralShader(self.config.shader).to(self.device)
         if self.config.pe_unlock_iteration > 0:
-            with torch.no_grad():
-                self.shader.h[0].weight[:, 3:] = 0  # the octaves' columns (the raw position is 0:3)
+            hold_octaves(self.shader)
         self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)
         self.precision = resolve_precision(self.config.shader_precision, self.device)
         self.training_shader = with_precision(self.shader, self.precision, self.device)
@@ -185,8 +184,8 @@ class NDSSession(ImageLevels):
             self.vertex_optimizer.zero_grad(set_to_none=True)
             self.shader_optimizer.zero_grad(set_to_none=True)
             total.backward()
-            if self._pe_held() and self.shader.h[0].weight.grad is not None:
-                self.shader.h[0].weight.grad[:, 3:] = 0
+            if self._pe_held():
+                drop_octave_gradients(self.shader)
         reason = self._bad_gradients(total)
         if reason is None:
             with self.profiler.section("descent step"):
