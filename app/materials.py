@@ -114,13 +114,19 @@ class _Job(QRunnable):
         try:
             result = self.work()
         except ReconstructError as exc:
-            self.signals.failed.emit(self.token, self.kind, str(exc))
+            self._report(self.signals.failed, str(exc))
             return
         except Exception as exc:  # a bug still reaches the user as a message
             log.exception("materials job %r failed", self.kind)
-            self.signals.failed.emit(self.token, self.kind, f"unexpected error ({exc.__class__.__name__}: {exc})")
+            self._report(self.signals.failed, f"unexpected error ({exc.__class__.__name__}: {exc})")
             return
-        self.signals.done.emit(self.token, self.kind, result)
+        self._report(self.signals.done, result)
+
+    def _report(self, signal: Any, payload: Any) -> None:
+        try:
+            signal.emit(self.token, self.kind, payload)
+        except RuntimeError:  # the owner is gone (the window closed mid-job): nobody waits for it
+            log.debug("materials job %r finished after its owner was deleted", self.kind)
 
 
 class EditCommand(QUndoCommand):

@@ -170,3 +170,28 @@ def test_shading_box_lists_paths_and_switches(make_main_window, qtbot) -> None:
         qtbot.waitUntil(lambda: viewport.settled and viewport.frames > 0, timeout=30_000)
         viewport.update()
         qtbot.waitUntil(lambda: name in viewport.fps_label.text(), timeout=10_000)
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_job_that_outlives_its_owner_reports_into_nothing(qtbot, outcome) -> None:
+    """Closing the window mid-job deletes the signals' owner; the pool thread's report then must
+    not raise ('Signal source has been deleted' printed a traceback at exit)."""
+    import shiboken6
+
+    from app.materials import _Job, _JobSignals
+    from recon.errors import ReconstructError
+
+    def work() -> int:
+        if outcome == "failed":
+            raise ReconstructError("bad run folder")
+        return 1
+
+    signals = _JobSignals()
+    received: list = []
+    signals.done.connect(lambda *args: received.append(args))
+    signals.failed.connect(lambda *args: received.append(args))
+    _Job(7, "projection", work, signals).run()  # while the owner lives: delivered
+    assert len(received) == 1 and received[0][:2] == (7, "projection")
+    shiboken6.delete(signals)
+    _Job(8, "projection", work, signals).run()  # after: dropped, no exception
+    assert len(received) == 1
