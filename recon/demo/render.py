@@ -51,15 +51,15 @@ class Shading:
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> Shading:
         mats, lighting = recipe["materials"], recipe["lighting"]
-        for m in mats:
-            pattern = m.get("pattern", {})
-            if not (pattern.get("period", 1.0) > 0 and 0 <= pattern.get("contrast", 0.0) <= 1):
-                raise ValueError(f"demo recipe: material {m['name']!r} has pattern {pattern}; needs period > 0 and 0 <= contrast <= 1")
+        patterns = [(m.get("pattern", {}).get("period", 1.0), m.get("pattern", {}).get("contrast", 0.0)) for m in mats]
+        for m, (period, contrast) in zip(mats, patterns):
+            if not (period > 0 and 0 <= contrast <= 1):
+                raise ValueError(f"demo recipe: material {m['name']!r} has pattern {m['pattern']}; needs period > 0 and 0 <= contrast <= 1")
         dirs = torch.tensor([light["direction"] for light in lighting["lights"]], dtype=torch.float32)
         return cls(
             albedo=torch.tensor([m["albedo"] for m in mats], dtype=torch.float32),
-            pattern_period=torch.tensor([m.get("pattern", {}).get("period", 1.0) for m in mats], dtype=torch.float32),
-            pattern_contrast=torch.tensor([m.get("pattern", {}).get("contrast", 0.0) for m in mats], dtype=torch.float32),
+            pattern_period=torch.tensor([period for period, _ in patterns], dtype=torch.float32),
+            pattern_contrast=torch.tensor([contrast for _, contrast in patterns], dtype=torch.float32),
             specular=torch.tensor([m["specular"] for m in mats], dtype=torch.float32),
             shininess=torch.tensor([m["shininess"] for m in mats], dtype=torch.float32),
             light_dirs=F.normalize(dirs, dim=1),
