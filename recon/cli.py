@@ -357,6 +357,13 @@ def _concavity_lines(figures: dict) -> list[str]:
         f"away, {100 * far['far_outside_share']:.0f} % of that with the reconstruction outside it (filled), holding "
         f"{100 * far['far_error_share']:.0f} % of the completeness error; median error elsewhere {100 * far['near_median_rel']:.3f} %"
     ]
+    regions = sorted(figures["primitives"].items(), key=lambda item: -item[1]["share"])
+    lines.append(
+        "error by primitive (share of the Chamfer error, of the true area, the reconstruction's mean offset, "
+        "+ outside): " + "; ".join(
+            f"{name} {100 * r['share']:.0f} %, {100 * r['area']:.0f} %, {100 * r['offset_rel']:+.3f} %" for name, r in regions
+        )
+    )
     for name, cavity in figures["cavities"].items():
         lines.append(
             f"{name} carved to {100 * cavity['carved']:.1f} % of its depth {cavity['depth']:.3f} at the deepest point, "

@@ -11,7 +11,10 @@ filled part is a small share of the surface. Two measures, both against a refere
   completeness error those far points hold;
 - `cavity_depth`: for one carving tool (a function saying which points lie on the surface it
   carved), how deep the reconstruction is carved straight down along the up axis, relative to the
-  reference's depth, over the columns where looking down one sees the carved floor.
+  reference's depth, over the columns where looking down one sees the carved floor;
+- `error_by_region`: which region of the surface (a function naming each point's region: for
+  the demo, the recipe primitive whose surface it lies on) holds what share of the Chamfer error,
+  and on which side of the true surface the reconstruction lies there on average.
 
 Meshes are (vertices, faces) pairs or anything with `.vertices` and `.faces`. The inside test is
 the generalised winding number (gpytoolbox), which tolerates small holes in a reconstruction.
@@ -28,6 +31,7 @@ import numpy as np
 from recon.eval import mesh_arrays, sample_surface, surface_distance
 
 OnTool = Callable[[np.ndarray], np.ndarray]  # (N, 3) points → (N,) bool: on the surface this tool carved
+RegionOf = Callable[[np.ndarray], np.ndarray]  # (N, 3) points → (N,) int: index of the region each lies on
 
 
 def _diagonal(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -146,3 +150,47 @@ def cavity_depth(
         "mean_fill": float((built - truth).mean()) / depth,
         "columns": int(on_floor.sum()),
     }
+
+
+def error_by_region(
+    reconstruction: Any, reference: Any, region_of: RegionOf, regions: int, n_samples: int = 100_000, seed: int = 0
+) -> list[dict[str, float]]:
+    """Where the Chamfer error lies, region by region, and on which side of the true surface.
+
+    Chamfer's two means are split by the region of the true surface each sample belongs to
+    (`region_of`): a reference sample carries its distance to the reconstruction (completeness)
+    into its own region, a reconstruction sample its distance to the reference (accuracy) into the
+    region of its nearest point there, so a lid left over a slot counts against the slot. A region
+    can hold a share of the error far above its share of the area (a hole left shut), or lie
+    outside the true surface everywhere (faces pushed outwards), which the total hides.
+
+    Returns:
+        one dict per region index 0 … `regions` − 1: share (of the summed distances of both
+        directions; the shares add up to 1, or are all 0 for a perfect reconstruction), area
+        (share of the reference's samples), offset_rel (mean signed distance of the
+        reconstruction's samples there, + where it lies outside the true solid, as a fraction of
+        the reference's diagonal; NaN where no reconstruction sample is nearest the region).
+    """
+    rv, rf = mesh_arrays(reconstruction)
+    gv, gf = mesh_arrays(reference)
+    diagonal = _diagonal(gv, gf)
+    rng_built, rng_true = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    built, true = sample_surface(rv, rf, n_samples, rng_built), sample_surface(gv, gf, n_samples, rng_true)
+    squared, face, barycentric = gpytoolbox.squared_distance(built, gv, gf, use_cpp=True)
+    to_true = np.sqrt(np.maximum(squared, 0.0))
+    nearest = np.einsum("nk,nkd->nd", barycentric, gv[gf[face]])
+    to_built = surface_distance(true, rv, rf)
+    outside = gpytoolbox.fast_winding_number(built, gv, gf) < 0.5
+    signed = np.where(outside, to_true, -to_true)
+    built_region, true_region = region_of(nearest), region_of(true)
+    total = float(to_true.sum() + to_built.sum())
+    figures = []
+    for region in range(regions):
+        mine_built, mine_true = built_region == region, true_region == region
+        error = float(to_true[mine_built].sum() + to_built[mine_true].sum())
+        figures.append({
+            "share": error / total if total > 0 else 0.0,
+            "area": float(mine_true.mean()),
+            "offset_rel": float(signed[mine_built].mean()) / diagonal if mine_built.any() else float("nan"),
+        })
+    return figures

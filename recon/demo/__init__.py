@@ -14,7 +14,7 @@ benchmark).
 """
 
 from recon.demo.dataset import CACHE_VERSION, build, default_cache_dir, demo_dataset
-from recon.demo.measure import carved_percent, concavity_figures, measured_tools
+from recon.demo.measure import carved_percent, concavity_figures, measured_tools, primitive_names
 from recon.demo.render import Shading, Surface, box_corners, render_view, shade
 from recon.demo.scene import (
     RECIPE_FILE,
@@ -46,6 +46,7 @@ __all__ = [
     "face_materials",
     "load_recipe",
     "measured_tools",
+    "primitive_names",
     "primitive_sdf",
     "recipe_hash",
     "render_view",

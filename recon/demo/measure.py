@@ -1,7 +1,9 @@
 """A demo reconstruction's concavity figures, driven by its recipe (see `recon.concavity`).
 
-Every scene gets `far_surface`; each primitive tagged `"measure": "depth"` (a carving tool, op
-subtract) gets `cavity_depth` with the tool's own signed distance saying which points it carved.
+Every scene gets `far_surface`, and `error_by_region` with each surface point given to the
+primitive whose own surface is nearest (a slot's walls and floor to the slot, the faces around it
+to the block); each primitive tagged `"measure": "depth"` (a carving tool, op subtract) gets
+`cavity_depth` with the tool's own signed distance saying which points it carved.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from recon.concavity import cavity_depth, far_surface
+from recon.concavity import cavity_depth, error_by_region, far_surface
 from recon.demo.scene import RECIPE_FILE, Recipe, primitive_sdf
 
 
@@ -37,14 +39,28 @@ def measured_tools(recipe: Recipe) -> list[dict]:
     return tools
 
 
+def primitive_names(recipe: Recipe) -> list[str]:
+    """A name per primitive for reports: its own, "primitive i" without one, "name (i)" where names repeat."""
+    names = [prim.get("name") or f"primitive {i}" for i, prim in enumerate(recipe["primitives"])]
+    return [name if names.count(name) == 1 else f"{name} ({i})" for i, name in enumerate(names)]
+
+
+def nearest_primitive(recipe: Recipe, points: np.ndarray) -> np.ndarray:
+    """Index (N,) of the recipe primitive whose own surface lies nearest each point (smallest |SDF|)."""
+    return np.argmin(np.abs(np.stack([primitive_sdf(prim, points) for prim in recipe["primitives"]])), axis=0)
+
+
 def concavity_figures(recipe: Recipe, reconstruction: Any, reference: Any) -> dict[str, Any]:
-    """{"far_surface": far_surface(...), "cavities": {tool name: cavity_depth(...)}} of a reconstruction."""
+    """{"far_surface": far_surface(...), "primitives": {name: error_by_region(...)'s figures},
+    "cavities": {tool name: cavity_depth(...)}} of a reconstruction."""
     cavities = {}
     for prim in measured_tools(recipe):
         tol = tool_tolerance(recipe, prim)
         on_tool = lambda points, prim=prim, tol=tol: np.abs(primitive_sdf(prim, points)) <= tol  # noqa: E731
         cavities[prim["name"]] = cavity_depth(reconstruction, reference, on_tool, np.asarray(recipe["up"], dtype=np.float64), rim_band=tol)
-    return {"far_surface": far_surface(reconstruction, reference), "cavities": cavities}
+    names = primitive_names(recipe)
+    regions = error_by_region(reconstruction, reference, lambda points: nearest_primitive(recipe, points), len(names))
+    return {"far_surface": far_surface(reconstruction, reference), "primitives": dict(zip(names, regions)), "cavities": cavities}
 
 
 def carved_percent(dataset: Path, reconstruction: Any, reference: Any) -> dict[str, float]:

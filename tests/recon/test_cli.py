@@ -274,6 +274,10 @@ def test_demo_of_the_part_measures_chamfer_and_concavities(tmp_path, monkeypatch
     far = record["concavity"]["far_surface"]
     assert 0 < far["far_fraction"] < 1 and 0 <= far["far_outside_share"] <= 1
     assert f"{100 * far['far_fraction']:.1f} % of the true surface" in printed
+    regions = record["concavity"]["primitives"]
+    assert list(regions) == ["block", "boss", "wide_slot", "narrow_slot", "drilled_hole"]
+    assert sum(r["share"] for r in regions.values()) == pytest.approx(1.0)
+    assert f"block {100 * regions['block']['share']:.0f} %, {100 * regions['block']['area']:.0f} %" in printed
     cavities = record["concavity"]["cavities"]
     assert sorted(cavities) == ["narrow_slot", "wide_slot"]
     for name, cavity in cavities.items():

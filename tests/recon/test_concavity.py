@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from recon import demo
-from recon.concavity import cavity_depth, far_surface
+from recon.concavity import cavity_depth, error_by_region, far_surface
 
 TOP, DEPTH, HALF_WIDTH = 0.2, 0.24, 0.06
 
@@ -81,6 +81,43 @@ def test_far_surface_counts_area_at_the_threshold(meshes):
     moved = trimesh.Trimesh(truth.vertices + 0.015 * np.linalg.norm(truth.extents), truth.faces)
     assert far_surface(moved, truth)["far_fraction"] > 0.9
     assert far_surface(moved, truth, threshold_rel=0.03)["far_fraction"] == 0.0
+
+
+def test_the_truth_against_itself_lies_on_its_surface_in_every_primitive(meshes):
+    regions = _figures(meshes, "truth")["primitives"]
+    assert list(regions) == ["block", "slot"]
+    assert sum(r["area"] for r in regions.values()) == pytest.approx(1.0)
+    assert regions["slot"]["area"] == pytest.approx(0.13, abs=0.03)  # the slot's walls and floor: 0.3 of 2.3
+    assert all(abs(r["offset_rel"]) < 1e-6 for r in regions.values())
+
+
+def test_a_filled_slot_holds_the_error_and_lies_outside(meshes):
+    """The lid over the slot counts against the slot (its samples' nearest true surface is the slot's)."""
+    regions = _figures(meshes, "filled")["primitives"]
+    assert regions["slot"]["share"] > 0.95 and regions["block"]["share"] < 0.05
+    assert sum(r["share"] for r in regions.values()) == pytest.approx(1.0)
+    assert regions["slot"]["offset_rel"] > 0.01  # filled: the reconstruction outside the true surface
+    assert abs(regions["block"]["offset_rel"]) < 0.001
+
+
+def test_a_slot_dug_too_deep_lies_inside(meshes):
+    regions = _figures(meshes, "deeper")["primitives"]
+    assert regions["slot"]["share"] > 0.9 and regions["slot"]["offset_rel"] < -0.002
+
+
+def test_faces_pushed_outwards_show_as_a_positive_offset_everywhere(meshes):
+    truth = meshes["truth"]
+    grown = trimesh.Trimesh(truth.vertices + 0.004 * truth.vertex_normals, truth.faces)
+    regions = error_by_region(grown, truth, lambda points: np.zeros(len(points), dtype=int), 1)
+    assert regions[0]["share"] == 1.0 and regions[0]["area"] == 1.0
+    assert regions[0]["offset_rel"] == pytest.approx(0.004 / np.linalg.norm(truth.extents), rel=0.1)
+
+
+def test_primitives_without_a_name_or_with_the_same_one_get_their_own():
+    recipe = _block(DEPTH)
+    recipe["primitives"][0].pop("name")
+    recipe["primitives"].append(dict(recipe["primitives"][1]))
+    assert demo.primitive_names(recipe) == ["primitive 0", "slot (1)", "slot (2)"]
 
 
 def test_a_tool_that_carves_nothing_is_an_error(meshes):
