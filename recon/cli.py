@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     from resources import DEFAULT_DEMO_SCENE, DEMO_SCENES
 
     p = add("demo", cmd_demo, "Reconstruct a bundled demo scene and measure it against its ground truth: Chamfer, "
-            "how well its concavities are carved, and its genus.")
+            "how well its concavities are carved, which primitive holds what share of the error, and its genus.")
     p.add_argument("--scene", choices=sorted(DEMO_SCENES), default=DEFAULT_DEMO_SCENE,
                    help="pot: a glazed pot with a bowl, a groove, a handle and a fin (default); part: a machined block "
                         "with flat faces, two deep slots and a drilled boss; torus: a thick ring whose hole only 8 of "
