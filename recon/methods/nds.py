@@ -50,6 +50,7 @@ from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, drop_octave_gradients, hold_octaves
 from render.renderer import Renderer
+from render.splat import unpremultiply
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +396,7 @@ class NDSSession(ImageLevels):
         loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
         if index.numel() == 0:
             return loss_silhouette, image.new_zeros(())
-        colour = image[..., :3].reshape(-1, 3)[index]
+        colour = unpremultiply(image.reshape(-1, 4).index_select(0, index))
         residual = (colour - self.images[view].reshape(-1, 3)[index]).abs()
         self._record_residual(view, index, residual.detach())
         return loss_silhouette, residual.mean()

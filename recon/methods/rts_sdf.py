@@ -51,6 +51,7 @@ from recon.shader import NeuralShader, ShaderConfig
 from render.isosurface import IsoMesh, Lattice, evaluate_isosurface, extract_isosurface, sample_isosurface, trilinear
 from render.raymarch import camera_rays, ray_box
 from render.renderer import Renderer
+from render.splat import unpremultiply
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,7 @@ class RtsSdfSession(ImageLevels):
         silhouette = (image[..., 3] - self.masks[view]).abs().mean()
         index = self._shaded_pixels(view, gbuffer)
         if index.numel():
-            colour = image[..., :3].reshape(-1, 3)[index]
+            colour = unpremultiply(image.reshape(-1, 4).index_select(0, index))
             shading = (colour - self.images[view].reshape(-1, 3)[index]).abs().mean()
         else:
             shading = image.new_zeros(())

@@ -9,6 +9,7 @@ import trimesh
 
 from render.camera import Camera
 from render.renderer import Renderer
+from render.splat import unpremultiply
 
 pytestmark = pytest.mark.gl
 
@@ -189,3 +190,18 @@ def test_shading_a_region_shades_only_its_samples_and_splats_their_exact_colours
     interior[21:49, 31:60] = True
     assert torch.allclose(full[interior], part[interior], atol=1e-6)
     assert not torch.allclose(full[~region], part[~region], atol=1e-3)  # outside: not shaded
+
+
+def test_a_silhouette_pixel_holds_premultiplied_colour_and_unpremultiply_gives_the_surfaces(renderer) -> None:
+    """A one-colour sphere: the splatted image is darker where the sphere covers a pixel partly; its
+    straight colour is the sphere's everywhere it covers anything, as a masked image holds it."""
+    v, f, n = _sphere()
+    colour = torch.tensor([0.8, 0.5, 0.2])
+    out = renderer.render(v, f, _camera(), shade=lambda x, normal, w: colour.expand(len(x), 3), normals=n)
+    rgba = torch.cat([out.image, out.alpha[..., None]], dim=-1)
+    partly = (out.alpha > 0.05) & (out.alpha < 0.95)
+    assert int(partly.sum()) > 50
+    assert torch.allclose(out.image[partly], out.alpha[partly, None] * colour, atol=1e-5)  # premultiplied
+    straight = unpremultiply(rgba)
+    assert torch.allclose(straight[out.alpha > 0.01], colour.expand(int((out.alpha > 0.01).sum()), 3), atol=1e-4)
+    assert torch.isfinite(unpremultiply(torch.zeros(4, 4))).all()

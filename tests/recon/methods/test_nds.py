@@ -405,3 +405,20 @@ def test_many_flipped_faces_are_left_to_the_rollback(small_demo) -> None:
         session.offsets.add_(turned - session.vertices.detach())  # most faces now face the other way
     assert session._undo_flips(reference) == 0
     assert check_mesh(session.vertices.detach(), session.mesh.faces, reference_normals=reference)
+
+
+def test_the_splatted_shading_term_compares_straight_colours(small_demo) -> None:
+    """The render is premultiplied and the images straight: the term divides the render's colour by
+    its coverage, or silhouette pixels would look too dark and the term would pull them outwards."""
+    session = NDSSession(load(small_demo), small_config(), renderer="gl")
+    gbuffer = _gbuffer(session, 0)
+    state = session.generator.get_state()
+    _, term = session._splatted_terms(0, gbuffer)
+    session.generator.set_state(state)
+    index, region = session._shaded_pixels(0, gbuffer)
+    image = session.renderer.splat(gbuffer, session.renderer.shade_samples(gbuffer, session.training_shader, where=region))
+    rows, target = image.reshape(-1, 4)[index], session.images[0].reshape(-1, 3)[index]
+    assert bool((rows[:, 3] < 0.95).any())  # the term's pixels include partly covered ones
+    straight = (rows[:, :3] / rows[:, 3:] - target).abs().mean()
+    premultiplied = (rows[:, :3] - target).abs().mean()
+    assert torch.allclose(term, straight, rtol=1e-5) and not torch.allclose(term, premultiplied, rtol=1e-3)
