@@ -34,7 +34,7 @@ import math
 
 import torch
 
-__all__ = ["splat", "splat_kernel_center_weight", "splat_samples", "unpremultiply"]
+__all__ = ["splat", "splat_kernel_center_weight", "splat_samples", "splatted_coverage", "unpremultiply"]
 
 # Assignment codes returned by `_layer_assignment`: which buffer a source layer's tap goes to.
 FRONT = 1  # S⁺: the sample occludes the destination's visible surface
@@ -71,6 +71,25 @@ def unpremultiply(rgba: torch.Tensor, min_alpha: float = 1e-3) -> torch.Tensor:
     against straight leaves coverage to the silhouette term. `min_alpha` keeps an empty pixel finite.
     """
     return rgba[..., :-1] / rgba[..., -1:].clamp(min=min_alpha)
+
+
+def splatted_coverage(coverage: torch.Tensor, sigma: float = 0.5, eps: float = 0.05) -> torch.Tensor:
+    """What splatting a one-layer image of these (H, W) coverages gives in its alpha channel.
+
+    Each pixel is a sample of alpha = its coverage, splatted on its pixel centre with the kernel
+    of `splat_samples` and normalised the same way (Σ w·alpha / max(1, Σ w·alpha)). A silhouette
+    term compares a splatted render with its mask; the render's edge is soft (Σw < 1 on both
+    sides of it) and the mask's is not, so the L1 balance of the two sides need not fall on the
+    true outline. Compared with the mask splatted alike, the outline of the true surface is
+    (nearly) where the term is flat.
+    """
+    if coverage.dim() != 2:
+        raise ValueError(f"coverage must be (H, W), got {tuple(coverage.shape)}")
+    taps = torch.tensor([math.exp(-(d * d) / (2 * sigma * sigma)) for d in (-1, 0, 1)], dtype=coverage.dtype)
+    kernel = torch.outer(taps, taps)
+    kernel = (kernel * ((1 + eps) / kernel.sum())).to(coverage.device)
+    summed = torch.nn.functional.conv2d(coverage[None, None], kernel[None, None], padding=1)[0, 0]
+    return summed / summed.clamp(min=1.0)
 
 
 def _finite_depth(depth: torch.Tensor) -> torch.Tensor:

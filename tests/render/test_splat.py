@@ -12,7 +12,16 @@ import math
 import pytest
 import torch
 
-from render.splat import BEHIND, FRONT, SURFACE, _layer_assignment, splat, splat_kernel_center_weight, splat_samples
+from render.splat import (
+    BEHIND,
+    FRONT,
+    SURFACE,
+    _layer_assignment,
+    splat,
+    splat_kernel_center_weight,
+    splat_samples,
+    splatted_coverage,
+)
 
 INF = float("inf")
 C0 = splat_kernel_center_weight()  # own pixel
@@ -343,7 +352,26 @@ def test_no_rows_is_an_empty_image() -> None:
     assert rgba.grad.shape == (0, 4)
 
 
+def test_splatted_coverage_is_the_alpha_of_a_one_layer_splat_of_it() -> None:
+    """The silhouette target: a mask with soft (anti-aliased) and hard edges and an image border,
+    splatted as one layer of samples whose alpha is the coverage, gives the same alpha."""
+    coverage = torch.zeros(9, 11)
+    coverage[2:7, 3:9] = 1.0
+    coverage[2:7, 2] = 0.25  # a partly covered column
+    coverage[4, 0] = 0.5  # a sample at the image's edge
+    rgba = torch.zeros(1, 9, 11, 4)
+    rgba[0, ..., 3] = coverage
+    rgba[0, ..., :3] = coverage[..., None] * 0.3
+    depth = torch.where(coverage > 0, 2.0, INF)[None]
+    expected = splat(rgba, _centres(1, 9, 11), depth)[..., 3]
+    torch.testing.assert_close(splatted_coverage(coverage), expected, atol=1e-6, rtol=0)
+    assert splatted_coverage(coverage)[4, 5].item() == 1.0  # interior: normalised back to full coverage
+    assert 0 < splatted_coverage(coverage)[4, 9].item() < 0.2  # one pixel outside: the kernel's spill
+
+
 def test_shape_errors() -> None:
+    with pytest.raises(ValueError, match="coverage"):
+        splatted_coverage(torch.zeros(1, 3, 4))
     rgba = torch.zeros(2, 3, 4, 4)
     with pytest.raises(ValueError, match="pixel_xy"):
         splat(rgba, torch.zeros(2, 3, 4, 3), torch.zeros(2, 3, 4))
