@@ -365,7 +365,7 @@ class NDSSession(ImageLevels):
         else:
             with prof.section("silhouette"):
                 silhouette = self.renderer.splat(gbuffer, self.renderer.shade_samples(gbuffer, None))[..., 0]
-                loss_silhouette = (silhouette - self.masks[view]).abs().mean()
+                loss_silhouette = (silhouette - self.silhouettes[view]).abs().mean()
             with prof.section("shading"):
                 loss_shading = self._shading_loss(view, gbuffer)
         with prof.section("laplacian"):
@@ -393,7 +393,7 @@ class NDSSession(ImageLevels):
             samples = self.renderer.shade_samples(gbuffer, self.training_shader, where=region)
         with self.profiler.section("splatting"):
             image = self.renderer.splat(gbuffer, samples)
-        loss_silhouette = (image[..., 3] - self.masks[view]).abs().mean()
+        loss_silhouette = (image[..., 3] - self.silhouettes[view]).abs().mean()
         if index.numel() == 0:
             return loss_silhouette, image.new_zeros(())
         colour = unpremultiply(image.reshape(-1, 4).index_select(0, index))

@@ -418,7 +418,7 @@ class RtsSdfSession(ImageLevels):
             shaded = self.renderer.shade_samples(gbuffer, self.training_shader)
         with prof.section("splatting"):
             image = self.renderer.splat(gbuffer, shaded)
-        silhouette = (image[..., 3] - self.masks[view]).abs().mean()
+        silhouette = (image[..., 3] - self.silhouettes[view]).abs().mean()
         index = self._shaded_pixels(view, gbuffer)
         if index.numel():
             colour = unpremultiply(image.reshape(-1, 4).index_select(0, index))

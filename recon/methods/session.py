@@ -24,6 +24,7 @@ from recon.methods.dvr_field import DVRFieldConfig, DVRTextureShader
 from recon.shader import NeuralShader, Normalization, ShaderConfig, shader_from_config
 from render.camera import Camera
 from render.renderer import Renderer
+from render.splat import splatted_coverage
 
 
 def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camera:
@@ -95,20 +96,20 @@ class ImageLevels:
     iteration: int
     device: torch.device
     normalization: Normalization
-    _levels: list[tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]]
+    _levels: list[tuple[list[Camera], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]]
 
     def _set_levels(self, views: list[View], coarse_images: bool) -> None:
         self._levels = [self._level(views)]
         if coarse_images:
             self._levels.append(self._level([v.scaled(0.5) for v in views]))
 
-    def _level(self, views: list[View]) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor]]:
-        """Cameras (in normalised coordinates), images and masks of the views, on the device."""
+    def _level(self, views: list[View]) -> tuple[list[Camera], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Cameras (in normalised coordinates), images, masks and silhouette targets of the views, on the device."""
         centre, scale = self.normalization
         cameras = [normalized_camera(v.camera, centre, scale) for v in views]
         images = [torch.from_numpy(v.image).to(self.device) for v in views]
         masks = [torch.from_numpy(v.mask).to(self.device) for v in views]
-        return cameras, images, masks
+        return cameras, images, masks, [splatted_coverage(mask) for mask in masks]
 
     @property
     def coarse_until(self) -> int:
@@ -139,6 +140,12 @@ class ImageLevels:
     @property
     def masks(self) -> list[torch.Tensor]:
         return self._levels[int(self.coarse)][2]
+
+    @property
+    def silhouettes(self) -> list[torch.Tensor]:
+        """The masks as a splatted render of the true surface would show them (`splatted_coverage`):
+        what the silhouette term compares a splatted render's alpha with."""
+        return self._levels[int(self.coarse)][3]
 
 
 class MethodConfig(Protocol):
