@@ -178,9 +178,10 @@ class NDSSession(ImageLevels):
             if problems:  # (or a bug): never continue from it
                 events.append(self._rollback(f"invalid state before step: {'; '.join(problems)}"))
                 vertices = self.vertices
-        view = int(torch.randint(len(self.cameras), (1,), generator=self.generator))
+        views = [int(torch.randint(len(self.cameras), (1,), generator=self.generator)) for _ in range(self._views_per_step())]
         face_cross = ops.face_normals(vertices, self.mesh.faces, normalize=False)  # the normals' and the normal term's
-        losses, total = self._losses(view, vertices, face_cross)
+        losses, total = self._losses(views, vertices, face_cross)
+        view = views[0]
         with self.profiler.section("backward"):
             self.vertex_optimizer.zero_grad(set_to_none=True)
             self.shader_optimizer.zero_grad(set_to_none=True)
@@ -349,9 +350,33 @@ class NDSSession(ImageLevels):
         """
         return self.offsets._version
 
+    def _views_per_step(self) -> int:
+        """`last_stage_views` from the last remesh on, one view before."""
+        return self.config.last_stage_views if self.iteration >= self.coarse_until else 1
+
     def _losses(
-        self, view: int, vertices: torch.Tensor, face_cross: torch.Tensor
+        self, views: list[int], vertices: torch.Tensor, face_cross: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The weighted terms of one step: the image terms averaged over `views`, the mesh terms once."""
+        cfg, prof = self.config, self.profiler
+        faces = self.mesh.faces
+        terms = [self._image_terms(view, vertices, face_cross) for view in views]
+        loss_silhouette = sum(t[0] for t in terms) / len(terms)
+        loss_shading = sum(t[1] for t in terms) / len(terms)
+        with prof.section("laplacian"):
+            loss_laplacian = laplacian_loss(vertices, self.mesh.laplacian)
+        with prof.section("normal consistency"):
+            loss_normal = normal_consistency_loss(vertices, faces, self.mesh.face_adjacency, face_cross)
+        losses = {
+            "silhouette": cfg.weight_silhouette * loss_silhouette,
+            "shading": cfg.weight_shading * loss_shading,
+            "laplacian": self.weight_laplacian * loss_laplacian,
+            "normal": self.weight_normal * loss_normal,
+        }
+        return losses, sum(losses.values())
+
+    def _image_terms(self, view: int, vertices: torch.Tensor, face_cross: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unweighted silhouette and shading terms of one view."""
         cfg, prof = self.config, self.profiler
         faces = self.mesh.faces
         camera = self.cameras[view]
@@ -368,17 +393,7 @@ class NDSSession(ImageLevels):
                 loss_silhouette = (silhouette - self.silhouettes[view]).abs().mean()
             with prof.section("shading"):
                 loss_shading = self._shading_loss(view, gbuffer)
-        with prof.section("laplacian"):
-            loss_laplacian = laplacian_loss(vertices, self.mesh.laplacian)
-        with prof.section("normal consistency"):
-            loss_normal = normal_consistency_loss(vertices, faces, self.mesh.face_adjacency, face_cross)
-        losses = {
-            "silhouette": cfg.weight_silhouette * loss_silhouette,
-            "shading": cfg.weight_shading * loss_shading,
-            "laplacian": self.weight_laplacian * loss_laplacian,
-            "normal": self.weight_normal * loss_normal,
-        }
-        return losses, sum(losses.values())
+        return loss_silhouette, loss_shading
 
     def _splatted_terms(self, view: int, gbuffer) -> tuple[torch.Tensor, torch.Tensor]:
         """Silhouette and shading terms from one RtS image of the shaded samples (`splat_shading`).

@@ -10,7 +10,7 @@ import trimesh
 from recon.data import load
 from recon.eval import chamfer
 from recon.methods.config import ConfigError, NDSConfig
-from recon.mesh import check_mesh
+from recon.mesh import check_mesh, ops
 from recon.methods.nds import NDSSession, SessionError
 
 pytestmark = pytest.mark.gl
@@ -55,7 +55,7 @@ def test_short_reconstruction_lowers_losses_and_chamfer(small_demo) -> None:
 @pytest.mark.parametrize("tile", [0, 4], ids=["scattered pixels", "residual-guided tiles"])
 def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path, tile) -> None:
     scene = load(small_demo)
-    config = small_config(iterations=12, remesh_at=(7,), shading_tile=tile, shading_fraction=0.4)
+    config = small_config(iterations=12, remesh_at=(7,), shading_tile=tile, shading_fraction=0.4, last_stage_views=2)
     straight = NDSSession(scene, config, renderer="gl")
     list(straight.run())
 
@@ -430,7 +430,8 @@ def _outward_push(session: NDSSession, target) -> float:
     normals = session.mesh.vertex_normals(session.vertices.detach())
     net, size = 0.0, 0.0
     for view in range(len(session.cameras)):
-        image = session.renderer.splat(_gbuffer(session, view), session.renderer.shade_samples(_gbuffer(session, view), None))
+        gbuffer = _gbuffer(session, view)
+        image = session.renderer.splat(gbuffer, session.renderer.shade_samples(gbuffer, None))
         session.vertex_optimizer.zero_grad(set_to_none=True)
         (image[..., -1] - target(view)).abs().mean().backward()
         push = -(session.offsets.grad * normals).sum(dim=1)
@@ -443,11 +444,29 @@ def test_the_silhouette_term_is_flat_at_the_true_surface(small_demo) -> None:
     pushes the surface less than half as hard as against the masks themselves, which shrink it
     (the render's soft edge spills past the outline, the mask's does not)."""
     session = NDSSession(load(small_demo), small_config(init=str(small_demo / "gt_mesh.ply")), renderer="gl")
-    view = 0
-    image = session.renderer.splat(_gbuffer(session, view), session.renderer.shade_samples(_gbuffer(session, view), None))
-    term, _ = session._splatted_terms(view, _gbuffer(session, view))
-    assert torch.allclose(term, (image[..., -1] - session.silhouettes[view]).abs().mean(), rtol=1e-5)
+    gbuffer = _gbuffer(session, 0)
+    alpha = session.renderer.splat(gbuffer, session.renderer.shade_samples(gbuffer, None))[..., -1]
+    term, _ = session._splatted_terms(0, gbuffer)
+    assert torch.allclose(term, (alpha - session.silhouettes[0]).abs().mean(), rtol=1e-5)
     against_splatted = _outward_push(session, lambda v: session.silhouettes[v])
     against_masks = _outward_push(session, lambda v: session.masks[v])
     assert against_masks < -0.2  # at 64 px: -0.27
     assert abs(against_splatted) < 0.5 * abs(against_masks)  # -0.11
+
+
+def test_the_last_stage_averages_the_image_terms_of_several_views_and_counts_the_mesh_terms_once(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(last_stage_views=3, shading_fraction=1.0), renderer="gl")
+    assert session._views_per_step() == 1
+    session.iteration = session.coarse_until
+    assert session._views_per_step() == 3
+    vertices = session.vertices
+    face_cross = ops.face_normals(vertices, session.mesh.faces, normalize=False)
+    views = [0, 5, 5]
+    losses, total = session._losses(views, vertices, face_cross)
+    one = [session._losses([view], vertices, face_cross)[0] for view in views]
+    for term in ("silhouette", "shading"):
+        torch.testing.assert_close(losses[term], sum(o[term] for o in one) / 3, rtol=1e-5, atol=0)
+    for term in ("laplacian", "normal"):
+        torch.testing.assert_close(losses[term], one[0][term], rtol=0, atol=0)
+    assert torch.equal(total, sum(losses.values()))
+    assert len({round(float(o["silhouette"]), 8) for o in one}) == 2  # the views differ
