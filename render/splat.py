@@ -55,8 +55,14 @@ def splat_kernel_center_weight(sigma: float = 0.5, eps: float = 0.05) -> float:
     Returns:
         (1 + eps) / Σ_{3×3} exp(-|o|² / 2σ²); 0.6503 for the defaults.
     """
-    total = sum(math.exp(-(di * di + dj * dj) / (2 * sigma * sigma)) for di, dj in _OFFSETS)
-    return (1 + eps) / total
+    return _centred_kernel(sigma, eps)[1][1]
+
+
+def _centred_kernel(sigma: float, eps: float) -> list[list[float]]:
+    """3×3 weights of a splat sitting on its pixel centre (rows di, columns dj); they sum to 1 + eps."""
+    gauss = [[math.exp(-(di * di + dj * dj) / (2 * sigma * sigma)) for dj in (-1, 0, 1)] for di in (-1, 0, 1)]
+    total = sum(map(sum, gauss))
+    return [[(1 + eps) * g / total for g in row] for row in gauss]
 
 
 def unpremultiply(rgba: torch.Tensor, min_alpha: float = 1e-3) -> torch.Tensor:
@@ -85,9 +91,7 @@ def splatted_coverage(coverage: torch.Tensor, sigma: float = 0.5, eps: float = 0
     """
     if coverage.dim() != 2:
         raise ValueError(f"coverage must be (H, W), got {tuple(coverage.shape)}")
-    taps = torch.tensor([math.exp(-(d * d) / (2 * sigma * sigma)) for d in (-1, 0, 1)], dtype=coverage.dtype)
-    kernel = torch.outer(taps, taps)
-    kernel = (kernel * ((1 + eps) / kernel.sum())).to(coverage.device)
+    kernel = torch.tensor(_centred_kernel(sigma, eps), dtype=coverage.dtype, device=coverage.device)
     summed = torch.nn.functional.conv2d(coverage[None, None], kernel[None, None], padding=1)[0, 0]
     return summed / summed.clamp(min=1.0)
 
