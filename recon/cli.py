@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         from recon.methods.registry import DEFAULT, method_names
 
         p.add_argument("--iterations", type=int, help="gradient steps; the method's schedule keeps its fractions. NDS: 2000, "
-                            "the paper (1750 on the CPU with --image-scale auto, its last stage halved, two views a step; remeshing at 1/4, "
+                            "the paper (1750 on the CPU with --image-scale auto, its last stage halved, two views a step, the vertex step falling to a tenth; remeshing at 1/4, "
                             "1/2, 3/4); rts-sdf: 1750, the grid upsampled at 80 %%; dvr: 20000 (8000 on the CPU)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when available")
         p.add_argument("--renderer", choices=["auto", "gl", "nvdiffrast"], default="auto",

@@ -55,7 +55,9 @@ def test_short_reconstruction_lowers_losses_and_chamfer(small_demo) -> None:
 @pytest.mark.parametrize("tile", [0, 4], ids=["scattered pixels", "residual-guided tiles"])
 def test_resume_equals_an_uninterrupted_run_bit_for_bit(small_demo, tmp_path, tile) -> None:
     scene = load(small_demo)
-    config = small_config(iterations=12, remesh_at=(7,), shading_tile=tile, shading_fraction=0.4, last_stage_views=2)
+    config = small_config(
+        iterations=12, remesh_at=(7,), shading_tile=tile, shading_fraction=0.4, last_stage_views=2, last_stage_anneal=0.5
+    )
     straight = NDSSession(scene, config, renderer="gl")
     list(straight.run())
 
@@ -364,6 +366,17 @@ def test_a_rolled_back_step_grows_back_to_the_schedules(small_demo) -> None:
     assert scheduled / 2 < session.lr_vertices < scheduled
     list(session.run(70))
     assert session.lr_vertices == pytest.approx(scheduled) and session.lr_schedule == scheduled
+
+
+def test_the_vertex_step_falls_linearly_over_the_last_stage_to_its_share(small_demo) -> None:
+    session = NDSSession(load(small_demo), small_config(iterations=21, remesh_at=(11,), last_stage_anneal=0.2), renderer="gl")
+    used = []
+    for _ in range(21):
+        session.step()
+        used.append(session.vertex_optimizer.param_groups[0]["lr"] / session.lr_vertices)
+    assert session.lr_vertices == session.lr_schedule  # no rollback: the ratios below are the annealing's alone
+    assert used[:11] == pytest.approx([1.0] * 11)
+    assert used[11:] == pytest.approx(list(np.linspace(1.0, 0.2, 10)))
 
 
 def _slide_past_neighbour(session: NDSSession, vertex: int) -> None:
