@@ -204,7 +204,8 @@ def auto_changes(device: str) -> dict[str, Any]:
 
     On CUDA none: one resolution and the paper's schedule. On the CPU the images are worked on
     halved until the last remesh (`coarse_images`), with the last stage 250 iterations long, of
-    two views each and a vertex step falling to a tenth (`CPU_SCHEDULE`): the demo runs at 128² and finishes at 256², inside five minutes on two cores.
+    two views each and a vertex step falling to a tenth (`CPU_SCHEDULE`): the demo runs at 128²
+    and finishes at 256², inside five minutes on two cores.
     The shading term takes half the in-mask pixels as residual-guided tiles (`CPU_SHADING`,
     `shading_tile`): a step at 256² 1.29× faster, the dino 12 % faster and as clean, quality
     within the scatter (the CSG part's wide slot carved 45–66 % of its depth against 35–37 %,

@@ -192,7 +192,7 @@ class NDSSession(ImageLevels):
         if reason is None:
             with self.profiler.section("descent step"):
                 reference = F.normalize(face_cross.detach(), dim=-1, eps=ops.NORMAL_EPS)
-                for group in self.vertex_optimizer.param_groups:
+                for group in self.vertex_optimizer.param_groups:  # the one place the step reaches the optimiser
                     group["lr"] = self.lr_vertices * self._annealing()
                 self.vertex_optimizer.step()
                 self.shader_optimizer.step()
@@ -535,8 +535,6 @@ class NDSSession(ImageLevels):
         self.shader.load_state_dict(good["shader"])
         self.shader_optimizer.load_state_dict(_clone_state(good["shader_optimizer"]))
         self.lr_vertices *= 0.5
-        for group in self.vertex_optimizer.param_groups:
-            group["lr"] = self.lr_vertices
         log.warning("iteration %d: %s; rolled back, vertex step now %.3g", self.iteration, reason, self.lr_vertices)
         return f"rollback: {reason}"
 
@@ -548,8 +546,6 @@ class NDSSession(ImageLevels):
         """
         if self.lr_vertices < self.lr_schedule:
             self.lr_vertices = min(self.lr_schedule, self.lr_vertices * STEP_RECOVERY)
-            for group in self.vertex_optimizer.param_groups:
-                group["lr"] = self.lr_vertices
 
     def pixel_footprint(self) -> float:
         """Median size of one pixel at the bbox centre, in normalised units (depth / focal length).
