@@ -322,6 +322,25 @@ def test_rows_in_any_order_give_the_same_image() -> None:
 # ---------------------------------------------------------------- degenerate inputs
 
 
+def test_a_centre_far_from_its_pixel_splats_finitely_onto_the_nearest_tap() -> None:
+    """A sliver can be sampled at a pixel its position projects far from; exp underflowed every tap to 0/0."""
+    H = W = 5
+    rgba = torch.tensor([[0.2, 0.4, 0.6, 1.0]], requires_grad=True)
+    depth = torch.full((2, H, W), INF)
+    depth[0, 2, 2] = 1.0
+    xy = torch.tensor([[2.5 - 22.0, 2.5 + 1.3]], requires_grad=True)  # 22 px left of pixel (2, 2)'s centre, 1.3 below
+    out = splat_samples(rgba, xy, torch.tensor([2 * W + 2]), depth)
+    assert torch.isfinite(out).all()
+    # Its mass goes to the taps nearest the centre: the bottom-left (1.01, normalised to 1) and left.
+    torch.testing.assert_close(out[3, 1], rgba[0].detach(), atol=1e-6, rtol=0)
+    assert out[2, 1, 3].item() == pytest.approx(0.041, abs=1e-3)
+    rest = out[..., 3].clone()
+    rest[2:4, 1] = 0
+    assert rest.abs().max().item() < 1e-3
+    out.sum().backward()
+    assert torch.isfinite(rgba.grad).all() and torch.isfinite(xy.grad).all()
+
+
 @pytest.mark.parametrize("K", [1, 2])
 def test_all_empty_is_finite(K: int) -> None:
     H, W = 4, 5
