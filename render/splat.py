@@ -2,8 +2,9 @@
 
 Each rasterized sample becomes a small Gaussian splat (σ = 0.5 px, 3×3 taps) whose *taps* sit on
 the source pixel and its 8 neighbours, while its *weights* are a function of the differentiable
-splat centre `pixel_xy`. In the forward pass `pixel_xy` is the source pixel centre, so the image is
-a slight blur of the rasterized one; in the backward pass moving a splat moves colour between
+splat centre `pixel_xy`. In the forward pass `pixel_xy` is the source pixel centre (to rounding;
+a sliver's sample can project far from it, see `_splat_weights`), so the image is a slight blur of
+the rasterized one; in the backward pass moving a splat moves colour between
 pixels, which is what gives derivatives at silhouettes and occlusion boundaries.
 
 Every splat tap lands in one of three buffers of the destination pixel, S⁺ (in front of its visible
@@ -275,7 +276,7 @@ def _splat_weights(
 
     `pixel_xy` (N, 2) are the splat centres, (i, j) their source pixels and (di, dj) the taps' offsets.
     """
-    # Splat offset from its own pixel centre: zero in the forward pass, carries the gradient.
+    # Splat offset from its own pixel centre: ~0 in the forward pass (not always: below), carries the gradient.
     dx = pixel_xy[:, 0:1] - (j[:, None] + 0.5).to(pixel_xy.dtype)
     dy = pixel_xy[:, 1:2] - (i[:, None] + 0.5).to(pixel_xy.dtype)
     logits = -((dj.to(dx.dtype) - dx) ** 2 + (di.to(dy.dtype) - dy) ** 2) / (2 * sigma * sigma)
