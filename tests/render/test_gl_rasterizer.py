@@ -320,3 +320,33 @@ def test_missing_egl_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(moderngl, "create_standalone_context", no_egl)
     with pytest.raises(RuntimeError, match="libegl1.*libgl1-mesa-dri"):
         GLRasterizer().rasterize(torch.zeros(3, 4), torch.tensor([[0, 1, 2]]), (8, 8))
+
+
+# Two faces of a real reconstruction (the machined part's demo, 256²), clip coordinates exact:
+# face 0 is a sliver of 6.5e-6 px² whose corners lie just off pixel (167, 100)'s centre; face 1 is
+# the surface that really covers that centre (float32 values, written exactly). After GL's
+# sub-pixel snapping llvmpipe drew the sliver there with barycentrics near (-497, 559, -61), a
+# point 22 px away and 1.9 units nearer the camera, so it hid face 1 and its splat weights
+# underflowed to 0/0.
+_SLIVER_CLIP = [
+    [-0.6948645114898682, 1.0364360809326172, -2.13679838180542, 3.3636882305145264],
+    [-0.700996458530426, 1.0356477499008179, -2.1548080444335938, 3.359872341156006],
+    [-0.7528791427612305, 1.0386401414871216, -2.1533923149108887, 3.3601722717285156],
+    [-0.7033060789108276, 1.0333176851272583, -2.170294761657715, 3.35659122467041],
+    [-0.7522674202919006, 1.0385751724243164, -2.1644139289855957, 3.357837200164795],
+]
+
+
+@gl
+@pytest.mark.parametrize("shader_cull", [True, False])
+def test_a_fragment_off_its_snapped_sliver_is_dropped_and_barycentrics_stay_on_their_face(shader_cull: bool) -> None:
+    pos = torch.tensor(_SLIVER_CLIP, dtype=torch.float32)
+    tri = torch.tensor([[0, 1, 2], [3, 4, 1]])
+    with GLRasterizer(shader_cull=shader_cull) as rasterizer:
+        frags = rasterizer.rasterize(pos, tri, (256, 256), layers=2)
+    assert frags.tri_id[0, 167, 100] == 1
+    assert frags.depth[0, 167, 100] == pytest.approx(3.3585, abs=1e-3)
+    bary = frags.bary[frags.covered]
+    assert len(bary) > 0
+    assert (bary >= 0).all() and (bary <= 1).all()
+    assert torch.allclose(bary.sum(dim=1), torch.ones(len(bary)), atol=1e-6)
