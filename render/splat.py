@@ -282,10 +282,11 @@ def _splat_weights(
     logits = -((dj.to(dx.dtype) - dx) ** 2 + (di.to(dy.dtype) - dy) ** 2) / (2 * sigma * sigma)
     # The largest tap's logit is taken out before exp (the normalisation below cancels it, so its
     # gradient is exact without it): a centre far from its pixel would otherwise underflow all nine
-    # taps to 0 and give 0/0. It does happen: a sliver the rasterizer samples at a pixel its
+    # taps to 0 and give 0/0. It did happen: a sliver GL's snapping made cover a pixel its
     # interpolated position projects 22 px away from (the CSG part, once in ~15 runs: a NaN
-    # silhouette loss and a rollback). Where the centre is the pixel's, the largest logit is ~0 and
-    # the image is exp's to float32 rounding (≤ 2e-7 on the part's views).
+    # silhouette loss and a rollback; the GL backend now drops such fragments, other samplers may
+    # not). Where the centre is the pixel's, the largest logit is ~0 and the image is exp's to
+    # float32 rounding (≤ 2e-7 on the part's views).
     gauss = torch.exp(logits - logits.detach().amax(dim=1, keepdim=True))
     # W_p: normalising over the splat's own taps keeps its total mass at 1 + eps wherever it moves.
     return gauss * ((1 + eps) / gauss.sum(dim=1, keepdim=True))
