@@ -651,8 +651,14 @@ def _relaxed_remesh(current: Mesh, finer: Mesh, iteration: int) -> tuple[Mesh, l
     reject it (more self-intersections than the surface it replaces, or a relaxation that broke
     it), and its crossing pairs. Before the relaxation one crossing pair rejected the remesh, and
     the rest of the run stayed at the coarser resolution (lego ended at 14K faces instead of 137K).
+    Where umbrella smoothing leaves pairs, the relaxation that puts the means back onto the
+    current surface's same-facing faces is tried too, and the one that leaves fewer is kept.
     """
     relaxed, after = relax_crossings(finer)
+    if after:  # the whole patch may be on the other sheet: put the means back onto their own
+        onto_own, left = relax_crossings(finer, source=current)
+        if left < after:
+            relaxed, after = onto_own, left
     if relaxed is not finer:
         log.info("iteration %d: remeshed surface crossed itself; relaxed, %d pairs left", iteration, after)
         problems = check_mesh(relaxed.vertices, relaxed.faces)
