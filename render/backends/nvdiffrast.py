@@ -195,6 +195,9 @@ class NvdiffrastRasterizer:
                 covered = sub_id >= 0
                 tri_id[k] = torch.where(covered, keep[sub_id.clamp(min=0)], -1)
                 u, v = rast[..., 0], rast[..., 1]
-                bary[k] = torch.stack([u, v, (1.0 - u - v) * covered], dim=-1)
+                # On the face, as the GL backend keeps them: nvdiffrast's CUDA rasterizer before
+                # 0.3.5 could return u + v > 1 (NVlabs/nvdiffrast#229), i.e. a negative third weight.
+                on_face = torch.stack([u, v, 1.0 - u - v], dim=-1).clamp(min=0.0)
+                bary[k] = on_face / on_face.sum(dim=-1, keepdim=True).clamp(min=1e-12) * covered[..., None]
                 depth[k] = torch.where(covered, w_interp[0, ..., 0], float("inf"))
         return Fragments(tri_id=tri_id, bary=bary, depth=depth)

@@ -63,13 +63,16 @@ class _FakeNvdiffrast:
     `torch_rasterize.cpp`, `torch_interpolate.cpp`, `torch_antialias.cpp`), with their messages,
     and emulates the documented outputs with the GL rasterizer: rast = (u, v, z/w, id + 1), u
     weighing vertex 0, row r at NDC y = (2r + 1)/H − 1, no culling of its own. The one relaxation:
-    the context's device may be the CPU, which then stands in for the GPU.
+    the context's device may be the CPU, which then stands in for the GPU. `bary_overshoot`
+    scales (u, v) as nvdiffrast's CUDA rasterizer before 0.3.5 could leave them, u + v > 1
+    (NVlabs/nvdiffrast#229).
     """
 
     def __init__(self, gl: GLRasterizer) -> None:
         self.gl = gl
         self.resolutions: list[tuple[int, int]] = []
         self.antialias_calls = 0
+        self.bary_overshoot = 1.0
 
     def RasterizeCudaContext(self, device=None) -> SimpleNamespace:  # noqa: N802 - nvdiffrast's name
         return SimpleNamespace(device=torch.device(device or "cpu"), active_depth_peeler=None)
@@ -130,7 +133,7 @@ class _FakeNvdiffrast:
                 frags = fake.gl.rasterize(pos[0], tri.long(), resolution, layers=self.k + 1)
                 self.k += 1
                 rast = torch.zeros((1, *resolution, 4), device=pos.device)
-                rast[0, ..., :2] = frags.bary[-1, ..., :2]
+                rast[0, ..., :2] = frags.bary[-1, ..., :2] * fake.bary_overshoot
                 rast[0, ..., 3] = (frags.tri_id[-1] + 1).float()
                 return rast, torch.zeros_like(rast)
 
@@ -248,6 +251,23 @@ def test_backend_glue_against_an_emulated_nvdiffrast(gl_rasterizer: GLRasterizer
     assert len(back) > 100
     assert not rasterizer.rasterize(pos, back, resolution, layers=2).covered.any()
     assert len(fake.resolutions) == 2
+
+
+@pytest.mark.gl
+def test_barycentrics_past_their_face_from_nvdiffrast_are_clamped_onto_it(gl_rasterizer: GLRasterizer, tools) -> None:
+    """Whatever nvdiffrast version is installed, the fragments keep (u, v, w) on the face, as the
+    GL backend does: the interpolated point stays on its triangle."""
+    pos, tri, resolution = _two_spheres(tools, width=75, height=61)
+    rasterizer, fake = _fake_backed(gl_rasterizer)
+    fake.bary_overshoot = 1.05
+    frags = rasterizer.rasterize(pos, tri, resolution, layers=2)
+    reference = gl_rasterizer.rasterize(pos, tri, resolution, layers=2)
+    overshot = reference.covered & (reference.bary[..., :2].sum(dim=-1) * 1.05 > 1.0)
+    assert overshot.sum() > 100  # the emulation did hand over u + v > 1 there
+    bary = frags.bary[frags.covered]
+    assert (bary >= 0).all() and (bary <= 1).all()
+    assert torch.allclose(bary.sum(dim=-1), torch.ones(len(bary)), atol=1e-6)
+    assert (frags.bary[~frags.covered] == 0).all()
 
 
 @pytest.mark.gl
