@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from scipy.spatial import cKDTree
 
-from recon.mesh import ops
 from recon.mesh.checks import self_intersecting_pairs
 from recon.mesh.mesh import Mesh
 
@@ -47,7 +46,7 @@ def relax_crossings(mesh: Mesh, rounds: int = RELAX_ROUNDS, source: Mesh | None 
         ring_sum = torch.zeros_like(vertices).index_add_(0, a, vertices[b]).index_add_(0, b, vertices[a])
         means = ring_sum / degree[:, None]
         if onto is not None:
-            normals = ops.vertex_normals(vertices, faces)
+            normals = mesh.vertex_normals(vertices)
             ring_normals = torch.zeros_like(normals).index_add_(0, a, normals[b]).index_add_(0, b, normals[a])
             index = torch.nonzero(patch).squeeze(1)
             means = means.index_copy(0, index, onto(means[index], ring_normals[index]))
@@ -63,7 +62,7 @@ class _SameFacingProjection:
 
     def __init__(self, surface: Mesh) -> None:
         self.corners = surface.vertices.detach()[surface.faces]  # F, 3, 3
-        self.normals = ops.face_normals(surface.vertices.detach(), surface.faces)
+        self.normals = surface.face_normals(surface.vertices.detach())
         self.tree = cKDTree(self.corners.mean(dim=1).cpu().numpy())
 
     def __call__(self, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
