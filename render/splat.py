@@ -35,6 +35,8 @@ import math
 
 import torch
 
+from render.rows import gather_rows, index_add_rows
+
 __all__ = ["splat", "splat_kernel_center_weight", "splat_samples", "splatted_coverage", "unpremultiply"]
 
 # Assignment codes returned by `_layer_assignment`: which buffer a source layer's tap goes to.
@@ -189,8 +191,8 @@ def splat(
     if depth.shape != (K, H, W):
         raise ValueError(f"depth must be {(K, H, W)}, got {tuple(depth.shape)}")
     index = (rgba.detach() != 0).any(dim=-1).flatten().nonzero().squeeze(1)
-    rows = rgba.reshape(-1, C).index_select(0, index)
-    centres = pixel_xy.reshape(-1, 2).index_select(0, index)
+    rows = gather_rows(rgba.reshape(-1, C), index)
+    centres = gather_rows(pixel_xy.reshape(-1, 2), index)
     return splat_samples(rows, centres, index, depth, sigma=sigma, eps=eps)
 
 
@@ -207,7 +209,7 @@ def splat_samples(
 
     The samples are rows, as the G-buffer holds them (`render.renderer.CoveredSamples`): the work
     is 9 taps per sample, not per pixel of every layer, and a sample's taps are added to their
-    destination buffers in one `index_add`. At 512² with a 2.4K-triangle mesh this took a shaded
+    destination buffers in one `index_add_rows`. At 512² with a 2.4K-triangle mesh this took a shaded
     step from 57 to 47 ms (the dense per-layer form it replaced shifted and scattered whole
     K·H·W images nine times). Differentiable w.r.t. `rgba` and `pixel_xy`; `depth` is a constant.
 
@@ -259,7 +261,7 @@ def splat_samples(
         dest += buffer * (box_h * box_w)
     weights = _splat_weights(pixel_xy, i, j, di, dj, sigma, eps)
     taps = (weights[:, :, None] * rgba[:, None, :]).reshape(-1, C)
-    acc = rgba.new_zeros(3 * box_h * box_w, C).index_add(0, dest.reshape(-1), taps).reshape(3, box_h, box_w, C)
+    acc = index_add_rows(3 * box_h * box_w, dest.reshape(-1), taps).reshape(3, box_h, box_w, C)
     # Normalise each buffer by max(1, Σ w·alpha) (its alpha channel), then over-composite.
     layers = acc / acc[..., -1:].clamp(min=1.0)
     front, surface, behind = layers.unbind(0)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F_
 
 from recon.mesh import ops
+from render.rows import gather_rows
 
 
 def laplacian_loss(v: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -53,5 +54,5 @@ def normal_consistency_loss(
     if adjacency.numel() == 0:
         return v.new_zeros(())
     n = ops.face_normals(v, f) if face_cross is None else F_.normalize(face_cross, dim=-1, eps=ops.NORMAL_EPS)  # #F,3 unit
-    cos = (ops.gather_rows(n, adjacency[:, 0]) * ops.gather_rows(n, adjacency[:, 1])).sum(dim=-1)  # #P
+    cos = (gather_rows(n, adjacency[:, 0]) * gather_rows(n, adjacency[:, 1])).sum(dim=-1)  # #P
     return (1.0 - cos).pow(2).mean()

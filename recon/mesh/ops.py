@@ -19,6 +19,8 @@ import warnings
 import torch
 import torch.nn.functional as F_
 
+from render.rows import gather_rows, index_add_rows
+
 NORMAL_EPS = 1e-20  # normalising a zero-area face's normal gives a zero vector, not NaN
 
 
@@ -41,13 +43,6 @@ def edges_and_cross(v: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, tor
     return e0, e1, torch.linalg.cross(e0, e1)
 
 
-def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x[index] for a 1-D `index`, differentiable: its backward is an index_add, where autograd
-    through `x[index]` accumulates with index_put, ~2× slower on the CPU (the per-step mesh
-    terms gather #F rows several times)."""
-    return x.index_select(0, index)
-
-
 def face_areas(v: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Triangle areas #F."""
     return 0.5 * face_normals(v, f, normalize=False).norm(dim=-1)
@@ -61,9 +56,8 @@ def vertex_normals(v: torch.Tensor, f: torch.Tensor, face_cross: torch.Tensor | 
     when the caller has it already (an NDS step shares it with the normal term).
     """
     fn = face_normals(v, f, normalize=False) if face_cross is None else face_cross  # #F,3, length 2·area
-    vn = torch.zeros_like(v)
-    for k in range(3):  # three corners, not a loop over faces
-        vn = vn.index_add(0, f[:, k], fn)
+    corners = f.t().reshape(-1)  # the three corners' vertices, corner 0's faces first
+    vn = index_add_rows(v.shape[0], corners, fn.repeat(3, 1))
     return F_.normalize(vn, dim=-1, eps=NORMAL_EPS)
 
 
