@@ -27,7 +27,7 @@ def test_index_add_rows_is_bit_identical_to_index_add() -> None:
 
 
 def test_gather_rows_matches_index_select_forward_and_backward() -> None:
-    index, source = _case()
+    index, _ = _case()
     x = torch.randn(500, 4, requires_grad=True)
     weights = torch.randn(2000, 4)
     mine = gather_rows(x, index)
