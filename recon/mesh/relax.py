@@ -7,6 +7,7 @@ from scipy.spatial import cKDTree
 
 from recon.mesh.checks import self_intersecting_pairs
 from recon.mesh.mesh import Mesh
+from render.rows import gather_rows, index_add_rows
 
 RELAX_ROUNDS = 8
 # Faces of the old surface searched for a vertex's same-facing nearest point (by centroid).
@@ -36,18 +37,17 @@ def relax_crossings(mesh: Mesh, rounds: int = RELAX_ROUNDS, source: Mesh | None 
     if len(pairs) == 0:
         return mesh, 0
     vertices, faces, edges = mesh.vertices.detach().clone(), mesh.faces, mesh.edges
-    a, b = edges[:, 0], edges[:, 1]
-    ones = torch.ones(a.shape[0], dtype=vertices.dtype, device=vertices.device)
-    degree = torch.zeros(vertices.shape[0], dtype=vertices.dtype, device=vertices.device).index_add_(0, a, ones).index_add_(0, b, ones)
+    count = vertices.shape[0]
+    ends, others = torch.cat([edges[:, 0], edges[:, 1]]), torch.cat([edges[:, 1], edges[:, 0]])  # each edge both ways
+    degree = torch.bincount(ends, minlength=count).to(vertices.dtype)
     onto = None if source is None else _SameFacingProjection(source)
     for _ in range(rounds):
-        patch = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
+        patch = torch.zeros(count, dtype=torch.bool, device=vertices.device)
         patch[faces[torch.from_numpy(pairs).to(faces.device)].reshape(-1)] = True
-        ring_sum = torch.zeros_like(vertices).index_add_(0, a, vertices[b]).index_add_(0, b, vertices[a])
-        means = ring_sum / degree[:, None]
+        means = index_add_rows(count, ends, gather_rows(vertices, others)) / degree[:, None]
         if onto is not None:
             normals = mesh.vertex_normals(vertices)
-            ring_normals = torch.zeros_like(normals).index_add_(0, a, normals[b]).index_add_(0, b, normals[a])
+            ring_normals = index_add_rows(count, ends, gather_rows(normals, others))
             index = torch.nonzero(patch).squeeze(1)
             means = means.index_copy(0, index, onto(means[index], ring_normals[index]))
         vertices = torch.where(patch[:, None], means, vertices)
