@@ -1,6 +1,6 @@
 """OpenGL rasterizer on a standalone EGL context (moderngl): the sampling step on any machine.
 
-Pipeline (one draw per layer, no vertex buffers; on software GL a geometry shader pre-culls):
+Pipeline (one draw per layer, no vertex buffers; on software GL a compute shader pre-culls):
 
 * `pos_clip` (V, 4) and the faces (F·3 int32) live in shader storage buffers; the vertex shader
   fetches `positions[faces[gl_VertexID]]`, so each of the F·3 drawn vertices knows its corner and
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import torch
 
 from render.backends._common import check_index_range, check_raster_inputs, empty_fragments
@@ -67,23 +68,29 @@ void main() {
 """
 
 # Optional pre-cull for software GL: llvmpipe spends about as long on a triangle it culls as on
-# one it draws, so dropping back faces (homogeneous orientation test, valid across w = 0) and
-# triangles whose pixel bounding box holds no pixel centre here is ~1.5x faster on dense meshes.
-# The bounding box is widened by 1/128 px, more than GL's vertex snapping (1/256 px grid) can move
-# an edge, so nothing GL would have drawn is dropped. Hardware rasterizers cull for free: off there.
-_GEOMETRY_SHADER = """
+# one it draws, and a dense mesh at a modest resolution has far more triangles than pixels. A
+# compute shader (threaded and vectorised on llvmpipe) marks in one bit per face the faces that are
+# front-facing (homogeneous orientation test, valid across w = 0) and whose pixel bounding box holds
+# a pixel centre; only those are drawn, in every layer. The bounding box is widened by 1/128 px,
+# more than GL's vertex snapping (1/256 px grid) can move an edge, so nothing GL would have drawn
+# is dropped. Hardware rasterizers cull for free: off there.
+_CULL_GROUP = 64  # invocations per work group; each invocation marks 32 faces (one word)
+_MAX_CULL_FACES = 65535 * _CULL_GROUP * 32  # one dispatch's worth (GL guarantees 65535 groups)
+_CULL_SHADER = """
 #version 430
-layout(triangles) in;
-layout(triangle_strip, max_vertices = 3) out;
+layout(local_size_x = 64) in;
+layout(std430, binding = 0) readonly buffer Positions { vec4 positions[]; };
+layout(std430, binding = 1) readonly buffer Faces { int faces[]; };
+layout(std430, binding = 2) writeonly buffer Keep { uint keep[]; };
 uniform vec2 u_size;
-in Corner { vec2 bary; } corner_in[];
-out Corner { vec2 bary; } corner_out;
-void main() {
-    vec3 a = gl_in[0].gl_Position.xyw;
-    vec3 b = gl_in[1].gl_Position.xyw;
-    vec3 c = gl_in[2].gl_Position.xyw;
+uniform int u_count;
+uniform int u_word_offset;
+bool drawn(int face) {
+    vec3 a = positions[faces[3 * face]].xyw;
+    vec3 b = positions[faces[3 * face + 1]].xyw;
+    vec3 c = positions[faces[3 * face + 2]].xyw;
     if (dot(a, cross(b, c)) >= 0.0) {
-        return;
+        return false;
     }
     if (a.z > 0.0 && b.z > 0.0 && c.z > 0.0) {
         vec2 pa = (a.xy / a.z + 1.0) * 0.5 * u_size;
@@ -92,16 +99,24 @@ void main() {
         vec2 lo = min(pa, min(pb, pc)) - 1.0 / 128.0;
         vec2 hi = max(pa, max(pb, pc)) + 1.0 / 128.0;
         if (any(lessThan(floor(hi - 0.5), ceil(lo - 0.5)))) {
-            return;
+            return false;
         }
     }
-    for (int i = 0; i < 3; ++i) {
-        gl_Position = gl_in[i].gl_Position;
-        gl_PrimitiveID = gl_PrimitiveIDIn;
-        corner_out.bary = corner_in[i].bary;
-        EmitVertex();
+    return true;
+}
+void main() {
+    int word = int(gl_GlobalInvocationID.x);
+    int first = 32 * word;
+    if (first >= u_count) {
+        return;
     }
-    EndPrimitive();
+    uint bits = 0u;
+    for (int j = 0; j < min(32, u_count - first); ++j) {
+        if (drawn(first + j)) {
+            bits |= 1u << uint(j);
+        }
+    }
+    keep[u_word_offset + word] = bits;
 }
 """
 
@@ -159,8 +174,8 @@ class GLRasterizer:
 
     Args:
         max_cached_sizes: how many resolutions keep their render targets between calls.
-        shader_cull: drop back faces and triangles that miss every pixel centre in a geometry
-            shader before GL's own setup; same output, faster on software GL. None: on for
+        shader_cull: mark back faces and triangles that miss every pixel centre in a compute
+            shader and draw only the rest; same output, faster on software GL. None: on for
             software renderers (llvmpipe, softpipe), off on GPUs.
     """
 
@@ -173,9 +188,14 @@ class GLRasterizer:
         self._owner: int | None = None
         self._released = False
         self._program: Any = None
+        self._cull_program: Any = None
         self._vao: Any = None
         self._pos_buf: Any = None
         self._tri_buf: Any = None
+        self._keep_buf: Any = None  # one bit per face: drawn by the pre-cull
+        self._drawn_buf: Any = None  # the faces the pre-cull kept
+        self._faces = torch.empty((0, 3), dtype=torch.int32)  # CPU copy of the faces in _tri_buf
+        self.drawn_faces = 0  # faces the last call drew in each layer (after the pre-cull)
         self._tri_source: torch.Tensor | None = None  # tensor whose faces are in _tri_buf
         self._tri_version = -1
         self._tri_max = -1  # largest index in the uploaded faces
@@ -223,12 +243,14 @@ class GLRasterizer:
             with self._ctx:
                 for targets in self._targets.values():
                     targets.release()
-                for obj in (self._vao, self._program, self._pos_buf, self._tri_buf):
+                objs = (self._vao, self._program, self._cull_program, self._pos_buf, self._tri_buf, self._keep_buf, self._drawn_buf)
+                for obj in objs:
                     if obj is not None:
                         obj.release()
             self._ctx.release()
         self._targets.clear()
-        self._ctx = self._vao = self._program = self._pos_buf = self._tri_buf = None
+        self._ctx = self._vao = self._program = self._cull_program = None
+        self._pos_buf = self._tri_buf = self._keep_buf = self._drawn_buf = None
         self._tri_source = None
         self._released = True
 
@@ -286,11 +308,9 @@ class GLRasterizer:
         if self._shader_cull is None:
             self._shader_cull = any(name in renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
         with ctx:
-            self._program = ctx.program(
-                vertex_shader=_VERTEX_SHADER,
-                geometry_shader=_GEOMETRY_SHADER if self._shader_cull else None,
-                fragment_shader=_FRAGMENT_SHADER,
-            )
+            self._program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
+            if self._shader_cull:
+                self._cull_program = ctx.compute_shader(_CULL_SHADER)
             self._vao = ctx.vertex_array(self._program, [])
         log.info(
             "GL rasterizer context: %s, OpenGL %s (thread %d, shader cull %s)",
@@ -353,9 +373,42 @@ class GLRasterizer:
             faces = tri.detach().to(device="cpu", dtype=torch.int32).contiguous()
             self._tri_buf = self._grow(self._tri_buf, faces.numel() * 4)
             self._tri_buf.write(faces.numpy())
+            self._faces = faces
             self._tri_source, self._tri_version = tri, tri._version
         elif self._tri_max >= pos.shape[0]:
             raise ValueError(f"tri indices must lie in [0, {pos.shape[0]}), got max {self._tri_max}")
+
+    def _face_chunk(self) -> int:
+        """Faces per draw or dispatch: a storage block's worth, a multiple of the granule."""
+        per_block = (self._max_block_bytes // 12) // _FACE_CHUNK_GRANULE * _FACE_CHUNK_GRANULE
+        return max(_FACE_CHUNK_GRANULE, min(per_block, _MAX_CULL_FACES))
+
+    def _cull(self, width: int, height: int) -> tuple[Any, int, torch.Tensor]:
+        """The faces worth drawing at this size: (their buffer, their count, (1 + count) id map).
+
+        The compute shader marks each uploaded face in one bit; the marked faces are uploaded in
+        face order (so draws stay deterministic) and id_map[1 + i] is the i-th one's face index,
+        id_map[0] = -1 for empty pixels.
+        """
+        n_faces = self._faces.shape[0]
+        words = -(-n_faces // 32)
+        self._keep_buf = self._grow(self._keep_buf, words * 4)
+        self._keep_buf.bind_to_storage_buffer(binding=2)
+        program = self._cull_program
+        program["u_size"] = (float(width), float(height))
+        chunk = self._face_chunk()
+        for start in range(0, n_faces, chunk):
+            count = min(chunk, n_faces - start)
+            self._tri_buf.bind_to_storage_buffer(binding=1, offset=start * 12, size=count * 12)
+            program["u_count"] = count
+            program["u_word_offset"] = start // 32
+            program.run(group_x=-(-count // (32 * _CULL_GROUP)))
+        bits = np.frombuffer(self._keep_buf.read(size=words * 4), dtype=np.uint8)
+        kept = torch.from_numpy(np.flatnonzero(np.unpackbits(bits, count=n_faces, bitorder="little")))
+        drawn = self._faces.index_select(0, kept)
+        self._drawn_buf = self._grow(self._drawn_buf, max(drawn.numel(), 1) * 4)
+        self._drawn_buf.write(drawn.numpy())
+        return self._drawn_buf, drawn.shape[0], torch.cat([kept.new_full((1,), -1), kept])
 
     def _rasterize_cpu(self, pos_clip: torch.Tensor, tri: torch.Tensor, height: int, width: int, layers: int) -> Fragments:
         import moderngl
@@ -363,14 +416,18 @@ class GLRasterizer:
         ctx = self._ctx
         self._upload(pos_clip, tri)
         targets = self._get_targets(height, width)
-        n_faces = tri.shape[0]
-        chunk = max(_FACE_CHUNK_GRANULE, (self._max_block_bytes // 12) // _FACE_CHUNK_GRANULE * _FACE_CHUNK_GRANULE)
+        self._pos_buf.bind_to_storage_buffer(binding=0)
+        if self._shader_cull:
+            faces_buf, n_faces, id_map = self._cull(width, height)
+        else:
+            faces_buf, n_faces, id_map = self._tri_buf, tri.shape[0], None
+        self.drawn_faces = n_faces
+        chunk = self._face_chunk()
 
         ctx.enable_only(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         ctx.depth_func = "<"
         ctx.front_face = "cw"
         ctx.cull_face = "back"
-        self._pos_buf.bind_to_storage_buffer(binding=0)
 
         tri_id = torch.empty((layers, height, width), dtype=torch.int64)
         bary = torch.empty((layers, height, width, 3), dtype=torch.float32)
@@ -380,18 +437,19 @@ class GLRasterizer:
             fbo.use()
             fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)  # id 0, bary 0, 1/z 0: empty
             self._program["u_peel"] = int(k > 0)
-            if self._shader_cull:
-                self._program["u_size"] = (float(width), float(height))
             if k > 0:
                 targets.inv_z_texs[(k - 1) % 2].use(location=0)
             for start in range(0, n_faces, chunk):
                 count = min(chunk, n_faces - start)
-                self._tri_buf.bind_to_storage_buffer(binding=1, offset=start * 12, size=count * 12)
+                faces_buf.bind_to_storage_buffer(binding=1, offset=start * 12, size=count * 12)
                 self._program["u_face_offset"] = start
                 self._vao.render(moderngl.TRIANGLES, vertices=3 * count)
             fbo.read_into(targets.id_staging.numpy(), components=1, attachment=0, dtype="i4")
             fbo.read_into(bary[k].numpy(), components=3, attachment=1, dtype="f4")
             fbo.read_into(depth[k].numpy(), components=1, attachment=2, dtype="f4")
-            torch.sub(targets.id_staging, 1, out=tri_id[k])
+            if id_map is None:
+                torch.sub(targets.id_staging, 1, out=tri_id[k])
+            else:
+                torch.index_select(id_map, 0, targets.id_staging.view(-1), out=tri_id[k].view(-1))
             torch.reciprocal(depth[k], out=depth[k])  # 1/0 = +inf where empty
         return Fragments(tri_id=tri_id, bary=bary, depth=depth)
