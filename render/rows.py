@@ -4,7 +4,9 @@ On the CPU, `index_add_` along dim 0 of an (N, C) tensor with a few channels (C 
 normals, RGBA) goes through a scatter kernel that handles one element at a time, ~10 ns each; the
 same sum along dim 1 of the (C, N) transpose runs 5–20× faster and gives bit-identical results (each
 output element still sums its sources in index order). Autograd's backward of `index_select` is that
-slow dim-0 index_add, so `gather_rows` brings its own backward. Other devices keep the plain ops.
+slow dim-0 index_add, so `gather_rows` brings its own backward. The transposed sum pays a copy of
+all the output rows back to (rows, C), so few sources into many rows (a large mesh's vertices from
+a view's samples) keep the plain scatter. Other devices keep the plain ops.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def index_add_rows(rows: int, index: torch.Tensor, source: torch.Tensor) -> torc
 
     Differentiable w.r.t. `source` (its gradient is a gather of rows).
     """
-    if source.device.type != "cpu" or source.dim() != 2:
+    if source.device.type != "cpu" or source.dim() != 2 or 4 * source.shape[0] < rows:
         return source.new_zeros(rows, *source.shape[1:]).index_add_(0, index, source)
     return source.new_zeros(source.shape[1], rows).index_add_(1, index, source.t()).t().contiguous()
 

@@ -15,12 +15,14 @@ def _case(rows: int = 500, n: int = 2000, channels: int = 3, dtype: torch.dtype 
 
 
 def test_index_add_rows_is_bit_identical_to_index_add() -> None:
-    for channels in (1, 3, 4, 6):
-        index, source = _case(channels=channels)
-        expected = torch.zeros(500, channels).index_add_(0, index, source)
-        got = index_add_rows(500, index, source)
-        assert got.shape == (500, channels) and got.is_contiguous()
-        assert torch.equal(got, expected)  # same additions in the same order per row
+    # Many sources into few rows (the transposed sum) and few into many (the plain scatter).
+    for rows, n in ((500, 2000), (5000, 200)):
+        for channels in (1, 3, 4, 6):
+            index, source = _case(rows, n, channels)
+            expected = torch.zeros(rows, channels).index_add_(0, index, source)
+            got = index_add_rows(rows, index, source)
+            assert got.shape == (rows, channels) and got.is_contiguous()
+            assert torch.equal(got, expected)  # same additions in the same order per row
     index, source = _case()
     strided = torch.randn(3, 2000).t()  # a transposed (non-contiguous) source reads the same
     assert torch.equal(index_add_rows(500, index, strided), torch.zeros(500, 3).index_add_(0, index, strided))
