@@ -215,6 +215,27 @@ def test_large_meshes_are_drawn_in_chunks(tools) -> None:
             chunked.rasterize(pos, tri, (cam.height, cam.width))
 
 
+@gl
+def test_the_faces_kept_by_the_pre_cull_are_drawn_in_chunks_too(tools) -> None:
+    """A flat grid facing the camera keeps nearly every face, more than one draw holds."""
+    cam = Camera(np.array([[256.0, 0, 128.0], [0, 256.0, 128.0], [0, 0, 1]]), np.eye(3), np.zeros(3), 256, 256)
+    x, y = np.meshgrid(np.linspace(-1.2, 1.2, 65), np.linspace(-1.2, 1.2, 65))
+    i, j = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    a = (i * 65 + j).ravel()
+    grid = trimesh.Trimesh(np.c_[x.ravel(), y.ravel(), np.full(x.size, 3.0)], np.c_[a, a + 1, a + 66, a, a + 66, a + 65].reshape(-1, 3), process=False)
+    if (grid.face_normals[:, 2] > 0).any():  # make the faces point at the camera (−z)
+        grid.invert()
+    pos, tri = tools.clip(cam, grid.vertices), torch.tensor(grid.faces)
+    with GLRasterizer(shader_cull=True) as whole, GLRasterizer(shader_cull=True) as chunked:
+        expected = whole.rasterize(pos, tri, (cam.height, cam.width), layers=2)
+        chunked.rasterize(pos, tri[:1], (cam.height, cam.width))  # creates the context
+        chunked._max_block_bytes = 70_000  # 5120 faces a draw; the grid's 4225 vertices still fit
+        got = chunked.rasterize(pos, tri, (cam.height, cam.width), layers=2)
+        assert chunked.drawn_faces > 5120
+        assert _same(expected, got)
+        assert expected.covered[0].float().mean() > 0.6
+
+
 def _ground_and_spheres() -> tuple[Camera, trimesh.Trimesh]:
     """Spheres above a ground grid that runs behind the camera (near-plane clipping, off-screen parts)."""
     cam = Camera(np.array([[70.0, 0, 40.5], [0, 72.0, 30.25], [0, 0, 1]]), np.eye(3), np.zeros(3), 80, 60)
