@@ -76,9 +76,7 @@ void main() {
 # is dropped. Hardware rasterizers cull for free: off there.
 _CULL_GROUP = 64  # invocations per work group; each invocation marks 32 faces (one word)
 _MAX_CULL_FACES = 65535 * _CULL_GROUP * 32  # one dispatch's worth (GL guarantees 65535 groups)
-_CULL_SHADER = """
-#version 430
-layout(local_size_x = 64) in;
+_CULL_SHADER = f"#version 430\nlayout(local_size_x = {_CULL_GROUP}) in;\n" + """
 layout(std430, binding = 0) readonly buffer Positions { vec4 positions[]; };
 layout(std430, binding = 1) readonly buffer Faces { int faces[]; };
 layout(std430, binding = 2) writeonly buffer Keep { uint keep[]; };
