@@ -228,6 +228,7 @@ class GLRasterizer:
         height, width = check_raster_inputs(pos_clip, tri, resolution, layers, check_indices=False)
         device = pos_clip.device
         if tri.shape[0] == 0:
+            self.drawn_faces = 0
             return empty_fragments(layers, height, width, device)
         self._ensure_context()
         with self._ctx:

@@ -279,6 +279,9 @@ def test_empty_mesh_and_release(tools) -> None:
     assert torch.isinf(frags.depth).all() and (frags.bary == 0).all()
     _, _, pos = _slanted_triangle(tools)
     assert r.rasterize(pos, torch.tensor([[0, 1, 2]]), (120, 160)).covered.any()
+    assert r.drawn_faces == 1
+    r.rasterize(torch.zeros((0, 4)), torch.zeros((0, 3), dtype=torch.int64), (20, 30))
+    assert r.drawn_faces == 0  # the last call's count, not a stale one
     r.release()
     r.release()  # idempotent
     with pytest.raises(RuntimeError, match="released"):
