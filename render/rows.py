@@ -4,9 +4,11 @@ On the CPU, `index_add_` along dim 0 of an (N, C) tensor with a few channels (C 
 normals, RGBA) goes through a scatter kernel that handles one element at a time, ~10 ns each; the
 same sum along dim 1 of the (C, N) transpose runs 5–20× faster and gives bit-identical results (each
 output element still sums its sources in index order). Autograd's backward of `index_select` is that
-slow dim-0 index_add, so `gather_rows` brings its own backward. The transposed sum pays a copy of
-all the output rows back to (rows, C), so few sources into many rows (a large mesh's vertices from
-a view's samples) keep the plain scatter. Other devices keep the plain ops.
+slow dim-0 index_add, so `gather_rows` brings its own backward; and autograd's backward of the
+transposed sum would gather along dim 1, 2× slower than along the rows, so `index_add_rows` brings
+its own too. The transposed sum pays a copy of all the output rows back to (rows, C), so few sources
+into many rows (a large mesh's vertices from a view's samples) keep the plain scatter. Other devices
+keep the plain ops.
 """
 
 from __future__ import annotations
@@ -23,7 +25,27 @@ def index_add_rows(rows: int, index: torch.Tensor, source: torch.Tensor) -> torc
     """
     if source.device.type != "cpu" or source.dim() != 2 or 4 * source.shape[0] < rows:
         return source.new_zeros(rows, *source.shape[1:]).index_add_(0, index, source)
+    if source.requires_grad:
+        return _AddRows.apply(rows, index, source)
+    return _transposed_sum(rows, index, source)
+
+
+def _transposed_sum(rows: int, index: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return source.new_zeros(source.shape[1], rows).index_add_(1, index, source.t()).t().contiguous()
+
+
+class _AddRows(torch.autograd.Function):
+    """The transposed sum, whose backward gathers the gradient's rows (dim 0) with `gather_rows`."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, rows: int, index: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return _transposed_sum(rows, index, source)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        (index,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return None, None, gather_rows(grad.contiguous(), index)
 
 
 class _GatherRows(torch.autograd.Function):

@@ -50,6 +50,9 @@ def test_gather_rows_and_index_add_rows_have_correct_first_and_second_derivative
     assert torch.autograd.gradgradcheck(lambda t: gather_rows(t, index) ** 2, (x,))
     source = torch.randn(20, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: index_add_rows(7, index, s), (source,))
+    assert torch.autograd.gradgradcheck(lambda s: index_add_rows(7, index, s) ** 2, (source,))
+    summed = index_add_rows(7, index, source)
+    assert "AddRows" in type(summed.grad_fn).__name__  # the transposed sum's own backward ran
 
 
 def test_rows_without_gradients_or_empty_index() -> None:
