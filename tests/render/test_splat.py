@@ -264,7 +264,7 @@ def test_gradient_at_silhouette() -> None:
     assert grad.abs().max().item() < 1e-6
 
 
-def test_gradcheck_float64() -> None:
+def test_gradcheck_and_gradgradcheck_float64() -> None:
     torch.manual_seed(1)
     K, H, W = 2, 4, 5
     alpha = 0.2 + 0.8 * torch.rand(K, H, W, 1, dtype=torch.float64)
@@ -276,6 +276,8 @@ def test_gradcheck_float64() -> None:
     depth = torch.sort(1 + 3 * torch.rand(K, H, W, dtype=torch.float64), dim=0).values
     depth[1, 0, :2] = INF
     assert torch.autograd.gradcheck(lambda r, p: splat_samples(*_all_rows(r, p), depth), (rgba, xy), atol=1e-7)
+    # Second derivatives too: forward-mode products (`jvp`) run through a double backward.
+    assert torch.autograd.gradgradcheck(lambda r, p: splat_samples(*_all_rows(r, p), depth), (rgba, xy), atol=1e-7)
 
 
 def _all_rows(rgba: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
