@@ -4,6 +4,10 @@ The RtS paper's claim to check: sampling is the only stage that sees the triangl
 shading, splatting and the backward pass work per pixel, so their cost should barely depend on the
 mesh size (the 2M-triangle case at most ~3× the 2.5K one).
 
+The shaded task's shader is a small MLP whose matrix products run as training runs the NDS
+shader's (`shader_precision`, "auto" by default: bfloat16 on CPUs with native bfloat16), so the
+step timed is the step a run takes.
+
 Meshes are the demo object (a real, closed, non-convex surface) from marching cubes at a grid
 chosen so that 0–5 rounds of 1→4 midpoint subdivision land near 2.5K, 326K and 2M triangles.
 """
@@ -23,6 +27,7 @@ import trimesh
 from recon import bench_mitsuba
 from recon.demo import build_mesh, load_recipe
 from recon.mesh import vertex_normals
+from recon.precision import resolve_precision, with_precision
 from render.camera import Camera
 from render.renderer import Renderer
 
@@ -80,12 +85,14 @@ def bench_camera(vertices: np.ndarray, size: int) -> Camera:
     return Camera.look_at(centre + np.array([0.5, 0.6, -2.4]) * radius * 1.25, centre, np.array([0.0, 1.0, 0.0]), 45.0, size, size)
 
 
-def _bench_case(renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, repeats: int) -> dict:
+def _bench_case(
+    renderer: Renderer, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, repeats: int, precision: str
+) -> dict:
     device = vertices.device
     sync = device.type == "cuda"
     size = camera.width
     normals = vertex_normals(vertices, faces)
-    mlp = _small_mlp(device)
+    mlp = with_precision(_small_mlp(device), precision, device)
     frags, clip_m = renderer.sample(vertices, faces, camera)
     row: dict = {"triangles": int(faces.shape[0]), "vertices": int(vertices.shape[0])}
     row["sampling_ms"] = _median_ms(lambda: renderer.sample(vertices, faces, camera), repeats, sync)
@@ -145,6 +152,7 @@ def bench_render(
     repeats: int = 5,
     targets: tuple[int, ...] = TARGETS,
     peers: tuple[str, ...] = (),
+    shader_precision: str = "auto",
 ) -> dict:
     """Per-stage median milliseconds at `size`² for meshes of about `targets` triangles (see module doc).
 
@@ -161,11 +169,13 @@ def bench_render(
         raise ReconstructError("--device cuda: no CUDA device is available to PyTorch")
     load_before = os.getloadavg()[0]
     renderer = Renderer(backend, dev, layers=2)
+    precision = resolve_precision(shader_precision, dev)
     meshes = [bench_mesh(target) for target in targets]
     rows = []
     for v, f in meshes:
         camera = bench_camera(v, size)
-        rows.append(_bench_case(renderer, torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev), camera, repeats))
+        vertices, faces = torch.from_numpy(v).to(dev), torch.from_numpy(f).to(dev)
+        rows.append(_bench_case(renderer, vertices, faces, camera, repeats, precision))
     # The peer is loaded and run only after all of ours: its thread pool and JIT stay out of our timings.
     peer_info: dict = {}
     if "mitsuba" in peers:
@@ -184,6 +194,7 @@ def bench_render(
         "backend": renderer.backend,
         "size": size,
         "layers": 2,
+        "shader_precision": precision,
         "torch_threads": torch.get_num_threads(),
         # Other processes' share of the cores makes timings noisy; this says how much there was.
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()},
@@ -198,7 +209,8 @@ def format_render_table(result: dict) -> str:
             "shaded_step_ms", "peak_memory_mb")
     load = result["load_average_1min"]
     head = (
-        f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}; "
+        f"render benchmark: {result['device']}, {result['backend']} backend, {result['size']}², K={result['layers']}, "
+        f"shader products in {result['shader_precision']}; "
         f"load average {load['before']:.1f} → {load['after']:.1f} on {load['cpus']} CPUs"
     )
     lines = [head, "  ".join(f"{c:>18}" for c in cols)]

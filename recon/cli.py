@@ -376,7 +376,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from recon.bench import bench_render
 
     result = bench_render(
-        device=args.device, size=args.size, backend=args.renderer, repeats=args.repeats, peers=tuple(dict.fromkeys(args.peer))
+        device=args.device,
+        size=args.size,
+        backend=args.renderer,
+        repeats=args.repeats,
+        peers=tuple(dict.fromkeys(args.peer)),
+        shader_precision=args.shader_precision,
     )
     if args.json:
         print(json.dumps(result, indent=1))
@@ -558,6 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time this renderer's step on the same meshes, camera and size, and report how many times "
         "faster ours is (repeatable; mitsuba: Mitsuba 3's llvm_ad_rgb, pip install 'reconstruct[peers]'; "
         "skipped with the reason when it cannot run)",
+    )
+    r.add_argument(
+        "--shader-precision",
+        choices=["auto", "float32", "bfloat16"],  # recon.precision.PRECISIONS
+        default="auto",
+        help="the shaded task's matrix products, as a run's shader_precision (auto, the training default: "
+        "bfloat16 on CPUs with native bfloat16, else float32)",
     )
     r.add_argument("--json", action="store_true")
     m = bench.add_parser("materials", help="discovered materials vs the demo's ground truth (IoU), edit colour distance")

@@ -1,9 +1,11 @@
 """The render benchmark runs and reports every stage (numbers are printed by the CLI, never asserted)."""
 
 import pytest
+import torch
 
 from recon.bench import bench_mesh, bench_render, format_render_table
 from recon.bench_mitsuba import unavailable_reason
+from recon.precision import resolve_precision
 
 pytestmark = pytest.mark.gl
 
@@ -23,6 +25,18 @@ def test_bench_render_reports_every_stage() -> None:
             assert row[key] > 0, key
     assert "silhouette" in format_render_table(result)
     assert result["load_average_1min"]["cpus"] >= 1
+    # The shaded task's products run as a run's would: "auto" resolves as training resolves it.
+    assert result["shader_precision"] == resolve_precision("auto", torch.device("cpu"))
+
+
+def test_bench_render_shades_in_the_precision_asked_for() -> None:
+    for precision in ("float32", "bfloat16"):
+        result = bench_render("cpu", size=48, backend="gl", repeats=1, targets=(2_500,), shader_precision=precision)
+        assert result["shader_precision"] == precision
+        assert f"shader products in {precision}" in format_render_table(result)
+        assert result["cases"][0]["shaded_step_ms"] > 0
+    with pytest.raises(ValueError, match="shader precision"):
+        bench_render("cpu", size=48, backend="gl", targets=(2_500,), shader_precision="float16")
 
 
 def test_bench_render_times_the_peer_or_says_why_not() -> None:
