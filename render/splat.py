@@ -260,7 +260,8 @@ def splat_samples(
         buffer = 1 - _code(layer[:, None], occluded, k_star)  # [S⁺, S⁰, S⁻] = 0, 1, 2
         dest += buffer * (box_h * box_w)
     weights = _splat_weights(pixel_xy, i, j, di, dj, sigma, eps)
-    acc = _TapSum.apply(weights, rgba, dest.reshape(-1), 3 * box_h * box_w).reshape(3, box_h, box_w, C)
+    dtype = torch.promote_types(weights.dtype, rgba.dtype)  # the wider of the two, as a plain product gives
+    acc = _TapSum.apply(weights.to(dtype), rgba.to(dtype), dest.reshape(-1), 3 * box_h * box_w).reshape(3, box_h, box_w, C)
     # Normalise each buffer by max(1, Σ w·alpha) (its alpha channel), then over-composite.
     layers = acc / acc[..., -1:].clamp(min=1.0)
     front, surface, behind = layers.unbind(0)

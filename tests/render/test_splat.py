@@ -373,6 +373,21 @@ def test_no_rows_is_an_empty_image() -> None:
     assert rgba.grad.shape == (0, 4)
 
 
+def test_colours_and_centres_of_different_precisions_splat_in_the_wider_one() -> None:
+    # float32 colours with float64 centres: the image is float64 and each input gets its own dtype's gradient.
+    n = 5
+    rgba = torch.rand(n, 4).requires_grad_()
+    xy = (torch.full((n, 2), 2.5, dtype=torch.float64) + 0.1 * torch.rand(n, 2, dtype=torch.float64)).requires_grad_()
+    index = torch.arange(n) * 3
+    out = splat_samples(rgba, xy, index, torch.ones(1, 6, 6))
+    assert out.dtype == torch.float64
+    out.square().sum().backward()
+    assert rgba.grad.dtype == torch.float32 and xy.grad.dtype == torch.float64
+    assert rgba.grad.abs().sum() > 0 and xy.grad.abs().sum() > 0
+    same = splat_samples(rgba.detach().double(), xy.detach(), index, torch.ones(1, 6, 6))
+    assert torch.allclose(out, same)
+
+
 def test_splatted_coverage_is_the_alpha_of_a_one_layer_splat_of_it() -> None:
     """The silhouette target: a mask with soft (anti-aliased) and hard edges and an image border,
     splatted as one layer of samples whose alpha is the coverage, gives the same alpha."""
