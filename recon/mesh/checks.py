@@ -172,7 +172,8 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
     of the other's plane, and its line strictly inside the other. Most candidate pairs are
     neighbours wholly on one side of each other's plane, so each triangle's three corners are
     placed against the other's plane once, and only the pairs with a straddling edge (not already
-    hit) take the inside test: on a 74K-face mesh ~4× fewer signed volumes than all six edge tests.
+    hit) take the inside test: on the dino's final 74K-face mesh 3.5× fewer signed volumes than all six
+    edge tests (63K candidate pairs, 53K straddling edges).
     """
     hit = np.zeros(len(t1), dtype=bool)
     for s, t in ((t1, t2), (t2, t1)):
