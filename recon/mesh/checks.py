@@ -169,11 +169,11 @@ def _triangles_cross(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
     """Whether triangles t1[i] and t2[i] (#P,3,3 each) intersect (non-coplanar case) → #P bool.
 
     They do iff an edge of one passes strictly through the other: its ends strictly on both sides
-    of the other's plane, and its line strictly inside the other. Most candidate pairs are
-    neighbours wholly on one side of each other's plane, so each triangle's three corners are
-    placed against the other's plane once, and only the pairs with a straddling edge (not already
-    hit) take the inside test: on the dino's final 74K-face mesh 3.5× fewer signed volumes than all six
-    edge tests (63K candidate pairs, 53K straddling edges).
+    of the other's plane, and its line strictly inside the other. Most candidates' edges lie wholly
+    on one side of the other's plane, so each triangle's three corners are placed against the
+    other's plane once, and only straddling edges (of pairs not already hit) take the inside test:
+    on the dino's final 74K-face mesh, 53K of its 63K candidate pairs' 380K edges straddle, 3.5×
+    fewer signed volumes than all six edge tests.
     """
     hit = np.zeros(len(t1), dtype=bool)
     for s, t in ((t1, t2), (t2, t1)):
