@@ -1,8 +1,4 @@
-"""Botsch–Kobbelt isotropic remeshing: NDS's coarse-to-fine upsampling step.
-
-One edge length everywhere runs in gpytoolbox's `remesh_botsch`; per-vertex lengths (a size
-field) in `recon.mesh.adaptive`, which that binding cannot take.
-"""
+"""Botsch–Kobbelt isotropic remeshing (via gpytoolbox): NDS's coarse-to-fine upsampling step."""
 
 from __future__ import annotations
 
@@ -11,18 +7,15 @@ import logging
 import gpytoolbox
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
-from recon.mesh import adaptive, clean
+from recon.mesh import clean
 from recon.mesh.errors import MeshError
 from recon.mesh.mesh import Mesh
 
 log = logging.getLogger(__name__)
 
 
-def remesh(
-    mesh: Mesh, target_edge_length: float | None = None, iterations: int = 10, sizes: torch.Tensor | None = None
-) -> Mesh:
+def remesh(mesh: Mesh, target_edge_length: float | None = None, iterations: int = 10) -> Mesh:
     """A new, isotropic mesh of the same surface, by default with half the mean edge length.
 
     Zero-length edges and faces that repeat a vertex are collapsed first (gpytoolbox refuses
@@ -34,8 +27,6 @@ def remesh(
         mesh: closed, edge-manifold input (its vertices are detached, not differentiated).
         target_edge_length: desired edge length; None = half the mean edge length (NDS §3.3).
         iterations: Botsch–Kobbelt iterations (split, collapse, flip, relax, project).
-        sizes: #V target edge lengths at `mesh`'s vertices (`adaptive.size_field`); given, they
-            replace `target_edge_length`.
 
     Raises:
         MeshError: the input is broken (NaN, non-manifold) or remeshing produced a broken mesh;
@@ -51,15 +42,9 @@ def remesh(
     h = 0.5 * mean_edge if target_edge_length is None else float(target_edge_length)
     if not h > 0:
         raise MeshError(f"cannot remesh: target edge length must be positive, got {target_edge_length}")
-    if sizes is not None:
-        sizes_np = sizes.detach().cpu().numpy().astype(np.float64)
-        if sizes_np.shape != (len(v),) or not (np.isfinite(sizes_np) & (sizes_np > 0)).all():
-            raise MeshError(f"cannot remesh: sizes must be {len(v)} positive lengths, one per vertex")
 
     closed = bool((mesh.topology.edge_face_counts == 2).all())
     volume_before = clean.signed_volume(v, f)
-    if sizes is not None:  # cleaning renumbers the vertices; the sizes are found again by position
-        original = v
     v, f = clean.merge_close_vertices(v, f, 1e-6 * mean_edge)
     f = clean.drop_degenerate_faces(f)
     v, f = clean.remove_unreferenced(v, f)
@@ -67,15 +52,10 @@ def remesh(
         raise MeshError("cannot remesh: every face is degenerate")
     if bad := clean.non_manifold_edge_count(f):
         raise MeshError(f"cannot remesh: {bad} non-manifold edges (edges shared by more than two faces)")
-    if sizes is not None:
-        kept = sizes_np[cKDTree(original).query(v)[1]]
-        u_t, g_t = adaptive.remesh_to_sizes(torch.from_numpy(v), torch.from_numpy(f), torch.from_numpy(kept), iterations)
-        u, g = u_t.numpy(), g_t.numpy()
-    else:
-        try:
-            u, g = gpytoolbox.remesh_botsch(v, f.astype(np.int32), i=iterations, h=h, project=True)
-        except Exception as exc:  # C++ binding errors arrive as assorted types
-            raise MeshError(f"remeshing failed in gpytoolbox.remesh_botsch: {type(exc).__name__}: {exc}") from exc
+    try:
+        u, g = gpytoolbox.remesh_botsch(v, f.astype(np.int32), i=iterations, h=h, project=True)
+    except Exception as exc:  # C++ binding errors arrive as assorted types
+        raise MeshError(f"remeshing failed in gpytoolbox.remesh_botsch: {type(exc).__name__}: {exc}") from exc
     u, g = np.asarray(u, dtype=np.float64), np.asarray(g, dtype=np.int64)
 
     if len(g) == 0 or not np.isfinite(u).all():
@@ -88,10 +68,7 @@ def remesh(
         change = clean.signed_volume(u, g) / volume_before - 1  # Botsch–Kobbelt keeps winding and shape
         if abs(change) > 0.25:
             raise MeshError(f"remeshing changed the enclosed volume by {change:+.0%}: the result is tangled or inverted")
-    if sizes is None:
-        log.info("remeshed %d → %d faces (target edge %.4g)", mesh.num_faces, len(g), h)
-    else:
-        log.info("remeshed %d → %d faces (target edges %.4g–%.4g)", mesh.num_faces, len(g), sizes_np.min(), sizes_np.max())
+    log.info("remeshed %d → %d faces (target edge %.4g)", mesh.num_faces, len(g), h)
     return Mesh(
         torch.as_tensor(u.astype(np.float32)).to(mesh.device),
         torch.as_tensor(g).to(mesh.device),

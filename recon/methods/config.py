@@ -45,12 +45,6 @@ class NDSConfig:
             footprint at the object (median over views); 0 follows the paper's halving exactly.
             Finer triangles than the images resolve only cost time (at 128 px the paper's last
             stage would be ~140K faces, several per pixel).
-        remesh_tolerance_px: 0 = each remesh targets one edge length everywhere (the paper,
-            gpytoolbox's Botsch–Kobbelt). t > 0 = per-vertex lengths from the surface's curvature
-            (`recon.mesh.adaptive.size_field`): as long as keeps the chords within t pixels of the
-            surface, between half and twice the schedule's length (never below `min_edge_px`), so
-            creases and tight curves are finer and flat faces coarser (Palfinger 2022's per-vertex
-            sizes, at the schedule's remeshes).
         smooth_steps: λ of Nicolet et al. 2021's "Large Steps" reparameterisation: vertex offsets are
             (I + λL)⁻¹·w with w the optimised parameter and L the combinatorial Laplacian, so each
             step is diffused over ~√λ edges (recon.mesh.smooth). 0 = plain Adam on the offsets
@@ -124,7 +118,6 @@ class NDSConfig:
     regularizer_growth: float = 4.0
     step_decay: float = 0.75
     min_edge_px: float = 1.0
-    remesh_tolerance_px: float = 0.0
     smooth_steps: float = 0.0
     splat_shading: bool = True
     coarse_images: bool = False
@@ -157,7 +150,6 @@ class NDSConfig:
             "max_rollbacks": self.max_rollbacks >= 1,
             "intersection_every": self.intersection_every >= 0,
             "min_edge_px": self.min_edge_px >= 0,
-            "remesh_tolerance_px": self.remesh_tolerance_px >= 0,
             "smooth_steps": self.smooth_steps >= 0,
             "splat_shading": isinstance(self.splat_shading, bool),
             "coarse_images": isinstance(self.coarse_images, bool),

@@ -39,7 +39,6 @@ from recon.mesh import (
     sphere,
     visual_hull,
 )
-from recon.mesh.adaptive import size_field
 from recon.mesh.checks import flipped_faces, self_intersecting_pairs
 from recon.mesh.relax import relax_crossings
 from recon.mesh.smooth import SmoothParameterization
@@ -569,10 +568,9 @@ class NDSSession(ImageLevels):
                 log.info("iteration %d: edges (%.4g) already at the images' resolution; no remesh", self.iteration, mean_edge)
                 return "remesh skipped: edges already at the images' resolution"
             target = max(0.5 * mean_edge, floor)
-            sizes = self._remesh_sizes(current, target, floor)
             for factor in REMESH_TRIES:
                 try:
-                    finer = remesh(current, factor * target, sizes=None if sizes is None else factor * sizes)
+                    finer = remesh(current, factor * target)
                 except MeshError as exc:
                     log.warning("iteration %d: remeshing failed (%s); keeping the current mesh", self.iteration, exc)
                     return f"remesh skipped: {exc}"
@@ -593,20 +591,6 @@ class NDSSession(ImageLevels):
             self._good = self._capture()
         log.info("iteration %d: remeshed to %d faces", self.iteration, finer.num_faces)
         return f"remeshed: {current.num_faces} → {finer.num_faces} faces"
-
-    def _remesh_sizes(self, current: Mesh, target: float, floor: float) -> torch.Tensor | None:
-        """Per-vertex edge lengths for `remesh_tolerance_px` > 0 (None: `target` everywhere)."""
-        tolerance = self.config.remesh_tolerance_px
-        if tolerance <= 0:
-            return None
-        vertices = current.vertices.detach().double()
-        return size_field(
-            vertices,
-            current.faces,
-            tolerance=tolerance * self.pixel_footprint(),
-            shortest=max(target / ADAPTIVE_FINER, floor),
-            longest=target * ADAPTIVE_COARSER,
-        )
 
     # ---- outputs -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -660,8 +644,6 @@ class NDSSession(ImageLevels):
 # lands elsewhere (a first relaxation, which widened its patch, kept 3 and 2 pairs of the dino's
 # last remesh at ×1.0 and ×1.1 and none at ×1.2).
 REMESH_TRIES = (1.0, 1.1, 1.2)
-# With `remesh_tolerance_px`, how much finer or coarser than the schedule's a vertex's edges may be.
-ADAPTIVE_FINER, ADAPTIVE_COARSER = 2.0, 1.0
 
 
 def _relaxed_remesh(current: Mesh, finer: Mesh, iteration: int) -> tuple[Mesh, list[str], int]:
