@@ -123,14 +123,16 @@ def run_state(out: Path) -> str:
 
 
 def _figures(item: BatchItem, record: dict[str, Any]) -> dict[str, Any]:
-    """Chamfer when the dataset ships a reference (gt_mesh.ply), held-out PSNR when views were kept out."""
+    """Chamfer when the dataset ships a reference (`reference_mesh`), held-out PSNR when views were kept out."""
+    from recon.eval import chamfer, reference_mesh
+
     figures: dict[str, Any] = {}
-    reference = item.dataset / "gt_mesh.ply" if item.dataset.is_dir() else item.dataset.parent / "gt_mesh.ply"
-    if reference.exists():
-        from recon.eval import chamfer
+    reference = reference_mesh(item.dataset)
+    if reference is not None:
         from recon.mesh import read_trimesh
 
-        figures["chamfer_rel"] = float(chamfer(read_trimesh(item.out / "mesh.ply"), read_trimesh(reference))["chamfer_rel"])
+        built = read_trimesh(RunFolder(item.out).mesh_file)
+        figures["chamfer_rel"] = float(chamfer(built, read_trimesh(reference))["chamfer_rel"])
     if record.get("holdout"):
         from recon.view_eval import evaluate_run_views
 

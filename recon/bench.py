@@ -270,8 +270,9 @@ def _viewer_scene(run: str | None) -> tuple[object, np.ndarray, np.ndarray, str]
         kind = "texture field (position-only)" if weights.position_only else "neural shader"
         return weights, vertices.astype(np.float32), np.asarray(mesh.faces), f"trained {kind} and mesh of {folder.path}"
     from recon.demo import demo_dataset
+    from recon.eval import REFERENCE_MESH
 
-    mesh = read_trimesh(demo_dataset() / "gt_mesh.ply")
+    mesh = read_trimesh(demo_dataset() / REFERENCE_MESH)
     lo, hi = mesh.bounds
     vertices = (np.asarray(mesh.vertices) - (lo + hi) / 2) * (2.0 / float(np.max(hi - lo)))
     torch.manual_seed(0)

@@ -311,7 +311,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo (once), reconstruct it, and measure the result against its ground truth."""
     from recon.demo import demo_dataset, load_recipe
     from recon.demo.measure import concavity_figures
-    from recon.eval import chamfer, topology
+    from recon.eval import REFERENCE_MESH, chamfer, topology
     from recon.export import write_run_record
     from recon.mesh import read_trimesh
     from recon.runs import open_run
@@ -321,7 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run = open_run(_options(args, path, overwrite=True))  # the demo's folder is remade each time
     print(f"demo: {recipe['name']}, {len(run.scene.views)} views at {_levels(run)} from {path}")
     record = _run_and_report(run)
-    built, truth = read_trimesh(run.folder.mesh_file), read_trimesh(path / "gt_mesh.ply")
+    built, truth = read_trimesh(run.folder.mesh_file), read_trimesh(path / REFERENCE_MESH)
     figures = chamfer(built, truth)
     record["chamfer"] = figures
     record["concavity"] = concavity_figures(recipe, built, truth)

@@ -18,6 +18,7 @@ through scipy's cKDTree.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gpytoolbox
@@ -26,6 +27,15 @@ import torch
 from scipy.spatial import cKDTree
 
 ArrayLike = np.ndarray | torch.Tensor
+
+REFERENCE_MESH = "gt_mesh.ply"  # a dataset that ships its true surface keeps it beside its views
+
+
+def reference_mesh(dataset: Path) -> Path | None:
+    """The true surface a dataset ships (`gt_mesh.ply` in its folder, or beside a dataset file), if any."""
+    folder = dataset if dataset.is_dir() else dataset.parent
+    path = folder / REFERENCE_MESH
+    return path if path.is_file() else None
 
 
 def _numpy(a: Any, dtype: type = np.float64) -> np.ndarray:

@@ -6,7 +6,7 @@ Runs `reconstruct run DATASET --out OUT --device cpu` with the JSON's NDS settin
 (`RunOptions.config_overrides`), then prints one JSON line: optimisation seconds, rollbacks,
 final faces, crossing pairs left in mesh.ply, the final vertex step against the schedule's, the
 seconds of each profiled stage (as `--profile` records them), and where DATASET holds a ground
-truth (`gt_mesh.ply`) Chamfer in % of the diagonal and the topology; on a `reconstruct demo`
+truth (`recon.eval.reference_mesh`) Chamfer in % of the diagonal and the topology; on a `reconstruct demo`
 dataset also how deep each tool is carved. The README's NDS tables.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import trimesh
 
 from recon.demo import carved_percent
-from recon.eval import chamfer, topology
+from recon.eval import chamfer, reference_mesh, topology
 from recon.mesh import load_mesh
 from recon.mesh.checks import self_intersecting_pairs
 from recon.runs import RunOptions, drive, open_run
@@ -36,7 +36,7 @@ def main() -> None:
     start = time.perf_counter()
     drive(run, on_step=lambda record: events.append(record.event or ""))
     seconds = time.perf_counter() - start
-    mesh = load_mesh(out / "mesh.ply")
+    mesh = load_mesh(run.folder.mesh_file)
     result = {
         "settings": overrides,
         "seconds": round(seconds),
@@ -44,10 +44,11 @@ def main() -> None:
         "faces": mesh.num_faces,
         "crossing_pairs": len(self_intersecting_pairs(mesh.vertices, mesh.faces)),
         "vertex_step": [run.session.lr_vertices, run.session.lr_schedule],
-        "profile_s": {row["stage"]: round(row["seconds"], 1) for row in json.loads((out / "run.json").read_text())["profile"]},
+        "profile_s": {row["stage"]: round(row["seconds"], 1) for row in json.loads(run.folder.record_file.read_text())["profile"]},
     }
-    if (dataset / "gt_mesh.ply").is_file():
-        found, truth = trimesh.load(out / "mesh.ply", process=False), trimesh.load(dataset / "gt_mesh.ply", process=False)
+    reference = reference_mesh(dataset)
+    if reference is not None:
+        found, truth = trimesh.load(run.folder.mesh_file, process=False), trimesh.load(reference, process=False)
         result["chamfer_percent"] = round(100 * chamfer(found, truth)["chamfer_rel"], 3)
         result["topology"] = topology(found)
         result["carved_percent"] = carved_percent(dataset, found, truth)

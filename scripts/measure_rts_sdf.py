@@ -19,7 +19,7 @@ import trimesh
 
 from recon.data import load
 from recon.demo import carved_percent
-from recon.eval import chamfer, topology
+from recon.eval import REFERENCE_MESH, chamfer, topology
 from recon.methods.rts_sdf import RtsSdfSession, rts_sdf_config
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     scene = load(path, image_scale=float(changes.pop("scale", 1.0)))
     config = rts_sdf_config(n or None, optimizer=optimizer, lr_grid=lr, **changes)
     session = RtsSdfSession(scene, config, renderer="gl")
-    gt = trimesh.load(path / "gt_mesh.ply", process=False)
+    gt = trimesh.load(path / REFERENCE_MESH, process=False)
 
     def built() -> trimesh.Trimesh:
         vertices, faces = session.mesh_arrays()

@@ -18,6 +18,7 @@ from recon.demo.measure import carved_percent, concavity_figures, measured_tools
 from recon.demo.render import Shading, Surface, box_corners, render_view, shade
 from recon.demo.scene import (
     RECIPE_FILE,
+    TRUE_MATERIALS,
     Recipe,
     bounding_box,
     build_mesh,
@@ -32,6 +33,7 @@ from recon.demo.scene import (
 __all__ = [
     "CACHE_VERSION",
     "RECIPE_FILE",
+    "TRUE_MATERIALS",
     "Recipe",
     "Shading",
     "Surface",

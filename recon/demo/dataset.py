@@ -24,7 +24,8 @@ import numpy as np
 from recon.data.formats import nds
 from recon.data.scene import View
 from recon.demo.render import Shading, Surface, render_view
-from recon.demo.scene import RECIPE_FILE, Recipe, bounding_box, build_mesh, face_materials, load_recipe, recipe_hash, ring_cameras
+from recon.demo.scene import RECIPE_FILE, TRUE_MATERIALS, Recipe, bounding_box, build_mesh, face_materials, load_recipe, recipe_hash, ring_cameras
+from recon.eval import REFERENCE_MESH
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def build(recipe: Recipe, out: Path) -> None:
             if (i + 1) % 10 == 0 or i + 1 == len(cameras):
                 log.info("demo: rendered %d/%d views", i + 1, len(cameras))
     nds.write(views, bbox, out)
-    (out / "gt_mesh.ply").write_bytes(gt_ply)
-    np.save(out / "gt_materials.npy", materials, allow_pickle=False)
+    (out / REFERENCE_MESH).write_bytes(gt_ply)
+    np.save(out / TRUE_MATERIALS, materials, allow_pickle=False)
     (out / RECIPE_FILE).write_text(json.dumps(recipe, indent=2), encoding="utf-8")
     log.info("demo dataset built in %.1f s", time.perf_counter() - start)
 

@@ -25,6 +25,7 @@ from resources import DEFAULT_DEMO_SCENE, DEMO_SCENES
 log = logging.getLogger(__name__)
 
 RECIPE_FILE = "demo_scene.json"  # the pot's recipe, and the name of the recipe's copy in every demo dataset
+TRUE_MATERIALS = "gt_materials.npy"  # a demo dataset's per-face material of its true mesh (`recon.eval.REFERENCE_MESH`)
 
 Recipe = dict[str, Any]
 

@@ -25,7 +25,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from recon.demo.scene import RECIPE_FILE, TRUE_MATERIALS
 from recon.errors import ReconstructError
+from recon.eval import REFERENCE_MESH
 from recon.export import srgb_to_linear
 from recon.materials.discover import Materials, discover_materials
 from recon.materials.edits import MaterialEdits, ReplaceMaterial, feature_edits
@@ -130,11 +132,11 @@ def bench_materials(run_dir: Path | str, dataset: Path | str | None = None, k: i
         dataset = RunFolder(run_dir).dataset_source()
     dataset = Path(dataset)
     try:
-        truth = np.load(dataset / "gt_materials.npy", allow_pickle=False)
-        recipe = json.loads((dataset / "demo_scene.json").read_text())
+        truth = np.load(dataset / TRUE_MATERIALS, allow_pickle=False)
+        recipe = json.loads((dataset / RECIPE_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise ReconstructError(f"{dataset}: not a demo dataset with ground-truth materials ({exc})") from None
-    gt = read_trimesh(dataset / "gt_mesh.ply")
+    gt = read_trimesh(dataset / REFERENCE_MESH)
     k_true = len(recipe["materials"])
     run = load_run_appearance(run_dir)
     verts, faces = run.normalized_vertices(), run.mesh.faces

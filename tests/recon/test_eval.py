@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from recon.eval import chamfer, psnr, sample_surface, silhouette_iou, ssim, topology
+from recon.eval import REFERENCE_MESH, chamfer, psnr, reference_mesh, sample_surface, silhouette_iou, ssim, topology
 
 N = 50_000  # samples per surface: enough for ~0.01 sampling noise on a unit sphere, and quick
 
@@ -139,3 +139,17 @@ def test_topology_counts_components_and_genus_of_closed_meshes() -> None:
     assert topology(both) == {"components": 2, "euler": 2, "genus": 1, "watertight": True}
     opened = topology((sphere.vertices, sphere.faces[1:]))
     assert opened["genus"] is None and not opened["watertight"] and opened["euler"] == 1
+
+
+def test_reference_mesh_is_found_beside_a_dataset_folder_or_file(tmp_path):
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    transforms = folder / "transforms_train.json"
+    transforms.write_text("{}")
+    assert reference_mesh(folder) is None and reference_mesh(transforms) is None
+    (folder / REFERENCE_MESH).mkdir()  # a folder of that name is not a mesh
+    assert reference_mesh(folder) is None
+    (folder / REFERENCE_MESH).rmdir()
+    trimesh.creation.box().export(folder / REFERENCE_MESH)
+    assert reference_mesh(folder) == folder / REFERENCE_MESH
+    assert reference_mesh(transforms) == folder / REFERENCE_MESH
