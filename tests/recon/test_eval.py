@@ -141,7 +141,7 @@ def test_topology_counts_components_and_genus_of_closed_meshes() -> None:
     assert opened["genus"] is None and not opened["watertight"] and opened["euler"] == 1
 
 
-def test_reference_mesh_is_found_beside_a_dataset_folder_or_file(tmp_path):
+def test_reference_mesh_is_found_beside_a_dataset_folder_or_file(tmp_path) -> None:
     folder = tmp_path / "scene"
     folder.mkdir()
     transforms = folder / "transforms_train.json"
