@@ -277,9 +277,8 @@ class _TapSum(torch.autograd.Function):
     Autograd's form, (N, 9, 1) · (N, 1, C) → `index_add_rows`, made the whole splat's forward and
     backward ~1.35× as long at 512² with 2.4K triangles on the CPU: broadcast products and sums over
     a last dimension of 1 or 4 each way, the taps transposed for the sum and gathered back along
-    the transposed layout. Here
-    the taps are built channel-first, summed along dim 1 of (C, rows) and returned as its
-    transposed view; the backward gathers the rows' gradient along dim 0 and reduces it with two
+    the transposed layout. Here the taps are built channel-first, summed along dim 1 of
+    (C, rows) and returned as its transposed view; the backward gathers the rows' gradient along dim 0 and reduces it with two
     batched products, all differentiable again (forward-mode `jvp` runs through a double
     backward). The same sums in the same order as `index_add_rows` of the taps.
     """
