@@ -57,7 +57,7 @@ from recon.data import Scene
 from recon.errors import ReconstructError
 from recon.methods.session import Snapshot, normalized_camera
 from recon.run_folder import RunFolder, fresh_run_folder
-from recon.runs import ResumeOptions, RunOptions, describe_levels, plan, resolve_device
+from recon.runs import RunOptions, describe_levels, plan, resolve_device
 from recon.saved_run import SavedRun, progress
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
         self._show_scene(scene)
         self.run_panel.set_out(self._default_out(scene))
         self._update_device_hint()
-        self.run_panel.status.setText("Ready: press Start.")
+        self.run_panel.set_status("Ready: press Start.")
         self.run_panel.set_state("ready")
         self._show_run_at_rest(None)
 
@@ -367,7 +367,7 @@ class MainWindow(QMainWindow):
         self._show_run_at_rest(ShownRun(saved.folder.path, saved.record, saved.missing_scene))
         self._update_materials()
         self.status.setText(describe(saved))
-        self.run_panel.status.setText(self.run_panel.resume_button.toolTip())
+        self.run_panel.set_status(self.run_panel.resume_offer)
         log.info("opened %s: %s", saved.folder.path, self.status.text())
 
     def _on_run_open_failed(self, message: str) -> None:
@@ -422,13 +422,13 @@ class MainWindow(QMainWindow):
         """What Start would run now (the Run panel's choices on the current scene), or None without a scene."""
         if self.scene is None:
             return None
-        out = Path(self.run_panel.out.text().strip() or self._default_out(self.scene)).expanduser()
+        out = self.run_panel.out_path() or self._default_out(self.scene)
         return self.run_panel.options(self.scene.source, out)
 
     def _update_device_hint(self) -> None:
         """Say what the panel's choices mean on this machine: the device, and the resolution "auto" picks."""
         try:
-            device, why = resolve_device(self.run_panel.device.currentData())
+            device, why = resolve_device(self.run_panel.device_choice())
         except ReconstructError as exc:
             self.run_panel.show_choice("no device", str(exc))
             return
@@ -496,10 +496,8 @@ class MainWindow(QMainWindow):
         panel.resume_folder_requested.connect(self._ask_resume_folder)
         panel.browse_requested.connect(self._ask_out)
         panel.live_rate_changed.connect(self._on_live_rate)
-        for box in (panel.method, panel.device, panel.scale):
-            box.currentIndexChanged.connect(lambda _: self._update_device_hint())
-        panel.iterations.valueChanged.connect(lambda _: self._update_device_hint())
-        panel.iterations.valueChanged.connect(lambda _: self._offer_resume())
+        panel.choices_changed.connect(self._update_device_hint)
+        panel.choices_changed.connect(self._offer_resume)
 
     def _ask_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", str(self.runs_root()))
@@ -538,8 +536,7 @@ class MainWindow(QMainWindow):
             self.open_dataset(Path(folder))
             return
         panel = self.run_panel
-        resume = ResumeOptions(Path(folder), device=panel.device.currentData(), renderer=panel.renderer.currentData(), until=until)
-        self._start(RunRequest(resume, live_rate=panel.live_rate_value()))
+        self._start(RunRequest(panel.resume_options(folder, until), live_rate=panel.live_rate_value()))
 
     def _ask_resume_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume the run in folder", str(self.runs_root()))
@@ -550,7 +547,7 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         self.run_panel.reset()  # the last run's progress and rate are not this one's
         self.run_panel.set_state("starting")
-        self.run_panel.status.setText("Starting …")
+        self.run_panel.set_status("Starting …")
         self.status.setText(f"Starting a reconstruction in {request.out} …")
         self.viewport.set_live(request.live_rate)
         self.run.start(request)
@@ -563,7 +560,7 @@ class MainWindow(QMainWindow):
         run.snapshot.connect(self._on_snapshot)
         run.paused.connect(self._on_paused)
         run.psnr.connect(self.plots.add_psnr)
-        run.status.connect(self.run_panel.status.setText)
+        run.status.connect(self.run_panel.set_status)
         run.finished.connect(self._on_run_finished)
         run.failed.connect(self._on_run_failed)
 
@@ -575,8 +572,8 @@ class MainWindow(QMainWindow):
             signal.connect(lambda *_: self._sync_viewport_materials())
         self.viewport.surface_picked.connect(self._on_surface_picked)
         self.viewport.pick_missed.connect(self.status.setText)
-        self.materials_panel.pick.toggled.connect(self.viewport.set_pick_mode)
-        self.materials_panel.apply.clicked.connect(lambda: self._set_mode("neural"))  # show the edited result
+        self.materials_panel.pick_mode_changed.connect(self.viewport.set_pick_mode)
+        self.materials_panel.edit_applied.connect(lambda: self._set_mode("neural"))
 
     def _update_materials(self) -> None:
         """Hand the model the shader when it rests (run finished or paused), withdraw it otherwise."""
@@ -607,15 +604,15 @@ class MainWindow(QMainWindow):
     def pause_run(self) -> None:
         if self.running:
             self.run.pause()
-            self.run_panel.status.setText("Pausing after this iteration …")
-            self.run_panel.pause_button.setEnabled(False)
+            self.run_panel.set_state("pausing")
+            self.run_panel.set_status("Pausing after this iteration …")
 
     def resume_run(self) -> None:
         """Resume: a paused run goes on; at rest, the run shown continues as its offer says."""
         if self.running:
             self.run.resume()
             self.run_panel.set_state("running")
-            self.run_panel.status.setText("Running")
+            self.run_panel.set_status("Running")
             self._update_materials()
         elif self.shown_run is not None:
             offer = self.shown_run.offer(self.run_panel.iterations_value())
@@ -627,7 +624,7 @@ class MainWindow(QMainWindow):
         if self.running:
             self.run.stop()
             self.run_panel.set_state("stopping")
-            self.run_panel.status.setText("Stopping after this iteration; writing the checkpoint …")
+            self.run_panel.set_status("Stopping after this iteration; writing the checkpoint …")
 
     def _on_live_rate(self, rate: float) -> None:
         self.settings.setValue("run/live_rate", rate)
@@ -661,7 +658,7 @@ class MainWindow(QMainWindow):
     def _on_paused(self, iteration: int) -> None:
         if self.run.is_paused:
             self.run_panel.set_state("paused")
-            self.run_panel.status.setText(f"Paused after iteration {iteration}")
+            self.run_panel.set_status(f"Paused after iteration {iteration}")
             self._update_materials()
 
     def _on_run_finished(self, result: dict) -> None:
@@ -671,14 +668,14 @@ class MainWindow(QMainWindow):
                 else f"Done: {result['iteration']} iterations, {result['mesh']['faces']} faces in {out}")
         if "psnr_heldout" in result:
             text += f"; held-out PSNR {result['psnr_heldout']:.2f} dB"
-        self.run_panel.status.setText(text)
+        self.run_panel.set_status(text)
         self.status.setText(text)
         self._end_run()
 
     def _on_run_failed(self, message: str) -> None:
         out = self.run_info.get("out")
         hint = f"\n\nAnything written so far is in {out}; fix the cause and start again, or Resume Run from Folder." if out else ""
-        self.run_panel.status.setText("The reconstruction failed (see the message and the log).")
+        self.run_panel.set_status("The reconstruction failed (see the message and the log).")
         self._end_run()
         self._show_error("Reconstruction failed", f"{message}{hint}")
 

@@ -8,7 +8,7 @@ and a line says why (a run is going on, nothing reconstructed yet).
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -51,6 +51,9 @@ def with_colour_strip(ball: np.ndarray, colour: tuple[float, float, float]) -> n
 class MaterialsPanel(QWidget):
     """k (auto or a number), Find; the material list; pick mode; replace/blend controls; the edits."""
 
+    pick_mode_changed = Signal(bool)  # clicks on the viewport pick a material while on
+    edit_applied = Signal()  # an edit was added to the model: show the edited shading
+
     def __init__(self, model: MaterialsModel) -> None:
         super().__init__()
         self.model = model
@@ -78,6 +81,7 @@ class MaterialsPanel(QWidget):
         self.pick.setCheckable(True)
         self.pick.setToolTip("Click the mesh to select the material under the cursor and place the region centre "
                              "(Ctrl+click does the same in any mode; orbiting needs this off)")
+        self.pick.toggled.connect(self.pick_mode_changed)
 
         self.target = QComboBox()
         self.target.setToolTip("The material the selected one becomes")
@@ -226,4 +230,5 @@ class MaterialsPanel(QWidget):
         if target is None:
             return
         radius = self.radius_world() if self.in_region.isChecked() else None
-        self.model.replace(int(target), self.weight.value() / 100, radius)
+        if self.model.replace(int(target), self.weight.value() / 100, radius):
+            self.edit_applied.emit()

@@ -1,9 +1,10 @@
 """Run controls: method, device, renderer, iterations, working resolution, seed, live-view budget,
 run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
 
-The panel only collects choices and shows state: `options()` turns them into the `RunOptions` the
-CLI builds from its arguments ("auto" iterations and resolution mean what they mean there), and
-`save`/`restore` keep them in QSettings. What it shows belongs to the current run only: the
+The panel only collects choices and shows state: `options()` and `resume_options()` turn them
+into the `RunOptions` and `ResumeOptions` the CLI builds from its arguments ("auto" iterations and
+resolution mean what they mean there), and `save`/`restore` keep them in QSettings. The window
+talks to it through these methods and its signals, never through its widgets. What it shows belongs to the current run only: the
 it/s counts running time (`app.run_clock`), the ETA shows only while running, the working
 resolution follows the run's image levels, and `reset` clears it all for another dataset.
 """
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.run_clock import RunClock
 from recon.methods.registry import get_method, method_names
 from recon.methods.session import StepRecord
-from recon.runs import RunOptions
+from recon.runs import ResumeOptions, RunOptions
 
 SCALES = [("auto", None), ("full", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)]
 LIVE_RATES = [("off", 0.0), ("1 / s", 1.0), ("2 / s", 2.0), ("5 / s", 5.0), ("10 / s", 10.0)]
@@ -49,6 +50,7 @@ class RunPanel(QWidget):
     resume_folder_requested = Signal()
     browse_requested = Signal()
     live_rate_changed = Signal(float)
+    choices_changed = Signal()  # method, device, resolution or iterations: what "auto" means may change
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,6 +89,9 @@ class RunPanel(QWidget):
         self.live_rate.setCurrentIndex([v for _, v in LIVE_RATES].index(DEFAULT_LIVE_RATE))
         self.live_rate.setToolTip("How often the viewport gets the current mesh; 'off' gives the reconstruction every cycle")
         self.live_rate.currentIndexChanged.connect(lambda _: self.live_rate_changed.emit(self.live_rate_value()))
+        for box in (self.method, self.device, self.scale):
+            box.currentIndexChanged.connect(lambda _: self.choices_changed.emit())
+        self.iterations.valueChanged.connect(lambda _: self.choices_changed.emit())
         self.out = QLineEdit()
         self.out.setPlaceholderText("run folder")
         browse = QToolButton()
@@ -155,6 +160,15 @@ class RunPanel(QWidget):
         """None for "auto" (the method's schedule on the device)."""
         return self.iterations.value() or None
 
+    def device_choice(self) -> str:
+        """"auto", "cpu" or "cuda", as `reconstruct run --device` takes it."""
+        return self.device.currentData()
+
+    def out_path(self) -> Path | None:
+        """The run folder typed or chosen, None when the field is empty."""
+        text = self.out.text().strip()
+        return Path(text).expanduser() if text else None
+
     def options(self, dataset: Path, out: Path) -> RunOptions:
         """The run these choices ask for, exactly as `reconstruct run` would take it."""
         return RunOptions(
@@ -168,6 +182,10 @@ class RunPanel(QWidget):
             renderer=self.renderer.currentData(),
             holdout_last=self.holdout.isChecked(),
         )
+
+    def resume_options(self, folder: Path, until: int | None = None) -> ResumeOptions:
+        """Continuing the run in `folder` on the device and renderer chosen here (its own settings otherwise)."""
+        return ResumeOptions(Path(folder), device=self.device_choice(), renderer=self.renderer.currentData(), until=until)
 
     def save(self, settings: QSettings) -> None:
         settings.setValue("run/method", self.method.currentData())
@@ -210,22 +228,31 @@ class RunPanel(QWidget):
 
     # ---- state --------------------------------------------------------------------------------
     def set_state(self, state: str) -> None:
-        """idle (no dataset), ready, starting, running, paused, stopping."""
+        """idle (no dataset), ready, starting, running, pausing (asked, not yet there), paused, stopping."""
         self.state = state
-        busy = state in ("starting", "running", "paused", "stopping")
+        busy = state in ("starting", "running", "pausing", "paused", "stopping")
         self.start_button.setEnabled(state == "ready")
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused" or (not busy and self._resume_offered))
         self.resume_button.setToolTip("Continue the paused run" if state == "paused" else "" if busy else self._resume_why)
-        self.stop_button.setEnabled(state in ("starting", "running", "paused"))
+        self.stop_button.setEnabled(state in ("starting", "running", "pausing", "paused"))
         self.resume_folder_button.setEnabled(not busy)
         for widget in (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout, self.out):
             widget.setEnabled(not busy)
-        if state == "running":
+        if state in ("running", "pausing"):  # a pause takes effect after the step under way
             self.clock.resume()
         else:  # paused, stopping or over: the clock stands, and an ETA would promise nothing
             self.clock.pause()
         self._show_rate()
+
+    def set_status(self, text: str) -> None:
+        """The line under the progress: what the run is doing, or what Resume would do."""
+        self.status.setText(text)
+
+    @property
+    def resume_offer(self) -> str:
+        """What Resume does at rest (to which iteration), or why it cannot; empty when nothing is offered."""
+        return self._resume_why
 
     def offer_resume(self, enabled: bool, why: str) -> None:
         """At rest, Resume continues the run the window shows (`app.run_opener.ResumeOffer`); `why`,

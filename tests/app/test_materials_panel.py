@@ -105,8 +105,10 @@ def test_find_pick_replace_undo_redo_and_reload(
     source = model.selected
     target = next(i for i in range(3) if i != source)
     panel.target.setCurrentIndex(panel.target.findData(target))
+    window.mode_box.setCurrentIndex(window.mode_box.findData("materials"))
     panel.apply.click()
     assert len(model.edits) == 1 and window.undo_action.isEnabled()
+    assert window.mode_box.currentData() == "neural"  # the edit is shown as it shades
     after = _settled_frame(qtbot, window, "neural")
     assert (np.abs(after.astype(int) - before.astype(int)).max(axis=-1) > 0).sum() > 20
     saved = json.loads((out / "edits.json").read_text())

@@ -64,6 +64,8 @@ def test_pause_takes_effect_within_an_iteration_then_stop_keeps_a_checkpoint(mak
     worker = window.run.worker
     asked_at = worker.session.iteration
     window.run_panel.pause_button.click()
+    assert window.run_panel.state == "pausing" and not window.run_panel.pause_button.isEnabled()  # asked, not yet there
+    assert window.run_panel.stop_button.isEnabled() and "Pausing" in window.run_panel.status.text()
     qtbot.waitUntil(lambda: window.run_panel.state == "paused", timeout=30_000)
     paused_at = window.paused_at
     assert paused_at <= asked_at + 1

@@ -1,0 +1,56 @@
+"""The Run panel on its own: its choices become the CLI's options, its states gate its buttons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.run_panel import RunPanel, working_resolution
+
+
+def _panel(qtbot) -> RunPanel:
+    panel = RunPanel()
+    qtbot.addWidget(panel)
+    return panel
+
+
+def test_choices_become_run_and_resume_options(qtbot, tmp_path) -> None:
+    panel = _panel(qtbot)
+    assert panel.out_path() is None  # an empty field: the window picks a fresh folder
+    panel.set_out(Path("~/runs/a"))
+    assert panel.out_path() == Path.home() / "runs" / "a"
+    with qtbot.waitSignal(panel.choices_changed, timeout=1_000):
+        panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    with qtbot.waitSignal(panel.choices_changed, timeout=1_000):
+        panel.iterations.setValue(300)
+    panel.renderer.setCurrentIndex(panel.renderer.findData("gl"))
+    panel.seed.setValue(5)
+
+    options = panel.options(tmp_path / "data", tmp_path / "run")
+    assert (options.device, options.renderer, options.iterations, options.seed) == ("cpu", "gl", 300, 5)
+    resume = panel.resume_options(tmp_path / "run", until=400)
+    assert (resume.out, resume.device, resume.renderer, resume.until) == (tmp_path / "run", "cpu", "gl", 400)
+
+
+def test_states_gate_the_buttons_and_a_pause_asked_for_blocks_a_second(qtbot) -> None:
+    panel = _panel(qtbot)
+    panel.offer_resume(True, "Resume continues this run to iteration 2000")
+    panel.set_state("ready")
+    assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
+    assert panel.resume_offer == "Resume continues this run to iteration 2000"
+
+    enabled = {}
+    for state in ("running", "pausing", "paused", "stopping"):
+        panel.set_state(state)
+        enabled[state] = tuple(b.isEnabled() for b in (panel.start_button, panel.pause_button, panel.resume_button,
+                                                        panel.stop_button, panel.seed))
+    # start, pause, resume, stop, the choices
+    assert enabled["running"] == (False, True, False, True, False)
+    assert enabled["pausing"] == (False, False, False, True, False)
+    assert enabled["paused"] == (False, False, True, True, False)
+    assert enabled["stopping"] == (False, False, False, False, False)
+
+
+def test_working_resolution_names_the_next_level_then_the_last() -> None:
+    levels = ((0, (128, 96)), (1500, (256, 192)))
+    assert working_resolution(levels, 10) == "working at 128×96, then 256×192 from iteration 1500"
+    assert working_resolution(levels, 1600) == "working at 256×192 (since iteration 1500)"
