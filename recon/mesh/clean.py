@@ -68,6 +68,21 @@ def largest_component(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndar
     return remove_unreferenced(v, f)
 
 
+def drop_small_components(v: np.ndarray, f: np.ndarray, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Drop connected components whose area is below `min_share` of the whole (specks), keeping at least the largest."""
+    if len(f) == 0:
+        return v, f
+    rows = np.concatenate([f[:, 0], f[:, 1]])
+    cols = np.concatenate([f[:, 1], f[:, 2]])
+    _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(v), len(v))), directed=False)
+    face_label = label[f[:, 0]]
+    area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)  # #F
+    per_component = np.bincount(face_label, weights=area)
+    keep = per_component >= min_share * per_component.sum()
+    keep[np.argmax(per_component)] = True
+    return remove_unreferenced(v, f[keep[face_label]])
+
+
 def signed_volume(v: np.ndarray, f: np.ndarray) -> float:
     """Enclosed volume; negative when a closed mesh is inside out."""
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]

@@ -26,6 +26,7 @@ def test_auto_on_the_cpu_is_halved_images_and_the_shorter_schedule() -> None:
     fixed = plan(RunOptions(dataset=Path("d"), out=Path("o"), device="cpu", image_scale=1.0)).config
     assert (p.config.last_stage_views, p.config.last_stage_anneal) == (2, 0.1)
     assert (fixed.last_stage_views, fixed.last_stage_anneal) == (1, 1.0)
+    assert (p.config.web_spacing, fixed.web_spacing) == (2.0, 0.0)  # webs cut at remeshing on the CPU's auto only
     assert (p.config.shading_tile, p.config.shading_fraction) == (16, 0.5)
     shader = p.config.shader
     assert (shader.hidden_h, shader.features) == (128, 128) and p.config.pe_unlock_iteration == 1000
