@@ -4,9 +4,10 @@ run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with 
 The panel only collects choices and shows state: `options()` and `resume_options()` turn them
 into the `RunOptions` and `ResumeOptions` the CLI builds from its arguments ("auto" iterations and
 resolution mean what they mean there), and `save`/`restore` keep them in QSettings. The window
-talks to it through these methods and its signals, never through its widgets. What it shows belongs to the current run only: the
-it/s counts running time (`app.run_clock`), the ETA shows only while running, the working
-resolution follows the run's image levels, and `reset` clears it all for another dataset.
+talks to it through these methods and its signals, never through its widgets. What it shows
+belongs to the current run only: the it/s counts running time (`app.run_clock`), the ETA shows
+only while running, the working resolution follows the run's image levels, and `reset` clears it
+all for another dataset.
 """
 
 from __future__ import annotations

@@ -53,29 +53,27 @@ def remove_unreferenced(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.nd
     return v[used], new_index[f]
 
 
+def _face_components(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The connected component of each face #F (components joined through shared vertices)."""
+    rows = np.concatenate([f[:, 0], f[:, 1]])
+    cols = np.concatenate([f[:, 1], f[:, 2]])
+    _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(v), len(v))), directed=False)
+    return label[f[:, 0]]
+
+
 def largest_component(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep the connected component with the most faces (floaters and specks go)."""
     if len(f) == 0:
         return v, f
-    n = len(v)
-    rows = np.concatenate([f[:, 0], f[:, 1]])
-    cols = np.concatenate([f[:, 1], f[:, 2]])
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    count, label = connected_components(graph, directed=False)
-    if count > 1:
-        face_label = label[f[:, 0]]
-        f = f[face_label == np.argmax(np.bincount(face_label))]
-    return remove_unreferenced(v, f)
+    face_label = _face_components(v, f)
+    return remove_unreferenced(v, f[face_label == np.argmax(np.bincount(face_label))])
 
 
 def drop_small_components(v: np.ndarray, f: np.ndarray, min_share: float) -> tuple[np.ndarray, np.ndarray]:
     """Drop connected components whose area is below `min_share` of the whole (specks), keeping at least the largest."""
     if len(f) == 0:
         return v, f
-    rows = np.concatenate([f[:, 0], f[:, 1]])
-    cols = np.concatenate([f[:, 1], f[:, 2]])
-    _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(v), len(v))), directed=False)
-    face_label = label[f[:, 0]]
+    face_label = _face_components(v, f)
     area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)  # #F
     per_component = np.bincount(face_label, weights=area)
     keep = per_component >= min_share * per_component.sum()
