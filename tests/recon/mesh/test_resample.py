@@ -10,7 +10,7 @@ import trimesh
 from recon.eval import topology
 from recon.mesh.clean import drop_small_components
 from recon.mesh.level_set import extract_level_set
-from recon.mesh.resample import resample_by_distance
+from recon.mesh.resample import nearest_points, resample_by_distance
 
 MAJOR, MINOR = 0.55, 0.2  # a ring lying flat (y up); its hole is 0.7 across
 
@@ -59,3 +59,14 @@ def test_a_spacing_that_is_not_positive_is_refused() -> None:
     v, f = _ring_with_bar(0.02)
     with pytest.raises(ValueError, match="spacing must be positive"):
         resample_by_distance(v, f, spacing=0.0)
+
+
+def test_nearest_points_lie_on_the_mesh_along_the_way_back() -> None:
+    sphere = trimesh.creation.icosphere(4, radius=1.0)
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(200, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    points = directions * rng.uniform(0.5, 1.5, size=(200, 1))
+    nearest = nearest_points(points, sphere.vertices, sphere.faces)
+    assert np.abs(np.linalg.norm(nearest, axis=1) - 1.0).max() < 2e-3  # on the sphere (its chords sag 1e-3 at most)
+    assert np.einsum("nd,nd->n", nearest, directions).min() > 0.99  # straight in or out, not elsewhere
