@@ -47,6 +47,7 @@ from recon.mesh.smooth import SmoothParameterization
 from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_config
 from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
+from recon.methods.see_through import closed_see_throughs, see_through_labels
 from recon.methods.session import ImageLevels, Snapshot, StepRecord
 from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
@@ -602,9 +603,12 @@ class NDSSession(ImageLevels):
         The resampling (`recon.mesh.resample`, a grid of `web_spacing` mean edges) is adopted when
         it has fewer handles or pieces and no more of the other, and its silhouettes over every
         view, with its vertices put back onto the current surface, are within
-        `WEB_SILHOUETTE_SLACK` of the current surface's: it then cut webs the hull's pillars
-        became, not a handle or a thin part the masks show (on the pot, the Middlebury dino and
-        lego every such resampling failed that). Returns the surface to remesh and what was cut.
+        `WEB_SILHOUETTE_SLACK` of the current surface's, and close no background the masks show
+        through the object that the current surface leaves open (`recon.methods.see_through`): it
+        then cut webs the hull's pillars became, not a handle, a thin part or a narrow hole the masks
+        show (on the pot, the Middlebury dino and lego every such resampling failed the first; a
+        hole one view sees through costs the silhouettes over all views too little to fail it).
+        Returns the surface to remesh and what was cut.
         """
         if self.config.web_spacing <= 0:
             return current, None
@@ -616,29 +620,43 @@ class NDSSession(ImageLevels):
             if None in shape_before + shape_after or shape_after == shape_before or any(a > b for a, b in zip(shape_after, shape_before)):
                 return current, None
             put_back = Mesh.from_numpy(nearest_points(v, current_v, current_f), f, self.device)
-            error_before = self._silhouette_error(current.vertices, current.faces)
-            error_after = self._silhouette_error(put_back.vertices, put_back.faces)
+            error_before, error_after, closed = self._compare_silhouettes(current, put_back)
         change = (f"genus {before['genus']} → {after['genus']}, {before['components']} → {after['components']} components "
                   f"(silhouette error {error_before:.4g} → {error_after:.4g})")
+        if closed:
+            where = ", ".join(f"{pixels} px in view {view}" for view, pixels in closed)
+            log.info("iteration %d: resampling would change %s and close what the masks show through the object (%s): kept the surface",
+                     self.iteration, change, where)
+            return current, None
         if error_after > error_before * (1 + WEB_SILHOUETTE_SLACK) + WEB_SILHOUETTE_FLOOR:
             log.info("iteration %d: resampling would change %s: kept the surface", self.iteration, change)
             return current, None
         log.info("iteration %d: webs cut: %s", self.iteration, change)
         return Mesh.from_numpy(v, f, self.device), f"webs cut: {change}"
 
+    def _compare_silhouettes(self, current: Mesh, proposed: Mesh) -> tuple[float, float, list[tuple[int, int]]]:
+        """Both surfaces' mean |rendered − input mask| over every view, and (view, open pixels) of
+        each see-through of the masks (`see_through_labels`) the current surface leaves open and the
+        proposed one closes."""
+        before, after, closed = [], [], []
+        renders = zip(self.masks, self._alphas(current.vertices, current.faces), self._alphas(proposed.vertices, proposed.faces))
+        for view, (mask, alpha_current, alpha_proposed) in enumerate(renders):
+            before.append(float((alpha_current - mask).abs().mean()))
+            after.append(float((alpha_proposed - mask).abs().mean()))
+            closed += [(view, int(n)) for n in closed_see_throughs(see_through_labels(mask), alpha_current, alpha_proposed)]
+        return float(np.mean(before)), float(np.mean(after)), closed
+
+    @torch.no_grad()
+    def _alphas(self, vertices: torch.Tensor, faces: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Each view's rendered coverage (H, W) of the surface (vertices #V,3, faces #F,3), one at a time."""
+        for camera in self.cameras:
+            yield self.renderer.render(vertices, faces, camera).alpha
+
     # ---- outputs -----------------------------------------------------------------------------
     def silhouette_error(self) -> float:
         """Mean |rendered − input mask| over every view: a deterministic progress measure."""
-        return self._silhouette_error(self.vertices.detach(), self.mesh.faces)
-
-    @torch.no_grad()
-    def _silhouette_error(self, vertices: torch.Tensor, faces: torch.Tensor) -> float:
-        """Mean |rendered − input mask| over every view for the surface (vertices #V,3, faces #F,3)."""
-        errors = []
-        for camera, mask in zip(self.cameras, self.masks):
-            alpha = self.renderer.render(vertices, faces, camera).alpha
-            errors.append(float((alpha - mask).abs().mean()))
-        return float(np.mean(errors))
+        alphas = self._alphas(self.vertices.detach(), self.mesh.faces)
+        return float(np.mean([float((alpha - mask).abs().mean()) for alpha, mask in zip(alphas, self.masks)]))
 
     def snapshot(self) -> Snapshot:
         """Immutable copies of the current mesh and shader (safe to hand to another thread)."""
