@@ -45,6 +45,7 @@ from app.materials import MaterialsModel
 from app.materials_panel import MaterialsPanel
 from app.orbit import scene_up
 from app.plots_panel import PlotsPanel
+from app.recent_menu import RecentMenu
 from app.run_controller import RunController
 from app.run_opener import RunOpener, ShownRun, describe
 from app.run_panel import RunPanel
@@ -62,7 +63,6 @@ from recon.saved_run import SavedRun, progress
 
 log = logging.getLogger(__name__)
 
-MAX_RECENT = 8
 VIEWS_WIDTH = 170  # px of the Views dock at first start: one column of thumbnails
 SIDE_WIDTH = 340  # px of the Run / Materials column at first start; its texts wrap, so it keeps this width
 PLOTS_HEIGHT = 200  # px of the Plots / Log dock at first start
@@ -179,8 +179,9 @@ class MainWindow(QMainWindow):
         self._action(menu, "Open &Demo", lambda: self.open_demo("pot"))
         self._action(menu, "Open Demo: Machined &Part", lambda: self.open_demo("part"))
         self._action(menu, "Open Demo: Thick &Ring (topology)", lambda: self.open_demo("torus"))
-        self.recent_menu = menu.addMenu("&Recent")
-        self._refresh_recent()
+        self.recent_menu = RecentMenu(self.settings, menu)
+        self.recent_menu.chosen.connect(self.open_dataset)
+        menu.addMenu(self.recent_menu)
         menu.addSeparator()
         self._action(menu, "&Resume Run from Folder…", self._ask_resume_folder)
         self._action(menu, "Runs &Location…", self._ask_runs_root)
@@ -258,37 +259,16 @@ class MainWindow(QMainWindow):
         self.materials.want_projection(mode == "features")  # fitted once per shader, in the background
 
     def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a dataset or run folder", self._last_folder())
+        folder = QFileDialog.getExistingDirectory(self, "Open a dataset or run folder", self.recent_menu.last_folder())
         if folder:
             self.open_dataset(Path(folder))
 
     def _ask_file(self) -> None:
         file, _ = QFileDialog.getOpenFileName(
-            self, "Open dataset file", self._last_folder(), "Dataset files (*.json *.npz *.txt *.bin);;All files (*)"
+            self, "Open dataset file", self.recent_menu.last_folder(), "Dataset files (*.json *.npz *.txt *.bin);;All files (*)"
         )
         if file:
             self.open_dataset(Path(file))
-
-    def _last_folder(self) -> str:
-        return str(self.settings.value("paths/last_folder", str(Path.home())))
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("paths/recent", [])
-        return [value] if isinstance(value, str) else list(value or [])
-
-    def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        for entry in self._recent():
-            action = QAction(entry, self)
-            action.triggered.connect(lambda _=False, p=entry: self.open_dataset(Path(p)))
-            self.recent_menu.addAction(action)
-        self.recent_menu.setEnabled(bool(self._recent()))
-
-    def _remember(self, path: Path) -> None:
-        entries = [str(path)] + [e for e in self._recent() if e != str(path)]
-        self.settings.setValue("paths/recent", entries[:MAX_RECENT])
-        self.settings.setValue("paths/last_folder", str(path if path.is_dir() else path.parent))
-        self._refresh_recent()
 
     def runs_root(self) -> Path:
         return Path(str(self.settings.value("runs/root", str(DEFAULT_RUNS_ROOT))))
@@ -338,7 +318,7 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, scene: Scene) -> None:
         self.last_error = None
-        self._remember(scene.source)
+        self.recent_menu.remember(scene.source)
         self._show_scene(scene)
         self.run_panel.set_out(self._default_out(scene))
         self._update_device_hint()
@@ -349,7 +329,7 @@ class MainWindow(QMainWindow):
     def _on_run_opened(self, saved: SavedRun) -> None:
         """A run folder shown as saved: its scene when its dataset is there, mesh, shader, materials, history."""
         self.last_error = None
-        self._remember(saved.folder.path)
+        self.recent_menu.remember(saved.folder.path)
         if saved.scene is not None:
             self._show_scene(saved.scene)
             self.run_panel.set_out(self._default_out(saved.scene))  # Start makes a new run, never this one
@@ -706,7 +686,7 @@ class MainWindow(QMainWindow):
 
     # ---- export ------------------------------------------------------------------------------
     def _export_target(self, title: str, suggestion: str, filters: str) -> Path | None:
-        base = Path(self.run_info.get("out") or self._last_folder())
+        base = Path(self.run_info.get("out") or self.recent_menu.last_folder())
         path, _ = QFileDialog.getSaveFileName(self, title, str(base / suggestion), filters)
         return Path(path) if path else None
 
