@@ -179,7 +179,8 @@ def test_closing_mid_run_exits_cleanly_with_a_checkpoint(small_dataset, tmp_path
 
 
 def test_a_gui_run_on_auto_uses_exactly_the_config_the_cli_would(make_main_window, small_dataset, qtbot) -> None:
-    from recon.cli import _options, build_parser
+    from recon.cli import build_parser
+    from recon.cli.commands import run_options
     from recon.runs import plan
 
     window = make_main_window()
@@ -191,7 +192,7 @@ def test_a_gui_run_on_auto_uses_exactly_the_config_the_cli_would(make_main_windo
     assert panel.iterations.text() == "auto"
     gui = window.run_options()
     args = build_parser().parse_args(["run", str(small_dataset), "--out", str(gui.out), "--seed", "3"])
-    cli = _options(args, Path(args.dataset), overwrite=False)
+    cli = run_options(args, Path(args.dataset), overwrite=False)
     assert gui == cli
     expected = plan(cli)
     assert plan(gui) == expected
