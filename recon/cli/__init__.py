@@ -28,6 +28,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     with allow_outside():
         return args.func(args)
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]

@@ -27,6 +27,7 @@ def _image_scale(value: str) -> float | None:
     except ValueError:
         raise ReconstructError(f"--image-scale must be a number or 'auto', got {value!r}") from None
 
+
 def run_options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> RunOptions:
     """The RunOptions of `run` and `demo` (the GUI builds the same from its Run panel)."""
     from recon.runs import RunOptions
@@ -48,6 +49,7 @@ def run_options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> Run
         checkpoint_every=args.checkpoint_every,
     )
 
+
 def _run_and_report(run: OpenedRun) -> dict:
     """Drive an OpenedRun (recon.runs) with a progress line; print what it wrote and, with --profile, where time went."""
     from recon import runs
@@ -66,10 +68,12 @@ def _run_and_report(run: OpenedRun) -> dict:
             print(f"  {row['stage']:<20} {row['seconds']:9.3f} s  {row['mean_ms']:8.2f} ms/call")
     return record
 
+
 def _levels(run: OpenedRun) -> str:
     from recon.runs import describe_levels
 
     return describe_levels(run, *run.scene.resolution)
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     from recon.runs import open_run
@@ -84,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _run_and_report(run)
     return 0
 
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from recon.runs import ResumeOptions, resume_run
 
@@ -94,6 +99,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     _run_and_report(run)
     return 0
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     target = Path(args.target)
@@ -119,6 +125,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
     return 0
 
+
 def cmd_export(args: argparse.Namespace) -> int:
     from recon.export import TEXTURED_FORMATS
     from recon.run_export import export_run
@@ -133,6 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     kind = "a texture atlas" if textured else "vertex colours"
     print(f"wrote {', '.join(str(p) for p in written)} ({faces} faces, {kind} baked {what})")
     return 0
+
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """One Ray task per dataset (recon.batch); a summary table and OUT/batch.json; exit 1 if any failed."""
@@ -160,6 +168,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     return 0 if all(r.status != "failed" for r in rows) else 1
 
+
 def cmd_materials(args: argparse.Namespace) -> int:
     """List the run's materials (clusters of the shader's features), clustering once and storing it."""
     from recon.materials import run_materials
@@ -177,6 +186,7 @@ def cmd_materials(args: argparse.Namespace) -> int:
         print(f"{row['id']:<4} {100 * row['area_share']:5.1f} %  {row['hex']}")
     return 0
 
+
 def cmd_info(args: argparse.Namespace) -> int:
     from recon.data import load
 
@@ -187,6 +197,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print_scene(scene)
     return 0
 
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from recon.data import load
     from recon.data.formats import nds
@@ -195,6 +206,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     nds.write(scene, None, Path(args.dst))
     print(f"wrote {len(scene.views)} views ({scene.format} → nds) to {args.dst}")
     return 0
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo (once), reconstruct it, and measure the result against its ground truth."""
@@ -226,6 +238,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: {topology_line(record['topology'])}")
     return 0
 
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from recon.bench import bench_render
 
@@ -245,12 +258,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(format_render_table(result))
     return 0
 
+
 def cmd_bench_materials(args: argparse.Namespace) -> int:
     from recon.materials.benchmark import bench_materials, format_materials_table
 
     result = bench_materials(args.run, dataset=args.dataset, k=args.k, views=args.views)
     print(json.dumps(result, indent=1) if args.json else format_materials_table(result))
     return 0
+
 
 def cmd_bench_viewer(args: argparse.Namespace) -> int:
     from recon.bench import bench_viewer, format_viewer_table

@@ -31,6 +31,7 @@ def viewer_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return width, height
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconstruct",

@@ -26,6 +26,7 @@ def scene_summary(scene) -> dict:
         ],
     }
 
+
 def print_scene(scene) -> None:
     width, height = scene.resolution
     lo, hi = scene.bbox
@@ -36,6 +37,7 @@ def print_scene(scene) -> None:
     print("cameras     name: centre (world)")
     for v in scene.views:
         print(f"  {v.name}: {fmt(v.camera.center)}")
+
 
 class Progress:
     """One status line: iteration, losses, it/s, ETA (a line every 100 steps when not a terminal)."""
@@ -62,6 +64,7 @@ class Progress:
     def close(self) -> None:
         if self.tty:
             print(file=sys.stderr)
+
 
 class BatchProgress:
     """Runs done/running and each running task's iteration and ETA: one redrawn line on a terminal,
@@ -95,6 +98,7 @@ class BatchProgress:
         if self.tty:
             print(file=sys.stderr)
 
+
 def topology_line(figures: dict) -> str:
     """`reconstruct demo`'s genus check: Chamfer barely sees a filled hole."""
     built, truth = figures["reconstruction"], figures["truth"]
@@ -104,6 +108,7 @@ def topology_line(figures: dict) -> str:
         f"topology {verdict}: genus {genus} in {built['components']} component(s) against the truth's "
         f"{truth['genus']} in {truth['components']}"
     )
+
 
 def concavity_lines(figures: dict) -> list[str]:
     """`reconstruct demo`'s summary of recon.demo.measure.concavity_figures."""
