@@ -95,8 +95,9 @@ class NDSConfig:
             lego's held-out PSNR 22.76 → 22.91 dB, the dino as clean; no extra work.
         web_spacing: n > 0 = at each remesh the surface is also sampled again from its signed
             distance on a grid of n mean edge lengths (`recon.mesh.resample`), and that surface is
-            remeshed instead where it has fewer handles or pieces (none more) and its silhouettes
-            over every view are as good (within 5 %): a visual hull's tunnels leave pillars the
+            remeshed instead where it has fewer handles or pieces (none more), its silhouettes
+            over every view are as good (within 5 %) and it closes no background a mask shows
+            through the object (`recon.methods.see_through`): a visual hull's tunnels leave pillars the
             optimisation thins into webs but cannot cut, and NDS otherwise keeps the genus of its
             start. On the CPU 2 (README *Webs cut at remeshing*): the ring benchmark's genus 4 → 1
             and Chamfer 0.366 → 0.269 %; the pot, the part, the dino and lego unchanged (every
