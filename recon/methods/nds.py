@@ -364,8 +364,8 @@ class NDSSession(ImageLevels):
         return 1.0 + (self.config.last_stage_anneal - 1.0) * done
 
     def _views_per_step(self) -> int:
-        """`last_stage_views` from the last remesh on, one view before."""
-        return self.config.last_stage_views if self.iteration >= self.coarse_until else 1
+        """`last_stage_views` from the last remesh on, `views_per_step` before."""
+        return self.config.last_stage_views if self.iteration >= self.coarse_until else self.config.views_per_step
 
     def _losses(
         self, views: list[int], vertices: torch.Tensor, face_cross: torch.Tensor

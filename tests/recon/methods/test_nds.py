@@ -467,7 +467,16 @@ def test_the_silhouette_term_is_flat_at_the_true_surface(small_demo) -> None:
     assert abs(against_splatted) < 0.5 * abs(against_masks)  # -0.11
 
 
-def test_the_last_stage_averages_the_image_terms_of_several_views_and_counts_the_mesh_terms_once(small_demo) -> None:
+def test_steps_draw_views_per_step_then_last_stage_views(small_demo) -> None:
+    config = small_config(iterations=4, remesh_at=(2,), views_per_step=2, last_stage_views=3, intersection_every=0)
+    session = NDSSession(load(small_demo), config, renderer="gl", profile=True)
+    list(session.run(2))
+    assert session.profiler.counts["g-buffers/rasterization"] == 2 * 2
+    list(session.run())
+    assert session.profiler.counts["g-buffers/rasterization"] == 2 * 2 + 2 * 3
+
+
+def test_a_step_averages_the_image_terms_of_its_views_and_counts_the_mesh_terms_once(small_demo) -> None:
     session = NDSSession(load(small_demo), small_config(last_stage_views=3, shading_fraction=1.0), renderer="gl")
     assert session._views_per_step() == 1
     session.iteration = session.coarse_until
