@@ -27,6 +27,7 @@ from recon.methods.registry import DEFAULT, Method, get_method
 from recon.methods.session import ImageLevels, Session, StepRecord
 from recon.run_folder import RunFolder
 from recon.run_totals import earlier_sessions
+from recon.settings import apply_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ class RunOptions:
         overwrite: replace a run already in `out` instead of refusing.
         deterministic: deterministic CUDA kernels (`use_deterministic_kernels`), recorded in run.json.
         checkpoint_every: iterations between checkpoints (None: the method's default).
-        config_overrides: settings of the method's config set after everything else.
+        config_overrides: settings of the method's config set after everything else (`--set`;
+            `recon.settings`: a nested setting given as a dict changes only the fields it names).
     """
 
     dataset: Path
@@ -152,8 +154,7 @@ def plan(options: RunOptions) -> RunPlan:
             raise ReconstructError(f"--checkpoint-every must be at least 1, got {options.checkpoint_every}")
         changes = {**changes, "checkpoint_every": options.checkpoint_every}
     config = method.make_config(options.iterations, **changes, seed=options.seed, init=options.init)
-    if options.config_overrides:  # the method's own settings, applied last (tests, scripted runs)
-        config = config.replace(**options.config_overrides)
+    config = apply_settings(config, options.config_overrides)  # `--set`, tests, scripted runs: applied last
     return RunPlan(method, device, why, scale, config)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from recon.cli.report import BatchProgress, Progress, concavity_lines, print_scene, scene_summary, topology_line
 from recon.errors import ReconstructError
+from recon.settings import parse_assignments
 
 if TYPE_CHECKING:  # imported where used: `reconstruct info` should not pay for torch and the methods
     from recon.runs import OpenedRun, RunOptions
@@ -47,6 +48,7 @@ def run_options(args: argparse.Namespace, dataset: Path, overwrite: bool) -> Run
         overwrite=overwrite,
         deterministic=args.deterministic,
         checkpoint_every=args.checkpoint_every,
+        config_overrides=parse_assignments(args.set or []),
     )
 
 

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--init", default="hull", help="initial mesh: hull (visual hull of the masks), sphere, or a mesh file")
             p.add_argument("--checkpoint-every", type=int, metavar="N",
                            help="write the checkpoint with mesh, shader and run.json every N iterations (default 100)")
+            p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                           help="change one of the method's settings, after everything else (repeatable): a value is "
+                                "read as JSON, else as text; NAME.FIELD reaches into a group (shader.hidden_h=256). "
+                                "Saved in run.json. NDS's: recon/methods/config.py, e.g. views_per_step=2 (README *Setting "
+                                "by name*)")
 
     p = add("run", cmd_run, "Reconstruct a dataset (Neural Deferred Shading by default) into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")

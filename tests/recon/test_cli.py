@@ -120,6 +120,28 @@ def test_run_json_records_the_method_and_the_config_recon_runs_plans(finished_ru
     assert record["method"] == "nds" and record["config"] == plan(options).config.to_dict()
 
 
+def test_set_changes_settings_by_name_and_run_json_keeps_them(small_demo, tmp_path) -> None:
+    out = tmp_path / "r"
+    result = run_cli("run", str(small_demo), "--out", str(out), "--iterations", "2", "--image-scale", "1", "--renderer",
+                     "gl", "--set", "views_per_step=2", "--set", "shader.hidden_h=16", "--set", "weight_normal=1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert (config["views_per_step"], config["shader"]["hidden_h"], config["weight_normal"]) == (2, 16, 1.0)
+    assert config["shader"]["features"] == 256  # the group's other fields as they were
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("views_per_step=two", "expected an integer"), ("view_per_step=2", "no such setting"), ("views_per_step", "NAME=VALUE"),
+     ("views_per_step=0", "views_per_step=0")],
+)  # fmt: skip
+def test_a_bad_set_is_one_line_before_anything_is_loaded(small_demo, tmp_path, setting, message) -> None:
+    result = run_cli("run", str(small_demo), "--out", str(tmp_path / "r"), "--set", setting)
+    assert result.returncode == 2 and not (tmp_path / "r").exists()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reconstruct: error:") and message in lines[0], result.stderr
+
+
 def test_resume_continues_and_refuses_a_second_run_in_place(finished_run, small_demo) -> None:
     again = run_cli("run", str(small_demo), "--out", str(finished_run), "--iterations", "6")
     assert again.returncode == 2 and "resume" in again.stderr
