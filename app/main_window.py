@@ -413,9 +413,14 @@ class MainWindow(QMainWindow):
             self.run_panel.show_choice("no device", str(exc))
             return
         self.run_panel.show_choice(f"device {device}", why)
-        options = self.run_options()
-        if options is not None:
-            auto = plan(replace(options, image_scale=None))
+        try:
+            options = self.run_options()
+            auto = None if options is None else plan(replace(options, image_scale=None))
+        except ReconstructError as exc:  # the Settings field names no setting, or a value of the wrong kind
+            self.run_panel.show_settings_problem(str(exc))
+            return
+        self.run_panel.show_settings_problem("")
+        if auto is not None:
             width, height = self.scene.resolution
             scale = auto.scale if isinstance(auto.scale, float) else auto.scale.for_size(width, height)
             levels = describe_levels(auto, round(width * scale), round(height * scale))
@@ -486,8 +491,16 @@ class MainWindow(QMainWindow):
 
     def start_run(self) -> None:
         """A new reconstruction of the current scene with the panel's settings."""
-        options = self.run_options()
-        if options is None or self.running:
+        if self.running:
+            return
+        try:
+            options = self.run_options()
+            if options is not None:
+                plan(options)  # a setting the method lacks, or out of range, is said here, before any thread
+        except ReconstructError as exc:
+            self._show_error("Cannot start", str(exc))
+            return
+        if options is None:
             return
         out = fresh_run_folder(options.out)
         taken = options.out

@@ -1,5 +1,5 @@
-"""Run controls: method, device, renderer, iterations, working resolution, seed, live-view budget,
-run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
+"""Run controls: method, device, renderer, iterations, working resolution, seed, the method's
+settings by name, live-view budget, run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
 
 The panel only collects choices and shows state: `options()` and `resume_options()` turn them
 into the `RunOptions` and `ResumeOptions` the CLI builds from its arguments ("auto" iterations and
@@ -13,6 +13,7 @@ all for another dataset.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
@@ -35,6 +36,7 @@ from app.run_clock import RunClock
 from recon.methods.registry import get_method, method_names
 from recon.methods.session import StepRecord
 from recon.runs import ResumeOptions, RunOptions
+from recon.settings import parse_assignments
 
 SCALES = [("auto", None), ("full", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)]
 LIVE_RATES = [("off", 0.0), ("1 / s", 1.0), ("2 / s", 2.0), ("5 / s", 5.0), ("10 / s", 10.0)]
@@ -51,7 +53,7 @@ class RunPanel(QWidget):
     resume_folder_requested = Signal()
     browse_requested = Signal()
     live_rate_changed = Signal(float)
-    choices_changed = Signal()  # method, device, resolution or iterations: what "auto" means may change
+    choices_changed = Signal()  # method, device, resolution, iterations or settings: what "auto" means may change
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,6 +95,16 @@ class RunPanel(QWidget):
         for box in (self.method, self.device, self.scale):
             box.currentIndexChanged.connect(lambda _: self.choices_changed.emit())
         self.iterations.valueChanged.connect(lambda _: self.choices_changed.emit())
+        self.settings = QLineEdit()
+        self.settings.setPlaceholderText("NAME=VALUE …, e.g. views_per_step=2")
+        self.settings.setToolTip("The method's settings by name, as `reconstruct run --set` takes them, separated by "
+                                 "spaces: a value is JSON or text, NAME.FIELD changes one field of a group "
+                                 "(shader.hidden_h=256). Applied last and saved in run.json.")
+        self.settings.editingFinished.connect(self.choices_changed.emit)
+        self.settings_problem = QLabel("")
+        self.settings_problem.setWordWrap(True)
+        self.settings_problem.setStyleSheet("color: #c0392b;")
+        self.settings_problem.hide()
         self.out = QLineEdit()
         self.out.setPlaceholderText("run folder")
         browse = QToolButton()
@@ -114,6 +126,8 @@ class RunPanel(QWidget):
         form.addRow("", self.resolution)
         form.addRow("Seed", self.seed)
         form.addRow("", self.holdout)
+        form.addRow("Settings", self.settings)
+        form.addRow("", self.settings_problem)
         form.addRow("Live view", self.live_rate)
         form.addRow("Run folder", out_row)
 
@@ -170,8 +184,12 @@ class RunPanel(QWidget):
         text = self.out.text().strip()
         return Path(text).expanduser() if text else None
 
+    def settings_value(self) -> dict[str, Any]:
+        """The Settings field's assignments as `--set` reads them (SettingError when one is malformed)."""
+        return parse_assignments(self.settings.text().split())
+
     def options(self, dataset: Path, out: Path) -> RunOptions:
-        """The run these choices ask for, exactly as `reconstruct run` would take it."""
+        """The run these choices ask for, exactly as `reconstruct run` would take it (SettingError: a malformed setting)."""
         return RunOptions(
             dataset=Path(dataset),
             out=Path(out),
@@ -182,6 +200,7 @@ class RunPanel(QWidget):
             device=self.device.currentData(),
             renderer=self.renderer.currentData(),
             holdout_last=self.holdout.isChecked(),
+            config_overrides=self.settings_value(),
         )
 
     def resume_options(self, folder: Path, until: int | None = None) -> ResumeOptions:
@@ -197,6 +216,7 @@ class RunPanel(QWidget):
         settings.setValue("run/scale_index", self.scale.currentIndex())
         settings.setValue("run/live_rate", self.live_rate_value())
         settings.setValue("run/holdout", self.holdout.isChecked())
+        settings.setValue("run/settings", self.settings.text())
 
     def restore(self, settings: QSettings) -> None:
         self.iterations.setValue(int(settings.value("run/iterations", self.iterations.value())))
@@ -206,6 +226,7 @@ class RunPanel(QWidget):
         self.scale.setCurrentIndex(int(settings.value("run/scale_index", 0)))
         self.set_live_rate(float(settings.value("run/live_rate", DEFAULT_LIVE_RATE)))
         self.holdout.setChecked(settings.value("run/holdout", "false") in (True, "true"))
+        self.settings.setText(str(settings.value("run/settings", "")))
 
     def live_rate_value(self) -> float:
         return float(self.live_rate.currentData())
@@ -218,6 +239,11 @@ class RunPanel(QWidget):
         """What 'auto' picked, with the reason on a second line (and in the tooltip)."""
         self.chosen.setText(f"{chosen}\n{why}")
         self.chosen.setToolTip(why)
+
+    def show_settings_problem(self, message: str) -> None:
+        """What is wrong with the Settings field (named as `--set` would name it); "" when nothing is."""
+        self.settings_problem.setText(message)
+        self.settings_problem.setVisible(bool(message))
 
     def set_resolution_hint(self, width: int, height: int, device_hint: str) -> None:
         """Say which pixel size each choice means (auto depends on the device)."""
@@ -238,7 +264,9 @@ class RunPanel(QWidget):
         self.resume_button.setToolTip("Continue the paused run" if state == "paused" else "" if busy else self._resume_why)
         self.stop_button.setEnabled(state in ("starting", "running", "pausing", "paused"))
         self.resume_folder_button.setEnabled(not busy)
-        for widget in (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout, self.out):
+        choices = (self.method, self.device, self.renderer, self.iterations, self.scale, self.seed, self.holdout,
+                   self.settings, self.out)  # fmt: skip
+        for widget in choices:
             widget.setEnabled(not busy)
         if state in ("running", "pausing"):  # a pause takes effect after the step under way
             self.clock.resume()

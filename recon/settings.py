@@ -79,7 +79,7 @@ def _of_kind(where: str, value: Any, old: Any) -> Any:
         ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
         value = float(value) if ok else value
     elif isinstance(old, (list, tuple)):
-        ok, kind = isinstance(value, list), "a list such as [500,1000]"
+        ok, kind = isinstance(value, (list, tuple)), "a list such as [500,1000]"
     elif isinstance(old, str):
         ok, kind = isinstance(value, str), "text"
     else:

@@ -118,6 +118,25 @@ def test_export_writes_files_other_tools_read(make_main_window, small_dataset, q
     assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
+def test_a_setting_the_method_lacks_is_named_under_the_field_and_start_refuses_it(make_main_window, small_dataset, qtbot) -> None:
+    window = make_main_window()
+    _open(window, qtbot, small_dataset)
+    panel = window.run_panel
+    out = Path(panel.out.text())
+    panel.settings.setText("view_per_step=2")
+    panel.settings.editingFinished.emit()
+    assert not panel.settings_problem.isHidden() and "view_per_step: no such setting" in panel.settings_problem.text()
+    window.start_run()
+    assert not window.running and not out.exists()
+    assert "view_per_step: no such setting" in window.last_error and "views_per_step" in window.last_error
+    box = _question_box()
+    assert box is not None and box.windowTitle() == "Cannot start"
+    box.close()
+    panel.settings.setText("views_per_step=2")
+    panel.settings.editingFinished.emit()
+    assert panel.settings_problem.isHidden()
+
+
 def test_export_without_a_run_explains_what_to_do(make_main_window, small_dataset, qtbot, tmp_path) -> None:
     window = make_main_window()
     _open(window, qtbot, small_dataset)
@@ -189,13 +208,16 @@ def test_a_gui_run_on_auto_uses_exactly_the_config_the_cli_would(make_main_windo
     panel.iterations.setValue(0)  # "auto"
     panel.scale.setCurrentIndex(panel.scale.findText("auto"))
     panel.seed.setValue(3)
+    panel.settings.setText("weight_normal=0.2 shader.hidden_h=64")
     assert panel.iterations.text() == "auto"
     gui = window.run_options()
-    args = build_parser().parse_args(["run", str(small_dataset), "--out", str(gui.out), "--seed", "3"])
+    args = build_parser().parse_args(["run", str(small_dataset), "--out", str(gui.out), "--seed", "3",
+                                      "--set", "weight_normal=0.2", "--set", "shader.hidden_h=64"])  # fmt: skip
     cli = run_options(args, Path(args.dataset), overwrite=False)
     assert gui == cli
     expected = plan(cli)
     assert plan(gui) == expected
+    assert (expected.config.weight_normal, expected.config.shader.hidden_h) == (0.2, 64)
 
     window.start_run()  # ... and the run it starts records that config
     qtbot.waitUntil(lambda: window.plots.points >= 1, timeout=60_000)

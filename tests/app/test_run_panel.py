@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.run_panel import RunPanel, working_resolution
 
 
@@ -31,6 +33,26 @@ def test_choices_become_run_and_resume_options(qtbot, tmp_path) -> None:
     assert (resume.out, resume.device, resume.renderer, resume.until) == (tmp_path / "run", "cpu", "gl", 400)
 
 
+def test_the_settings_field_becomes_the_options_config_overrides_as_set_reads_them(qtbot, tmp_path) -> None:
+    from recon.settings import SettingError
+
+    panel = _panel(qtbot)
+    assert panel.options(tmp_path / "data", tmp_path / "run").config_overrides == {}
+    panel.settings.setText("  views_per_step=2   shader.hidden_h=64 init=sphere ")
+    with qtbot.waitSignal(panel.choices_changed, timeout=1_000):
+        panel.settings.editingFinished.emit()
+    options = panel.options(tmp_path / "data", tmp_path / "run")
+    assert options.config_overrides == {"views_per_step": 2, "shader": {"hidden_h": 64}, "init": "sphere"}
+    panel.settings.setText("views_per_step")
+    with pytest.raises(SettingError, match="expected NAME=VALUE"):
+        panel.options(tmp_path / "data", tmp_path / "run")
+    assert panel.settings_problem.isHidden()
+    panel.show_settings_problem("--set views_per_step: expected NAME=VALUE")
+    assert not panel.settings_problem.isHidden() and "views_per_step" in panel.settings_problem.text()
+    panel.show_settings_problem("")
+    assert panel.settings_problem.isHidden()
+
+
 def test_states_gate_the_buttons_and_a_pause_asked_for_blocks_a_second(qtbot) -> None:
     panel = _panel(qtbot)
     panel.offer_resume(True, "Resume continues this run to iteration 2000")
@@ -43,6 +65,7 @@ def test_states_gate_the_buttons_and_a_pause_asked_for_blocks_a_second(qtbot) ->
         panel.set_state(state)
         enabled[state] = tuple(b.isEnabled() for b in (panel.start_button, panel.pause_button, panel.resume_button,
                                                         panel.stop_button, panel.seed))
+        assert panel.settings.isEnabled() == panel.seed.isEnabled()  # a run's settings stay what it started with
     # start, pause, resume, stop, the choices
     assert enabled["running"] == (False, True, False, True, False)
     assert enabled["pausing"] == (False, False, False, True, False)

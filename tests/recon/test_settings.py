@@ -38,6 +38,7 @@ def test_a_group_keeps_the_fields_not_named() -> None:
     assert changed.shader.hidden_h == 64 and changed.shader.features == cpu.shader.features == 128
     assert changed.weight_normal == 1.0 and isinstance(changed.weight_normal, float)
     assert changed.remesh_at == (100, 200)
+    assert apply_settings(NDSConfig(), {"remesh_at": ()}).remesh_at == ()  # a tuple from Python callers too
     assert changed.replace(shader=cpu.shader.to_dict(), weight_normal=0.1, remesh_at=cpu.remesh_at) == cpu
     assert apply_settings(cpu, {}) is cpu
 
