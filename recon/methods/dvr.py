@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from recon.data.scene import Scene
-from recon.errors import SessionError
+from recon.methods.checkpoint_file import CheckpointKind, check_views, read_record, restore_common, saved_config, write_checkpoint
 from recon.methods.config import ConfigError
 from recon.methods.dvr_field import DVRField, DVRFieldConfig, DVRTextureShader
 from recon.methods.dvr_losses import DVRLossWeights, dvr_losses, extract_mesh
@@ -53,9 +53,7 @@ from render.renderer import Renderer
 log = logging.getLogger(__name__)
 
 LOSS_TERMS = ("rgb", "freespace", "occupancy", "normal")
-CHECKPOINT_FILE = "state.safetensors"
-CHECKPOINT_FORMAT = "reconstruct.dvr-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT = CheckpointKind("reconstruct.dvr-checkpoint", 1, "a DVR")
 BOX = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))  # the normalised cube: rays are marched inside it
 
 
@@ -360,60 +358,18 @@ class DVRSession:
 
     def save(self, folder: Path) -> Path:
         """Write `folder/state.safetensors` atomically (weights, Adam, RNG, iteration, history)."""
-        import json
-
-        from safetensors.torch import save as save_tensors
-
-        from recon.atomic import write_bytes_atomic
-        from recon.methods.checkpoint import optimizer_tensors
-
-        tensors = {f"shader/{k}": v.detach().cpu().contiguous() for k, v in self.shader.state_dict().items()}
-        tensors["rng"] = self.generator.get_state()
-        opt, meta = optimizer_tensors("optimizer", self.optimizer.state_dict())
-        tensors.update(opt)
-        centre, scale = self.normalization
-        record = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": self.config.to_dict(),
-            "iteration": self.iteration,
-            "normalization": {"centre": np.asarray(centre).tolist(), "scale": float(scale)},
-            "views": len(self.cameras),
-            "history": self.history,
-            "optimizer": meta,
-        }
-        data = save_tensors(tensors, metadata={"record": json.dumps(record)})
-        return write_bytes_atomic(Path(folder) / CHECKPOINT_FILE, data)
+        return write_checkpoint(folder, CHECKPOINT, self, {"optimizer": self.optimizer})
 
     @classmethod
     def load(
         cls, folder: Path, scene: Scene, device: torch.device | str = "cpu", renderer: str = "auto", profile: bool = False
     ) -> DVRSession:
         """Rebuild the session saved in `folder` on `scene` (the same views) and restore every state."""
-        from recon.methods.checkpoint import optimizer_state, read_record
-
-        folder = Path(folder)
-        record, tensors = read_record(folder, (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "DVR"))
-        if record["views"] != len(scene.views):
-            raise SessionError(
-                f"{folder}: the checkpoint has {record['views']} views but the dataset has {len(scene.views)}; "
-                "resume with the dataset (and image scale) the run started with"
-            )
-        try:
-            config = DVRConfig.from_dict(record["config"])
-        except ConfigError as exc:
-            raise SessionError(f"{folder / CHECKPOINT_FILE}: {exc}") from None
-        session = cls(scene, config, device=device, renderer=renderer, profile=profile)
-        session.normalization = (np.asarray(record["normalization"]["centre"], dtype=np.float64), record["normalization"]["scale"])
-        session.shader.load_state_dict(
-            {k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("shader/")}
-        )
-        session.optimizer.load_state_dict(optimizer_state("optimizer", tensors, record["optimizer"], session.device))
-        session.generator.set_state(tensors["rng"])
-        session.iteration = record["iteration"]
-        session.history = record["history"]
+        record, tensors = read_record(folder, CHECKPOINT)
+        check_views(folder, record, scene)
+        session = cls(scene, saved_config(folder, DVRConfig, record["config"]), device=device, renderer=renderer, profile=profile)
+        restore_common(session, folder, record, tensors, {"optimizer": session.optimizer})
         return session
-
 
 METHOD = Method(
     name="dvr",

@@ -22,7 +22,6 @@ the exported mesh (`min_gap` = 0) watertight.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -33,14 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
-from recon.atomic import write_bytes_atomic
 from recon.data.scene import Scene
 from recon.errors import SessionError
-from recon.methods.checkpoint import optimizer_state, optimizer_tensors
+from recon.methods.checkpoint_file import CheckpointKind, check_views, read_record, restore_common, saved_config, write_checkpoint
 from recon.methods.config import ConfigError
 from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
@@ -57,9 +52,7 @@ log = logging.getLogger(__name__)
 
 LOSS_TERMS = ("silhouette", "shading", "freespace", "eikonal", "curvature")
 OPTIMIZERS = ("sgd", "adam")
-CHECKPOINT_FILE = "state.safetensors"
-CHECKPOINT_FORMAT = "reconstruct.rts-sdf-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT = CheckpointKind("reconstruct.rts-sdf-checkpoint", 1, "an rts-sdf")
 
 
 @dataclass(frozen=True)
@@ -567,68 +560,23 @@ class RtsSdfSession(ImageLevels):
 
     def save(self, folder: Path) -> Path:
         """One safetensors file (grid, shader, optimiser states, RNG) with a JSON record; atomic."""
-        tensors = {"grid": self.grid.detach().cpu().contiguous(), "rng": self.generator.get_state()}
-        tensors.update({f"shader/{k}": v.detach().cpu().contiguous() for k, v in self.shader.state_dict().items()})
-        gopt, gmeta = optimizer_tensors("grid_optimizer", self.grid_optimizer.state_dict())
-        sopt, smeta = optimizer_tensors("shader_optimizer", self.shader_optimizer.state_dict())
-        tensors.update(gopt)
-        tensors.update(sopt)
-        centre, scale = self.normalization
-        record = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": self.config.to_dict(),
-            "iteration": self.iteration,
-            "lr_grid": self.lr_grid,
-            "normalization": {"centre": centre.tolist(), "scale": scale},
-            "views": len(self.scene.views),
-            "history": self.history,
-            "grid_optimizer": gmeta,
-            "shader_optimizer": smeta,
-        }
-        data = save_tensors(tensors, metadata={"record": json.dumps(record)})
-        return write_bytes_atomic(Path(folder) / CHECKPOINT_FILE, data)
+        return write_checkpoint(folder, CHECKPOINT, self, self._optimizers(), {"lr_grid": self.lr_grid}, {"grid": self.grid})
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"grid_optimizer": self.grid_optimizer, "shader_optimizer": self.shader_optimizer}
 
     @classmethod
     def load(
         cls, folder: Path, scene: Scene, device: torch.device | str = "cpu", renderer: str = "auto", profile: bool = False
     ) -> RtsSdfSession:
-        path = Path(folder) / CHECKPOINT_FILE
-        if not path.is_file():
-            raise SessionError(f"{path}: no checkpoint here (is this a run folder written by `reconstruct run`?)")
-        try:
-            data = path.read_bytes()
-            tensors = load_tensors(data)
-            header = int.from_bytes(data[:8], "little")
-            record = json.loads(json.loads(data[8 : 8 + header])["__metadata__"]["record"])
-        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise SessionError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
-        if record.get("format") != CHECKPOINT_FORMAT or record.get("version") != CHECKPOINT_VERSION:
-            raise SessionError(f"{path}: not an rts-sdf checkpoint of version {CHECKPOINT_VERSION}")
-        if record["views"] != len(scene.views):
-            raise SessionError(
-                f"{folder}: the checkpoint has {record['views']} views but the dataset has {len(scene.views)}; "
-                "resume with the dataset (and image scale) the run started with"
-            )
-        saved = dict(record["config"])
-        saved.setdefault("weight_freespace", 0.0)  # written before the term existed: resume as started
-        try:
-            config = RtsSdfConfig.from_dict(saved)
-        except ConfigError as exc:
-            raise SessionError(f"{path}: {exc}") from None
+        record, tensors = read_record(folder, CHECKPOINT)
+        check_views(folder, record, scene)
+        # written before the freespace term existed: resume as started
+        config = saved_config(folder, RtsSdfConfig, {"weight_freespace": 0.0, **record["config"]})
         session = cls(scene, config, device=device, renderer=renderer, profile=profile, initial_grid=tensors["grid"])
-        session.normalization = (np.asarray(record["normalization"]["centre"], dtype=np.float64), record["normalization"]["scale"])
-        session.iteration = record["iteration"]
+        restore_common(session, folder, record, tensors, session._optimizers())
         session.lr_grid = record["lr_grid"]
-        session.shader.load_state_dict({k.split("/", 1)[1]: v.to(session.device) for k, v in tensors.items() if k.startswith("shader/")})
-        session.grid_optimizer.load_state_dict(optimizer_state("grid_optimizer", tensors, record["grid_optimizer"], session.device))
-        session.shader_optimizer.load_state_dict(
-            optimizer_state("shader_optimizer", tensors, record["shader_optimizer"], session.device)
-        )
-        session.generator.set_state(tensors["rng"])
-        session.history = record["history"]
         return session
-
 
 METHOD = Method(
     name="rts-sdf",
