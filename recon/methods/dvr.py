@@ -45,7 +45,7 @@ from recon.methods.dvr_field import DVRField, DVRFieldConfig, DVRTextureShader
 from recon.methods.dvr_losses import DVRLossWeights, dvr_losses, extract_mesh
 from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
-from recon.methods.session import Snapshot, StepRecord, normalized_camera
+from recon.methods.session import Snapshot, StepRecord, normalized_camera, seeded
 from recon.profiling import Profiler
 from render.raymarch import camera_rays, march, ray_box
 from render.renderer import Renderer
@@ -259,9 +259,7 @@ class DVRSession:
         self.masks = [torch.from_numpy(v.mask).to(self.device) for v in scene.views]
 
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(self.config.seed)
-            self.shader = DVRTextureShader(self.config.field).to(self.device)
+        self.shader = seeded(lambda: DVRTextureShader(self.config.field), self.config.seed, self.device)
         self.optimizer = weights_adam(self.shader.parameters(), self.config.lr)
         self.iteration = 0
         self.history: list[dict[str, float | int | str | None]] = []

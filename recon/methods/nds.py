@@ -48,7 +48,7 @@ from recon.methods.config import NDSConfig, auto_changes, describe_levels, nds_c
 from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
 from recon.methods.see_through import closed_see_throughs, see_through_labels
-from recon.methods.session import ImageLevels, Snapshot, StepRecord
+from recon.methods.session import ImageLevels, Snapshot, StepRecord, seeded
 from recon.precision import resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, drop_octave_gradients, hold_octaves
@@ -93,9 +93,7 @@ class NDSSession(ImageLevels):
         self._set_levels(scene.views, self.config.coarse_images)
 
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(self.config.seed)
-            self.shader = NeuralShader(self.config.shader).to(self.device)
+        self.shader = seeded(lambda: NeuralShader(self.config.shader), self.config.seed, self.device)
         if self.config.pe_unlock_iteration > 0:
             hold_octaves(self.shader)
         self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)

@@ -39,7 +39,7 @@ from recon.methods.checkpoint_file import CheckpointKind, check_views, read_reco
 from recon.methods.config import ConfigError
 from recon.methods.optim import weights_adam
 from recon.methods.registry import Method
-from recon.methods.session import ImageLevels, Snapshot, StepRecord
+from recon.methods.session import ImageLevels, Snapshot, StepRecord, seeded
 from recon.precision import PRECISIONS, resolve_precision, with_precision
 from recon.profiling import Profiler
 from recon.shader import NeuralShader, ShaderConfig
@@ -259,9 +259,7 @@ class RtsSdfSession(ImageLevels):
         self.profiler = Profiler(profile, self.device)
         self._set_levels(scene.views, self.config.coarse_images)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            self.shader = NeuralShader(self.config.shader).to(self.device)
+        self.shader = seeded(lambda: NeuralShader(self.config.shader), self.config.seed, self.device)
         self.shader_optimizer = weights_adam(self.shader.parameters(), self.config.lr_shader)
         self.precision = resolve_precision(self.config.shader_precision, self.device)
         self.training_shader = with_precision(self.shader, self.precision, self.device)

@@ -8,7 +8,7 @@ on another thread needs nothing else; `save`/`load` resume it bit for bit from a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,14 @@ def normalized_camera(camera: Camera, centre: np.ndarray, scale: float) -> Camer
     so R stays and t becomes scale·(R·centre + t).
     """
     return Camera(camera.K, camera.R, scale * (camera.R @ centre + camera.t), camera.width, camera.height)
+
+
+def seeded(build: Callable[[], torch.nn.Module], seed: int, device: torch.device) -> torch.nn.Module:
+    """`build()` with its initial weights drawn from `seed`, the global RNG untouched, on `device`:
+    a run's seed decides its network as it decides its view and pixel draws."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().to(device)
 
 
 @dataclass(frozen=True)
