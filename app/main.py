@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("dataset", nargs="?", help="dataset folder or main file, or a run folder, to open at start")
     parser.add_argument("--demo", nargs="?", const="pot", choices=sorted(DEMO_SCENES), metavar="SCENE",
-                        help="open a bundled demo scene: pot (the default), part or torus")
+                        help="open a bundled demo scene: pot (the default), part, torus or checker")
     parser.add_argument("--run", action="store_true", help="start reconstructing as soon as the dataset is open "
                         "(not for a run folder: press Resume there)")
     parser.add_argument("--iterations", type=int, help="iterations of that run (default: the Run panel's)")

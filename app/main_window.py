@@ -60,6 +60,7 @@ from recon.methods.session import Snapshot, normalized_camera
 from recon.run_folder import RunFolder, fresh_run_folder
 from recon.runs import RunOptions, describe_levels, plan, resolve_device
 from recon.saved_run import SavedRun, progress
+from resources import DEMO_SCENES
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ VIEWS_WIDTH = 170  # px of the Views dock at first start: one column of thumbnai
 SIDE_WIDTH = 340  # px of the Run / Materials column at first start; its texts wrap, so it keeps this width
 PLOTS_HEIGHT = 200  # px of the Plots / Log dock at first start
 DEFAULT_RUNS_ROOT = Path.home() / "reconstruct-runs"
+DEMO_TITLES = {  # File menu entries of the bundled scenes (resources.DEMO_SCENES)
+    "pot": "Open &Demo",
+    "part": "Open Demo: Machined &Part",
+    "torus": "Open Demo: Thick &Ring (topology)",
+    "checker": "Open Demo: &Checkered Pot (texture)",
+}
 
 
 class MainWindow(QMainWindow):
@@ -176,9 +183,8 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         self._action(menu, "Open &Folder…", self._ask_folder, QKeySequence.StandardKey.Open)
         self._action(menu, "Open &File…", self._ask_file)
-        self._action(menu, "Open &Demo", lambda: self.open_demo("pot"))
-        self._action(menu, "Open Demo: Machined &Part", lambda: self.open_demo("part"))
-        self._action(menu, "Open Demo: Thick &Ring (topology)", lambda: self.open_demo("torus"))
+        self.demo_actions = {scene: self._action(menu, DEMO_TITLES[scene], lambda _=False, s=scene: self.open_demo(s))
+                             for scene in DEMO_SCENES}  # fmt: skip
         self.recent_menu = RecentMenu(self.settings, menu)
         self.recent_menu.chosen.connect(self.open_dataset)
         menu.addMenu(self.recent_menu)

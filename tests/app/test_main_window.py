@@ -72,6 +72,7 @@ def test_run_options_and_view_settings_persist(make_main_window, qtbot) -> None:
     panel = window.run_panel
     panel.iterations.setValue(321)
     panel.seed.setValue(7)
+    panel.settings.setText("views_per_step=2 shader.hidden_h=64")
     panel.set_live_rate(0.0)
     window.mode_box.setCurrentIndex(window.mode_box.findData("normals"))
     window.frusta_box.setChecked(False)
@@ -82,9 +83,19 @@ def test_run_options_and_view_settings_persist(make_main_window, qtbot) -> None:
     again = MainWindow(window.settings)
     qtbot.addWidget(again)
     assert again.run_panel.iterations.value() == 321 and again.run_panel.seed.value() == 7
+    assert again.run_panel.settings.text() == "views_per_step=2 shader.hidden_h=64"
     assert again.run_panel.live_rate_value() == 0.0
     assert again.viewport.mode == "normals" and not again.frusta_box.isChecked()
     again.close()
+
+
+def test_the_file_menu_offers_every_bundled_demo_scene(make_main_window) -> None:
+    from resources import DEMO_SCENES
+
+    window = make_main_window()
+    assert set(window.demo_actions) == set(DEMO_SCENES)
+    file_menu = window.menuBar().actions()[0].menu()
+    assert all(action in file_menu.actions() for action in window.demo_actions.values())
 
 
 def test_resuming_a_folder_that_is_not_a_run_explains_and_stays_usable(make_main_window, small_dataset, tmp_path, qtbot) -> None:
