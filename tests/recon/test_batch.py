@@ -56,7 +56,7 @@ def test_a_collection_end_to_end_then_again(collection: Path, tmp_path: Path) ->
     and the table agree with the run folders; a second invocation skips what finished."""
     out = tmp_path / "out"
     args = ("batch", str(collection), "--out", str(out), "--iterations", "30", "--image-scale", "1",
-            "--renderer", "gl", "--device", "cpu", "--cpus-per-run", "1", "--holdout", "4")  # fmt: skip
+            "--renderer", "gl", "--device", "cpu", "--cpus-per-run", "1", "--holdout", "4", "--set", "weight_normal=0.2")  # fmt: skip
     result = _cli(*args)
     assert result.returncode == 1, result.stderr  # one dataset failed
     record = json.loads((out / "batch.json").read_text())
@@ -69,6 +69,7 @@ def test_a_collection_end_to_end_then_again(collection: Path, tmp_path: Path) ->
         assert rows[name]["faces"] == run["mesh"]["faces"] > 0
         assert 0 < rows[name]["chamfer_rel"] < 0.2 and 5 < rows[name]["psnr"] < 60  # gt_mesh.ply; 3 views held out
         assert run["holdout"] and (out / name / "mesh.ply").exists()
+        assert run["config"]["weight_normal"] == 0.2  # --set reaches every run
         assert name in result.stdout and f"{100 * rows[name]['chamfer_rel']:.3f}" in result.stdout
     assert not record["all_succeeded"]
 
