@@ -52,6 +52,21 @@ def apply_settings(config: Any, changes: Mapping[str, Any]) -> Any:
     return config.replace(**_checked(config.to_dict(), changes, ""))
 
 
+def flat_settings(config: Any) -> dict[str, Any]:
+    """Every setting of `config` by the name `--set` takes (a group's fields as GROUP.FIELD), JSON-able."""
+    flat: dict[str, Any] = {}
+
+    def walk(values: Mapping[str, Any], prefix: str) -> None:
+        for name, value in values.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{name}.")
+            else:
+                flat[f"{prefix}{name}"] = list(value) if isinstance(value, tuple) else value
+
+    walk(config.to_dict(), "")
+    return flat
+
+
 def _checked(current: Mapping[str, Any], changes: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     out = dict(current)
     for name, value in changes.items():

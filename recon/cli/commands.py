@@ -200,6 +200,27 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """A method's settings as `--set` names them: the values "auto" gives on the device, and where a
+    fixed --image-scale gives another."""
+    from recon.methods.registry import get_method
+    from recon.settings import flat_settings
+
+    method = get_method(args.method)
+    auto = flat_settings(method.make_config(None, **method.auto_changes(args.device)))
+    fixed = flat_settings(method.make_config(None))
+    if args.json:
+        print(json.dumps({"method": method.name, "device": args.device, "auto": auto, "fixed_scale": fixed}, indent=1))
+        return 0
+    print(f"{method.title}: settings with --image-scale auto on {args.device}; in brackets where a fixed "
+          "--image-scale gives another. Change any with --set NAME=VALUE.")
+    width = max(len(name) for name in auto)
+    for name, value in auto.items():
+        other = "" if fixed[name] == value else f"  ({json.dumps(fixed[name])})"
+        print(f"  {name:<{width}}  {json.dumps(value)}{other}")
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from recon.data import load
     from recon.data.formats import nds

@@ -18,6 +18,7 @@ from recon.cli.commands import (
     cmd_materials,
     cmd_resume,
     cmd_run,
+    cmd_settings,
 )
 
 
@@ -86,8 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--set", action="append", metavar="NAME=VALUE",
                            help="change one of the method's settings, after everything else (repeatable): a value is "
                                 "read as JSON, else as text; NAME.FIELD reaches into a group (shader.hidden_h=256). "
-                                "Saved in run.json. NDS's: recon/methods/config.py, e.g. views_per_step=2 (README *Setting "
-                                "by name*)")
+                                "Saved in run.json. `reconstruct settings` lists them, e.g. views_per_step=2 (README "
+                                "*Setting by name*)")
+
+    p = add("settings", cmd_settings, "List a method's settings by the names --set takes, with the values "
+            "--image-scale auto gives on a device.")
+    from recon.methods.registry import DEFAULT, method_names
+
+    p.add_argument("--method", choices=method_names(), default=DEFAULT, help=f"whose settings (default: {DEFAULT})")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device whose 'auto' values to show (default cpu)")
+    p.add_argument("--json", action="store_true", help='machine-readable: {"method", "device", "auto", "fixed_scale"}')
 
     p = add("run", cmd_run, "Reconstruct a dataset (Neural Deferred Shading by default) into an output folder.")
     p.add_argument("dataset", help="dataset folder or its main file (any supported format)")

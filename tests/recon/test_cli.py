@@ -142,6 +142,17 @@ def test_a_bad_set_is_one_line_before_anything_is_loaded(small_demo, tmp_path, s
     assert len(lines) == 1 and lines[0].startswith("reconstruct: error:") and message in lines[0], result.stderr
 
 
+def test_settings_lists_what_set_takes_with_the_values_auto_gives() -> None:
+    result = run_cli("settings", "--device", "cpu", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert listed["method"] == "nds" and listed["auto"]["views_per_step"] == 1
+    assert (listed["auto"]["shader.features"], listed["fixed_scale"]["shader.features"]) == (128, 256)
+    text = run_cli("settings", "--method", "rts-sdf")
+    assert text.returncode == 0 and "--set NAME=VALUE" in text.stdout
+    assert any(line.split()[:1] == ["lr_grid"] for line in text.stdout.splitlines())
+
+
 def test_resume_continues_and_refuses_a_second_run_in_place(finished_run, small_demo) -> None:
     again = run_cli("run", str(small_demo), "--out", str(finished_run), "--iterations", "6")
     assert again.returncode == 2 and "resume" in again.stderr

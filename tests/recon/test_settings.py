@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from recon.methods.config import ConfigError, NDSConfig, auto_changes
 from recon.methods.dvr import DVRConfig
-from recon.settings import SettingError, apply_settings, parse_assignments
+from recon.methods.registry import get_method, method_names
+from recon.settings import SettingError, apply_settings, flat_settings, parse_assignments
 
 
 def test_values_are_json_or_text_and_dotted_names_reach_into_groups() -> None:
@@ -71,3 +74,15 @@ def test_ranges_are_the_configs_own_checks() -> None:
 def test_other_methods_configs_take_settings_the_same_way() -> None:
     config = apply_settings(DVRConfig(), {"field": {"hidden": 32}})
     assert config.field.hidden == 32 and config.field.blocks == DVRConfig().field.blocks
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_every_listed_setting_set_back_by_name_gives_the_same_config(name) -> None:
+    """What `reconstruct settings` lists is what `--set` takes: each NAME=VALUE, set on a config
+    with other values, gives the listed one back."""
+    method = get_method(name)
+    auto, fixed = method.make_config(None, **method.auto_changes("cpu")), method.make_config(None)
+    listed = flat_settings(auto)
+    assert "seed" in listed and any("." in key for key in listed)  # groups are listed by their fields
+    again = apply_settings(fixed, parse_assignments(f"{key}={json.dumps(value)}" for key, value in listed.items()))
+    assert again == auto
