@@ -1,5 +1,6 @@
 """Run controls: method, device, renderer, iterations, working resolution, seed, the method's
-settings by name, live-view budget, run folder; Start / Pause / Resume / Stop / Resume from a folder; progress with it/s and ETA.
+settings by name, live-view budget, run folder; Start / Pause / Resume / Stop / Resume from a
+folder; progress with it/s and ETA.
 
 The panel only collects choices and shows state: `options()` and `resume_options()` turn them
 into the `RunOptions` and `ResumeOptions` the CLI builds from its arguments ("auto" iterations and
@@ -36,7 +37,7 @@ from app.run_clock import RunClock
 from recon.methods.registry import get_method, method_names
 from recon.methods.session import StepRecord
 from recon.runs import ResumeOptions, RunOptions
-from recon.settings import parse_assignments
+from recon.settings import parse_line
 
 SCALES = [("auto", None), ("full", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)]
 LIVE_RATES = [("off", 0.0), ("1 / s", 1.0), ("2 / s", 2.0), ("5 / s", 5.0), ("10 / s", 10.0)]
@@ -98,7 +99,7 @@ class RunPanel(QWidget):
         self.settings = QLineEdit()
         self.settings.setPlaceholderText("NAME=VALUE …, e.g. views_per_step=2")
         self.settings.setToolTip("The method's settings by name, as `reconstruct run --set` takes them, separated by "
-                                 "spaces: a value is JSON or text, NAME.FIELD changes one field of a group "
+                                 "spaces (quote a value that holds one): a value is JSON or text, NAME.FIELD changes one field of a group "
                                  "(shader.hidden_h=256); `reconstruct settings` lists them. Applied last and saved in run.json.")
         self.settings.editingFinished.connect(self.choices_changed.emit)
         self.settings_problem = QLabel("")
@@ -186,7 +187,7 @@ class RunPanel(QWidget):
 
     def settings_value(self) -> dict[str, Any]:
         """The Settings field's assignments as `--set` reads them (SettingError when one is malformed)."""
-        return parse_assignments(self.settings.text().split())
+        return parse_line(self.settings.text())
 
     def options(self, dataset: Path, out: Path) -> RunOptions:
         """The run these choices ask for, exactly as `reconstruct run` would take it (SettingError: a malformed setting)."""

@@ -10,6 +10,7 @@ widths) changes only the fields named, the others keeping what the device's defa
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,6 +44,16 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
                 raise SettingError(f"--set {text!r}: {key} was given a value, so it has no field {path[-1]!r}")
         target[path[-1]] = value
     return changes
+
+
+def parse_line(text: str) -> dict[str, Any]:
+    """One line of assignments separated by spaces, quoted as in a shell where a value holds one
+    (`init="my mesh.ply" remesh_at="[500, 1000]"`): the desktop app's Settings field."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise SettingError(f"settings {text!r}: {exc}") from None
+    return parse_assignments(words)
 
 
 def apply_settings(config: Any, changes: Mapping[str, Any]) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from recon.methods.config import ConfigError, NDSConfig, auto_changes
 from recon.methods.dvr import DVRConfig
 from recon.methods.registry import get_method, method_names
-from recon.settings import SettingError, apply_settings, flat_settings, parse_assignments
+from recon.settings import SettingError, apply_settings, flat_settings, parse_assignments, parse_line
 
 
 def test_values_are_json_or_text_and_dotted_names_reach_into_groups() -> None:
@@ -28,6 +28,15 @@ def test_values_are_json_or_text_and_dotted_names_reach_into_groups() -> None:
 def test_an_assignment_without_a_name_or_a_value_says_how_to_write_one(text) -> None:
     with pytest.raises(SettingError, match="expected NAME=VALUE"):
         parse_assignments([text])
+
+
+def test_a_line_of_settings_is_split_as_a_shell_would() -> None:
+    assert parse_line(' init="my mesh.ply"  remesh_at="[500, 1000]" seed=2 ') == {
+        "init": "my mesh.ply", "remesh_at": [500, 1000], "seed": 2,
+    }  # fmt: skip
+    assert parse_line("") == {}
+    with pytest.raises(SettingError, match="No closing quotation"):
+        parse_line('init="open')
 
 
 def test_a_group_given_a_value_has_no_fields() -> None:
