@@ -83,10 +83,11 @@ class NDSConfig:
             (the mesh terms once); 1 = the paper. The first stage carves the hull's lid over a
             concavity in a few hundred steps, and one view's push overshoots or stops short by a
             fifth of its depth, which the later stages barely undo: the demo's bowl ends at
-            96–105 % over seeds 0–4 at 1. At 2 the pot's bowl ends at 98.7 / 99.3 % and Chamfer
-            0.169 / 0.141 → 0.133 / 0.128 % (seeds 0 / 1), the part 0.408 / 0.444 → 0.433 / 0.403 %,
-            but runs take 30–45 % longer; 2 views in half the steps (the same work) is worse
-            (README *Where the carving stops*). The CPU keeps 1.
+            96–105 % over seeds 0–4 at 1 (100.1 ± 3.6 %). At 2 it ends at 97.9 ± 1.2 % (less
+            scatter, 2 % shallow) and the pot's Chamfer 0.151 → 0.130 % on average over those seeds,
+            the part 0.408 / 0.444 → 0.433 / 0.403 % (seeds 0 / 1), but runs take 30–50 % longer;
+            2 views in half the steps (the same work) is worse (README *Where the carving stops*).
+            The CPU keeps 1.
         last_stage_views: views whose image terms are averaged in each step from the last remesh
             on (the mesh terms once); 1 = the paper's one view per step. The last stage moves faces
             that are nearly in place, and one view's push on them is mostly noise (README *Two
