@@ -83,11 +83,12 @@ class NDSConfig:
             (the mesh terms once); 1 = the paper. The first stage carves the hull's lid over a
             concavity in a few hundred steps, and one view's push overshoots or stops short by a
             fifth of its depth, which the later stages barely undo: the demo's bowl ends at
-            96–105 % over seeds 0–4 at 1 (100.1 ± 3.6 %). At 2 it ends at 97.9 ± 1.2 % (less
-            scatter, 2 % shallow) and the pot's Chamfer 0.151 → 0.130 % on average over those seeds,
-            the part 0.408 / 0.444 → 0.433 / 0.403 % (seeds 0 / 1), but runs take 30–50 % longer;
-            2 views in half the steps (the same work) is worse (README *Where the carving stops*).
-            The CPU keeps 1.
+            97–105 % over seeds 0–4 at 1 (100.7 ± 3.1 %). At 2 it ends at 97.6 ± 2.1 % (less
+            scatter, 2 % shallow: the Laplacian's pull towards flat, which `weight_laplacian` 20
+            takes away, 99.5 ± 1.8 %) and the pot's Chamfer 0.155 → 0.134 % on average over those
+            seeds, but runs take ~40 % longer; 2 views in half the steps (the same work) is worse
+            (README *Where the carving stops*, *The bowl's bias is the Laplacian's*). The CPU
+            keeps 1.
         last_stage_views: views whose image terms are averaged in each step from the last remesh
             on (the mesh terms once); 1 = the paper's one view per step. The last stage moves faces
             that are nearly in place, and one view's push on them is mostly noise (README *Two
