@@ -20,6 +20,7 @@ from recon.cli.commands import (
     cmd_run,
     cmd_settings,
 )
+from recon.methods.registry import DEFAULT, method_names
 
 
 def viewer_size(text: str) -> tuple[int, int]:
@@ -61,7 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_run_options(p: argparse.ArgumentParser, with_scale: bool = True) -> None:
         from recon.data import CPU_MAX_SIDE
-        from recon.methods.registry import DEFAULT, method_names
 
         p.add_argument("--iterations", type=int, help="gradient steps; the method's schedule keeps its fractions. NDS: 2000, "
                             "the paper (1750 on the CPU with --image-scale auto, its last stage halved, two views a step, the vertex step falling to a tenth; remeshing at 1/4, "
@@ -92,8 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("settings", cmd_settings, "List a method's settings by the names --set takes, with the values "
             "--image-scale auto gives on a device.")
-    from recon.methods.registry import DEFAULT, method_names
-
     p.add_argument("--method", choices=method_names(), default=DEFAULT, help=f"whose settings (default: {DEFAULT})")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device whose 'auto' values to show (default cpu)")
     p.add_argument("--json", action="store_true", help='machine-readable: {"method", "device", "auto", "fixed_scale"}')
