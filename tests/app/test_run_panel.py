@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,16 @@ def test_the_settings_field_becomes_the_options_config_overrides_as_set_reads_th
     assert not panel.settings_problem.isHidden() and "views_per_step" in panel.settings_problem.text()
     panel.show_settings_problem("")
     assert panel.settings_problem.isHidden()
+
+
+def test_the_accuracy_settings_the_tooltip_offers_are_nds_settings(qtbot) -> None:
+    from recon.methods.config import NDSConfig
+    from recon.settings import apply_settings, parse_line
+
+    offered = re.search(r"For accuracy with NDS: (.+?) \(", _panel(qtbot).settings.toolTip())
+    assert offered is not None
+    config = apply_settings(NDSConfig(), parse_line(offered.group(1)))
+    assert config.views_per_step > NDSConfig().views_per_step and config.weight_laplacian < NDSConfig().weight_laplacian
 
 
 def test_states_gate_the_buttons_and_a_pause_asked_for_blocks_a_second(qtbot) -> None:
