@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--set", action="append", metavar="NAME=VALUE",
                            help="change one of the method's settings, after everything else (repeatable): a value is "
                                 "read as JSON, else as text; NAME.FIELD reaches into a group (shader.hidden_h=256). "
-                                "Saved in run.json. `reconstruct settings` lists them, e.g. views_per_step=2 (README "
-                                "*Setting by name*)")
+                                "Saved in run.json. `reconstruct settings` lists them. For accuracy with NDS: --set "
+                                "views_per_step=2 --set weight_laplacian=20, about 40 %% more time (README *Setting by name*)")
 
     p = add("settings", cmd_settings, "List a method's settings by the names --set takes, with the values "
             "--image-scale auto gives on a device.")
